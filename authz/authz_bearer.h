@@ -1,0 +1,17 @@
+/* authz_bearer: the credential in an Authorization header (RFC 6750 §2.1). */
+#ifndef AUTHZ_BEARER_H
+#define AUTHZ_BEARER_H
+
+#include "authz_reason.h"
+#include "authz_slice.h"
+
+/* Extracts the token from |header| ("Bearer <token>", scheme
+ * case-insensitive, one or more spaces after it, surrounding whitespace
+ * tolerated). Exactly one credential: several joined by a proxy ("Bearer a,
+ * Bearer b"), whitespace or a comma inside the token, another scheme or an
+ * empty token are malformed. An absent header (|header|.ptr NULL or empty)
+ * is missing_token. On success |*token| borrows from |header|. Returns 0 or
+ * -1 with |status| set to missing_token or malformed_token. */
+int authz_bearer_extract(authz_slice header, authz_slice *token, authz_status *status);
+
+#endif

@@ -1,0 +1,82 @@
+#include "authz_reason.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const reason_names[AUTHZ_REASON_COUNT] = {
+    [AUTHZ_REASON_OK] = "ok",
+    [AUTHZ_REASON_MISSING_TOKEN] = "missing_token",
+    [AUTHZ_REASON_MALFORMED_TOKEN] = "malformed_token",
+    [AUTHZ_REASON_UNSUPPORTED_ALG] = "unsupported_alg",
+    [AUTHZ_REASON_UNKNOWN_KEY] = "unknown_key",
+    [AUTHZ_REASON_BAD_SIGNATURE] = "bad_signature",
+    [AUTHZ_REASON_UNKNOWN_ISSUER] = "unknown_issuer",
+    [AUTHZ_REASON_CLUSTER_MISMATCH] = "cluster_mismatch",
+    [AUTHZ_REASON_AUDIENCE_MISMATCH] = "audience_mismatch",
+    [AUTHZ_REASON_EXPIRED] = "expired",
+    [AUTHZ_REASON_NOT_YET_VALID] = "not_yet_valid",
+    [AUTHZ_REASON_MISSING_CLAIM] = "missing_claim",
+    [AUTHZ_REASON_STALE_TOKEN] = "stale_token",
+    [AUTHZ_REASON_UNKNOWN_CLUSTER] = "unknown_cluster",
+    [AUTHZ_REASON_SOURCE_NOT_ALLOWED] = "source_not_allowed",
+    [AUTHZ_REASON_FORBIDDEN] = "forbidden",
+    [AUTHZ_REASON_INTERNAL_ERROR] = "internal_error",
+};
+
+const char *authz_reason_name(authz_reason reason)
+{
+    if ((unsigned)reason >= AUTHZ_REASON_COUNT)
+        return reason_names[AUTHZ_REASON_INTERNAL_ERROR];
+    return reason_names[reason];
+}
+
+authz_reason authz_reason_from_name(const char *name)
+{
+    for (unsigned i = 0; i < AUTHZ_REASON_COUNT; i++) {
+        if (strcmp(reason_names[i], name) == 0)
+            return (authz_reason)i;
+    }
+    return AUTHZ_REASON_COUNT;
+}
+
+int authz_reason_grpc_code(authz_reason reason)
+{
+    if (reason == AUTHZ_REASON_OK)
+        return 0;
+    if (reason >= AUTHZ_REASON_MISSING_TOKEN && reason <= AUTHZ_REASON_STALE_TOKEN)
+        return 16;
+    if (reason >= AUTHZ_REASON_UNKNOWN_CLUSTER && reason <= AUTHZ_REASON_FORBIDDEN)
+        return 7;
+    return 13;
+}
+
+int authz_reason_http_status(authz_reason reason)
+{
+    switch (authz_reason_grpc_code(reason)) {
+    case 0:
+        return 200;
+    case 16:
+        return 401;
+    case 7:
+        return 403;
+    default:
+        return 503;
+    }
+}
+
+int authz_status_set(authz_status *status, authz_reason reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(status->message, sizeof status->message, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        status->message[0] = '\0';
+    for (char *c = status->message; *c; c++) {
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            *c = '?';
+    }
+    status->reason = reason;
+    return reason == AUTHZ_REASON_OK ? 0 : -1;
+}

@@ -1,0 +1,26 @@
+/* pol_config: loading and validating the JSON config into a snapshot.
+ *
+ * Validation is strict: unknown keys, wrong types, out-of-range numbers, bad
+ * CIDRs, unreadable or invalid key files, a rule naming an unknown cluster,
+ * duplicate cluster names. Every error names the file, the JSON path (e.g.
+ * clusters[1].source_cidrs[0]) and the offending value; syntax errors give
+ * line and column. Relative paths are resolved against the config file's
+ * folder. */
+#ifndef POL_CONFIG_H
+#define POL_CONFIG_H
+
+#include <stddef.h>
+
+#include "pol_snapshot.h"
+
+#define POL_CONFIG_MAX_FILE_BYTES (4u * 1024u * 1024u)
+#define POL_CONFIG_MAX_CLUSTERS 256u
+#define POL_CONFIG_MAX_RULES 1024u
+
+/* Loads |path|. On success returns 0 and *out holds a snapshot with one
+ * reference (release it with pol_snapshot_release). On failure returns -1,
+ * *out is NULL and |err| (|err_size| bytes) holds one or more lines
+ * "<file>: <json path>: <problem> (<value>)". */
+int pol_config_load(const char *path, pol_snapshot **out, char *err, size_t err_size);
+
+#endif

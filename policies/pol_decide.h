@@ -1,0 +1,67 @@
+/* pol_decide: the decision for one request.
+ *
+ * Order: target cluster (trusted routing data only) -> bearer token -> parse
+ * -> issuer candidates -> key and signature (the key that verifies decides
+ * which cluster issued the token) -> cluster match -> claims (issuer, time,
+ * audience, identity) -> source CIDRs (cluster, token-bound) -> rules.
+ * The first failing step decides the reason. Every error path denies. */
+#ifndef POL_DECIDE_H
+#define POL_DECIDE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "authz_arena.h"
+#include "authz_jwt.h"
+#include "authz_reason.h"
+#include "authz_slice.h"
+#include "pol_snapshot.h"
+
+/* What the decision reads of a request. All slices are borrowed for the
+ * duration of pol_decide; absent values have ptr NULL or len 0. */
+typedef struct pol_request {
+    authz_slice authorization; /* the Authorization header value */
+    authz_slice cluster;       /* trusted routing hint: context_extensions["cluster"] */
+    authz_slice host;          /* :authority / Host, port allowed */
+    authz_slice source;        /* IP literal of the client */
+    authz_slice method;
+    authz_slice path;
+    int64_t now;               /* seconds since the epoch */
+} pol_request;
+
+/* The verdict. Identity slices point into the arena passed to pol_decide
+ * (or the snapshot) and stay valid until that arena is reset. */
+typedef struct pol_decision {
+    bool allowed;
+    authz_status status;               /* reason and message */
+    const pol_cluster *cluster;        /* target cluster, NULL when unknown */
+    const pol_cluster *issuer_cluster; /* cluster whose key verified the token, or NULL */
+    const pol_rule *rule;              /* rule that decided, or NULL */
+    authz_slice subject;               /* system:serviceaccount:<ns>:<sa> */
+    authz_slice namespace_name;
+    authz_slice service_account;
+    authz_slice pod_name;
+    authz_slice node_name;
+} pol_decision;
+
+/* Optional observer for `tokengate explain`: called once per check with
+ * its outcome, and once with the parsed token. NULL members are skipped. */
+typedef struct pol_trace {
+    void (*token)(void *ctx, const authz_jwt *jwt);
+    void (*step)(void *ctx, const char *check, bool passed, const char *detail);
+    void *ctx;
+} pol_trace;
+
+/* Per-call context: the request's arena (all allocation during the
+ * decision comes from it) and the optional trace. */
+typedef struct pol_decide_ctx {
+    authz_arena *arena;
+    const pol_trace *trace;
+} pol_decide_ctx;
+
+/* Decides |req| against |snap| and fills |out|. Never fails: errors
+ * (including running out of arena) are denials with a reason, so the return
+ * value is just |out|->allowed. */
+bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx *ctx, pol_decision *out);
+
+#endif

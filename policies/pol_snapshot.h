@@ -1,0 +1,89 @@
+/* pol_snapshot: the immutable, reference-counted view of a loaded config.
+ *
+ * A snapshot is built once by pol_config_load and never changes afterwards;
+ * any number of threads may read it. Readers hold a reference
+ * (pol_snapshot_acquire / pol_snapshot_release); a reload builds a new
+ * snapshot and swaps the pointer, and the old one is freed when its last
+ * reader lets go. */
+#ifndef POL_SNAPSHOT_H
+#define POL_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "authz_cidr.h"
+#include "authz_key.h"
+#include "authz_slice.h"
+
+typedef struct pol_cluster {
+    authz_slice name;           /* owned bytes */
+    authz_slice issuer;         /* owned bytes */
+    authz_slice *audiences;     /* owned array of owned bytes */
+    size_t audience_count;
+    authz_keyset keys;
+    authz_cidr *source_cidrs;   /* owned; count 0 = any source */
+    size_t source_cidr_count;
+    authz_slice *hosts;         /* owned, lower-case, without port */
+    size_t host_count;
+    bool forward_token;         /* false: Envoy strips authorization upstream */
+    authz_slice cidr_claim;     /* claim holding the token's bound CIDRs, default "boundCIDRs" */
+    int64_t max_token_age;      /* seconds, 0 = off */
+    bool enforce_warnafter;     /* deny extended tokens past kubernetes.io.warnafter */
+} pol_cluster;
+
+typedef struct pol_rule {
+    authz_slice name;
+    size_t *clusters;           /* indexes into pol_snapshot.clusters; count 0 = every cluster */
+    size_t cluster_count;
+    authz_slice path_prefix;    /* empty = every path */
+    authz_slice *methods;       /* count 0 = every method; upper-case */
+    size_t method_count;
+    authz_slice *namespaces;    /* count 0 = any namespace */
+    size_t namespace_count;
+    authz_slice *service_accounts; /* "namespace:name"; count 0 = any */
+    size_t service_account_count;
+    authz_cidr *source_cidrs;   /* count 0 = any source */
+    size_t source_cidr_count;
+} pol_rule;
+
+/* Server settings: read by server/, validated here with everything else. */
+typedef struct pol_server_settings {
+    authz_slice listen;           /* "host:port", default "127.0.0.1:9191" */
+    size_t workers;               /* 0 = one per CPU */
+    size_t max_message_bytes;     /* gRPC message bound, default 1 MiB */
+    size_t max_connections;       /* default 10000 */
+    size_t max_concurrent_streams;/* per connection, default 1024 */
+    size_t trusted_proxy_hops;    /* 0 = use the peer address Envoy saw */
+    size_t token_cache_size;      /* entries per worker, 0 = off, default 10000 */
+    bool log_decisions;           /* one JSON line per decision on stderr, default true */
+} pol_server_settings;
+
+typedef struct pol_snapshot {
+    atomic_size_t refs;
+    uint64_t generation;          /* distinct for every load, for caches keyed on a snapshot */
+    authz_slice path;             /* the config file, owned */
+    int64_t clock_skew;           /* seconds, default 60 */
+    size_t max_token_bytes;       /* default 16 KiB */
+    pol_server_settings server;
+    pol_cluster *clusters;        /* owned */
+    size_t cluster_count;
+    pol_rule *rules;              /* owned; evaluated in order */
+    size_t rule_count;
+    size_t key_count;             /* over all clusters */
+} pol_snapshot;
+
+/* Takes a reference; returns |snap|. */
+pol_snapshot *pol_snapshot_acquire(pol_snapshot *snap);
+
+/* Drops a reference and frees the snapshot with the last one. NULL is a no-op. */
+void pol_snapshot_release(pol_snapshot *snap);
+
+/* The cluster named |name|, or NULL. */
+const pol_cluster *pol_snapshot_find_cluster(const pol_snapshot *snap, authz_slice name);
+
+/* Index of |cluster| within |snap|. */
+size_t pol_snapshot_cluster_index(const pol_snapshot *snap, const pol_cluster *cluster);
+
+#endif

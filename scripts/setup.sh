@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what tokengate needs from Debian's packages, and nothing that is
+# already there. Usage: scripts/setup.sh [build|test|bench]
+#   build  compiler toolchain and libraries (default)
+#   test   + Criterion, python3-grpcio, h2load and the tools the tests use
+#   bench  + nghttpd, perf tools and what the benchmark script uses
+set -euo pipefail
+
+level=${1:-build}
+pkgs=(build-essential cmake pkg-config ca-certificates openssl
+      libssl-dev libjansson-dev libnghttp2-dev libuv1-dev
+      protobuf-c-compiler libprotobuf-c-dev)
+case "$level" in
+  build) ;;
+  test|bench)
+    pkgs+=(libcriterion-dev python3 python3-grpcio python3-grpc-tools
+           python3-protobuf nghttp2-client procps iproute2)
+    [ "$level" = bench ] && pkgs+=(nghttp2-server util-linux time valgrind)
+    ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
