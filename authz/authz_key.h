@@ -6,6 +6,7 @@
 #ifndef AUTHZ_KEY_H
 #define AUTHZ_KEY_H
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +34,16 @@ typedef struct authz_key {
                       ES256/384/512 by curve for EC */
     bool alg_pinned; /* alg came from the JWK: only that one is accepted */
     unsigned bits;   /* RSA modulus bits, or EC field bits (256, 384, 521) */
+
+    /* Private to authz_key.c and authz_jws.c: computed once at load so that
+     * authz_jws_verify does no lookups or parameter queries per token. */
+    struct {
+        EVP_MD *md;        /* owned, explicitly fetched: SHA-256 for RSA and P-256, SHA-384, SHA-512 */
+        size_t sig_len;    /* exact JWS signature length: modulus bytes, or 2 * coord_len */
+        size_t coord_len;  /* EC field element bytes (32, 48, 66); 0 for RSA */
+        BIGNUM *ec_order;  /* owned, EC group order n for the 0 < r, s < n check; NULL for RSA */
+        char describe[24]; /* authz_key_describe's text */
+    } priv;
 } authz_key;
 
 typedef struct authz_keyset {
@@ -69,7 +80,8 @@ void authz_keyset_free(authz_keyset *set);
  * algorithm of their curve. */
 bool authz_key_allows_alg(const authz_key *key, authz_alg alg);
 
-/* Describes |key| for reports: "RSA-2048", "EC P-256". Static storage. */
+/* Describes |key| for reports: "RSA-2048", "EC P-256". The text lives as
+ * long as |key|. */
 const char *authz_key_describe(const authz_key *key);
 
 #endif

@@ -1,0 +1,94 @@
+#include "authz_jws.h"
+
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
+
+/* SHA-512 is the longest digest any accepted alg uses. */
+#define JWS_MAX_DIGEST 64u
+/* DER ECDSA-Sig-Value for P-521: SEQUENCE of two INTEGERs of up to 67 bytes
+ * (66 plus a sign byte), each with a 2-byte header, under a 3-byte header. */
+#define JWS_MAX_DER_SIG 160u
+/* RFC 7518 §3.5: the PSS salt is as long as the hash output. */
+#define JWS_PSS_SALT_LEN 32
+
+/* Turns raw R||S into DER for OpenSSL after checking 0 < r, s < n. Returns
+ * the DER length, or 0 when the signature is out of range or conversion fails. */
+static size_t jws_ecdsa_der(const authz_key *key, const unsigned char *sig, unsigned char *der, size_t der_size)
+{
+    size_t der_len = 0;
+    size_t half = key->priv.coord_len;
+    ECDSA_SIG *ecdsa = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(sig, (int)half, NULL);
+    BIGNUM *s = BN_bin2bn(sig + half, (int)half, NULL);
+    if (!ecdsa || !r || !s)
+        goto cleanup;
+    /* The "psychic signature" class (CVE-2022-21449): r or s zero, or not reduced mod n. */
+    if (BN_is_zero(r) || BN_is_zero(s) || BN_cmp(r, key->priv.ec_order) >= 0 ||
+        BN_cmp(s, key->priv.ec_order) >= 0)
+        goto cleanup;
+    if (!ECDSA_SIG_set0(ecdsa, r, s))
+        goto cleanup;
+    r = s = NULL; /* owned by ecdsa now */
+    int need = i2d_ECDSA_SIG(ecdsa, NULL);
+    if (need <= 0 || (size_t)need > der_size)
+        goto cleanup;
+    unsigned char *p = der;
+    if (i2d_ECDSA_SIG(ecdsa, &p) != need)
+        goto cleanup;
+    der_len = (size_t)need;
+cleanup:
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(ecdsa);
+    return der_len;
+}
+
+static int jws_set_rsa_params(EVP_PKEY_CTX *ctx, const authz_key *key, authz_alg alg)
+{
+    if (alg == AUTHZ_ALG_RS256)
+        return EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 ? 0 : -1;
+    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, key->priv.md) != 1 ||
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, JWS_PSS_SALT_LEN) != 1)
+        return -1;
+    return 0;
+}
+
+int authz_jws_verify(const authz_key *key, authz_alg alg, authz_slice signing_input, const unsigned char *sig,
+                     size_t sig_len)
+{
+    int ret = -1;
+    EVP_PKEY_CTX *ctx = NULL;
+    unsigned char digest[JWS_MAX_DIGEST];
+    unsigned int digest_len = 0;
+    unsigned char der[JWS_MAX_DER_SIG];
+    const unsigned char *to_verify = sig;
+    size_t to_verify_len = sig_len;
+
+    if (!key || !authz_key_allows_alg(key, alg) || !sig || sig_len != key->priv.sig_len ||
+        (!signing_input.ptr && signing_input.len))
+        goto cleanup;
+    if (!EVP_Digest(signing_input.len ? signing_input.ptr : "", signing_input.len, digest, &digest_len,
+                    key->priv.md, NULL))
+        goto cleanup;
+    if (key->kty == AUTHZ_KTY_EC) {
+        to_verify_len = jws_ecdsa_der(key, sig, der, sizeof der);
+        if (to_verify_len == 0)
+            goto cleanup;
+        to_verify = der;
+    }
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+    if (!ctx || EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, key->priv.md) != 1)
+        goto cleanup;
+    if (key->kty == AUTHZ_KTY_RSA && jws_set_rsa_params(ctx, key, alg) != 0)
+        goto cleanup;
+    if (EVP_PKEY_verify(ctx, to_verify, to_verify_len, digest, digest_len) == 1)
+        ret = 0;
+cleanup:
+    EVP_PKEY_CTX_free(ctx);
+    if (ret != 0)
+        ERR_clear_error();
+    return ret;
+}
