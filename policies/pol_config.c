@@ -1,0 +1,862 @@
+#include "pol_config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "authz_cidr.h"
+#include "authz_jwt.h"
+#include "authz_key.h"
+
+#define KEY_FILE_MAX_BYTES (1024u * 1024u)
+#define LIST_MAX 4096u      /* items in any one list of the config */
+#define NAME_MAX_BYTES 253u /* cluster/rule names and hosts (DNS name length) */
+#define PATH_TEXT_MAX 256u  /* a JSON path in a message */
+#define VALUE_TEXT_MAX 80u  /* a value quoted in a message */
+#define MAX_REPORTED_ERRORS 20u
+#define FILE_PATH_MAX 4096u
+
+typedef struct cfg_ctx {
+    const char *file;  /* the config path, for messages */
+    char *dir;         /* owned: folder of the config file, for relative key paths */
+    char *err;         /* caller's buffer */
+    size_t err_size;
+    size_t err_used;
+    size_t errors;
+} cfg_ctx;
+
+/* ---- error reporting -------------------------------------------------- */
+
+static void err_append(cfg_ctx *ctx, const char *text)
+{
+    if (!ctx->err || ctx->err_size == 0 || ctx->err_used + 1 >= ctx->err_size)
+        return;
+    size_t room = ctx->err_size - ctx->err_used - 1;
+    size_t len = strlen(text);
+    if (len > room)
+        len = room;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        /* Keys and values come from the file: keep the report one clean line each. */
+        ctx->err[ctx->err_used + i] = (c == '\n' || (c >= 0x20 && c <= 0x7e)) ? (char)c : '?';
+    }
+    ctx->err_used += len;
+    ctx->err[ctx->err_used] = '\0';
+}
+
+/* Renders |value| as compact JSON, shortened to VALUE_TEXT_MAX. */
+static void render_value(const json_t *value, char *out, size_t size)
+{
+    out[0] = '\0';
+    char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (!text)
+        return;
+    size_t len = strlen(text);
+    if (len >= size) {
+        memcpy(out, text, size - 4);
+        memcpy(out + size - 4, "...", 4);
+    } else {
+        memcpy(out, text, len + 1);
+    }
+    free(text);
+}
+
+/* Records "<file>: <path>: <problem> (<value>)"; |value| may be NULL. */
+static void cfg_fail(cfg_ctx *ctx, const char *path, const json_t *value, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void cfg_fail(cfg_ctx *ctx, const char *path, const json_t *value, const char *fmt, ...)
+{
+    ctx->errors++;
+    if (ctx->errors > MAX_REPORTED_ERRORS) {
+        if (ctx->errors == MAX_REPORTED_ERRORS + 1)
+            err_append(ctx, "\n(further errors not shown)");
+        return;
+    }
+    char problem[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(problem, sizeof problem, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        problem[0] = '\0';
+    char shown[VALUE_TEXT_MAX];
+    shown[0] = '\0';
+    if (value)
+        render_value(value, shown, sizeof shown);
+    char line[1024];
+    n = snprintf(line, sizeof line, "%s%s: %s: %s%s%s%s", ctx->errors > 1 ? "\n" : "", ctx->file,
+                 path[0] ? path : "(top level)", problem, shown[0] ? " (" : "", shown, shown[0] ? ")" : "");
+    if (n < 0)
+        return;
+    err_append(ctx, line);
+}
+
+static void path_key(char out[PATH_TEXT_MAX], const char *parent, const char *key)
+{
+    int n = parent[0] ? snprintf(out, PATH_TEXT_MAX, "%s.%s", parent, key) : snprintf(out, PATH_TEXT_MAX, "%s", key);
+    if (n < 0)
+        out[0] = '\0';
+}
+
+static void path_index(char out[PATH_TEXT_MAX], const char *parent, size_t index)
+{
+    if (snprintf(out, PATH_TEXT_MAX, "%s[%zu]", parent, index) < 0)
+        out[0] = '\0';
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+/* Reads at most |limit| bytes of |path| into a NUL-terminated malloc'd
+ * buffer. Returns 0, or -1 with a reason in |why|. */
+static int read_file_bounded(const char *path, size_t limit, char **out, size_t *out_len, char *why, size_t why_size)
+{
+    int rc = -1;
+    char *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, why_size, "cannot open: %s", strerror(errno));
+        goto cleanup;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        snprintf(why, why_size, "cannot stat: %s", strerror(errno));
+        goto cleanup;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, why_size, "not a regular file");
+        goto cleanup;
+    }
+    if (st.st_size < 0 || (unsigned long long)st.st_size > limit) {
+        snprintf(why, why_size, "file is larger than %zu bytes", limit);
+        goto cleanup;
+    }
+    /* One byte beyond the limit detects a file that grew since fstat. */
+    size_t cap = (size_t)st.st_size + 2;
+    buf = malloc(cap);
+    if (!buf) {
+        snprintf(why, why_size, "out of memory");
+        goto cleanup;
+    }
+    size_t len = fread(buf, 1, cap - 1, f);
+    if (ferror(f)) {
+        snprintf(why, why_size, "read error");
+        goto cleanup;
+    }
+    if (len > limit || len > (size_t)st.st_size) {
+        snprintf(why, why_size, "file is larger than %zu bytes", len > limit ? limit : (size_t)st.st_size);
+        goto cleanup;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+    rc = 0;
+cleanup:
+    free(buf);
+    if (f)
+        fclose(f);
+    return rc;
+}
+
+/* |name| relative to the config folder unless absolute. NULL when too long
+ * or out of memory. */
+static char *resolve_path(const cfg_ctx *ctx, const char *name)
+{
+    size_t name_len = strlen(name);
+    size_t dir_len = name[0] == '/' ? 0 : strlen(ctx->dir);
+    size_t total = dir_len + 1 + name_len + 1;
+    if (total > FILE_PATH_MAX)
+        return NULL;
+    char *out = malloc(total);
+    if (!out)
+        return NULL;
+    if (dir_len == 0) {
+        memcpy(out, name, name_len + 1);
+    } else {
+        memcpy(out, ctx->dir, dir_len);
+        out[dir_len] = '/';
+        memcpy(out + dir_len + 1, name, name_len + 1);
+    }
+    return out;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    size_t len = slash == path ? 1 : (size_t)(slash - path);
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, path, len);
+    out[len] = '\0';
+    return out;
+}
+
+/* ---- typed getters ---------------------------------------------------- */
+
+/* Reports every member of |obj| not in the NULL-terminated |allowed|. */
+static void check_keys(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *const *allowed)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)obj, key, value) {
+        bool known = false;
+        for (size_t i = 0; allowed[i] && !known; i++)
+            known = strcmp(allowed[i], key) == 0;
+        if (!known) {
+            char path[PATH_TEXT_MAX];
+            path_key(path, parent, key);
+            cfg_fail(ctx, path, value, "unknown key");
+        }
+    }
+}
+
+static bool is_object(cfg_ctx *ctx, const json_t *value, const char *path)
+{
+    if (json_is_object(value))
+        return true;
+    cfg_fail(ctx, path, value, "must be an object");
+    return false;
+}
+
+/* Leaves *out alone when |key| is absent. */
+static void get_int(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, int64_t min, int64_t max,
+                    int64_t *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return;
+    char path[PATH_TEXT_MAX];
+    path_key(path, parent, key);
+    if (!json_is_integer(v)) {
+        cfg_fail(ctx, path, v, "must be an integer");
+        return;
+    }
+    json_int_t n = json_integer_value(v);
+    if (n < min || n > max) {
+        cfg_fail(ctx, path, v, "must be between %lld and %lld", (long long)min, (long long)max);
+        return;
+    }
+    *out = (int64_t)n;
+}
+
+static void get_size(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, int64_t min, int64_t max,
+                     size_t *out)
+{
+    int64_t v = (int64_t)*out;
+    get_int(ctx, obj, parent, key, min, max, &v);
+    *out = (size_t)v;
+}
+
+static void get_bool(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, bool *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return;
+    if (!json_is_boolean(v)) {
+        char path[PATH_TEXT_MAX];
+        path_key(path, parent, key);
+        cfg_fail(ctx, path, v, "must be true or false");
+        return;
+    }
+    *out = json_is_true(v);
+}
+
+/* An owned, NUL-terminated copy; lower-cased when asked. */
+static bool dup_slice(const char *s, size_t len, bool lower, authz_slice *out)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        copy[i] = (lower && s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    copy[len] = '\0';
+    out->ptr = copy;
+    out->len = len;
+    return true;
+}
+
+/* A validator for one string value: returns NULL when fine, else the problem. */
+typedef const char *(*string_check)(authz_slice s);
+
+/* Checks that |v| is a non-empty string without NUL passing |check|.
+ * Returns true and sets *s (borrowed from |v|) when so. */
+static bool string_value(cfg_ctx *ctx, const json_t *v, const char *path, string_check check, authz_slice *s)
+{
+    if (!json_is_string(v)) {
+        cfg_fail(ctx, path, v, "must be a string");
+        return false;
+    }
+    s->ptr = json_string_value(v);
+    s->len = json_string_length(v);
+    if (s->len == 0) {
+        cfg_fail(ctx, path, v, "must not be empty");
+        return false;
+    }
+    if (memchr(s->ptr, '\0', s->len)) {
+        cfg_fail(ctx, path, v, "must not contain NUL");
+        return false;
+    }
+    const char *problem = check ? check(*s) : NULL;
+    if (problem) {
+        cfg_fail(ctx, path, v, "%s", problem);
+        return false;
+    }
+    return true;
+}
+
+/* Copies the string |key| of |obj| into *out (owned). Absent: an error when
+ * |required|, else *out is left alone. */
+static void get_string(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, bool required,
+                       string_check check, authz_slice *out)
+{
+    char path[PATH_TEXT_MAX];
+    path_key(path, parent, key);
+    const json_t *v = json_object_get(obj, key);
+    if (!v) {
+        if (required)
+            cfg_fail(ctx, path, NULL, "is required");
+        return;
+    }
+    authz_slice s;
+    if (!string_value(ctx, v, path, check, &s))
+        return;
+    authz_slice copy;
+    if (!dup_slice(s.ptr, s.len, false, &copy)) {
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    free((void *)out->ptr);
+    *out = copy;
+}
+
+/* The array |key| of |obj|: NULL when absent (an error when |required|) or
+ * invalid (not an array, empty, too long). */
+static const json_t *get_array(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, bool required,
+                               size_t max, char path[PATH_TEXT_MAX])
+{
+    path_key(path, parent, key);
+    const json_t *v = json_object_get(obj, key);
+    if (!v) {
+        if (required)
+            cfg_fail(ctx, path, NULL, "is required");
+        return NULL;
+    }
+    if (!json_is_array(v)) {
+        cfg_fail(ctx, path, v, "must be an array");
+        return NULL;
+    }
+    /* An empty list would read as "nothing allowed" to some and "anything"
+     * to others: leave the key out instead. */
+    if (json_array_size(v) == 0) {
+        cfg_fail(ctx, path, v, "must not be empty (leave the key out instead)");
+        return NULL;
+    }
+    if (json_array_size(v) > max) {
+        cfg_fail(ctx, path, NULL, "has %zu items, at most %zu allowed", json_array_size(v), max);
+        return NULL;
+    }
+    return v;
+}
+
+/* A list of strings, copied (lower-cased when asked) into an owned array. */
+static void get_string_list(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, bool required,
+                            bool lower, string_check check, authz_slice **out, size_t *count)
+{
+    char path[PATH_TEXT_MAX];
+    const json_t *arr = get_array(ctx, obj, parent, key, required, LIST_MAX, path);
+    if (!arr)
+        return;
+    size_t n = json_array_size(arr);
+    authz_slice *items = calloc(n, sizeof *items);
+    if (!items) {
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        char item_path[PATH_TEXT_MAX];
+        path_index(item_path, path, i);
+        authz_slice s;
+        if (!string_value(ctx, json_array_get(arr, i), item_path, check, &s))
+            continue;
+        if (!dup_slice(s.ptr, s.len, lower, &items[kept])) {
+            cfg_fail(ctx, item_path, NULL, "out of memory");
+            continue;
+        }
+        kept++;
+    }
+    *out = items;
+    *count = kept;
+}
+
+static void get_cidr_list(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, authz_cidr **out,
+                          size_t *count)
+{
+    char path[PATH_TEXT_MAX];
+    const json_t *arr = get_array(ctx, obj, parent, key, false, LIST_MAX, path);
+    if (!arr)
+        return;
+    size_t n = json_array_size(arr);
+    authz_cidr *items = calloc(n, sizeof *items);
+    if (!items) {
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        char item_path[PATH_TEXT_MAX];
+        path_index(item_path, path, i);
+        const json_t *v = json_array_get(arr, i);
+        authz_slice s;
+        if (!string_value(ctx, v, item_path, NULL, &s))
+            continue;
+        if (authz_cidr_parse(s, &items[kept]) != 0) {
+            cfg_fail(ctx, item_path, v, "is not a CIDR (address/length, host bits zero)");
+            continue;
+        }
+        kept++;
+    }
+    *out = items;
+    *count = kept;
+}
+
+/* ---- value validators --------------------------------------------------- */
+
+static const char *check_name(authz_slice s)
+{
+    if (s.len > NAME_MAX_BYTES)
+        return "is too long";
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_'
+                  || c == '-';
+        if (!ok)
+            return "may only contain letters, digits, '.', '_' and '-'";
+    }
+    return NULL;
+}
+
+static bool is_dns_name(authz_slice s)
+{
+    if (s.len == 0 || s.len > NAME_MAX_BYTES)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
+        }
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        if (!ok || ++label > 63)
+            return false;
+    }
+    return label > 0;
+}
+
+/* A bracketed IPv6 literal "[...]" . */
+static bool is_bracketed_ipv6(authz_slice s)
+{
+    if (s.len < 3 || s.ptr[0] != '[' || s.ptr[s.len - 1] != ']')
+        return false;
+    authz_ip ip;
+    authz_slice inner = {s.ptr + 1, s.len - 2};
+    return memchr(inner.ptr, ':', inner.len) != NULL && authz_ip_parse(inner, &ip) == 0;
+}
+
+static const char *check_host(authz_slice s)
+{
+    if (s.ptr[0] == '[') {
+        const char *close = memchr(s.ptr, ']', s.len);
+        if (close && close != s.ptr + s.len - 1)
+            return "must not carry a port";
+        return is_bracketed_ipv6(s) ? NULL : "is not a valid [IPv6] literal";
+    }
+    if (memchr(s.ptr, ':', s.len))
+        return "must not carry a port (write IPv6 hosts as [addr])";
+    return is_dns_name(s) ? NULL : "is not a valid host name";
+}
+
+static const char *check_listen(authz_slice s)
+{
+    authz_slice host;
+    const char *colon;
+    if (s.ptr[0] == '[') {
+        const char *close = memchr(s.ptr, ']', s.len);
+        if (!close)
+            return "has an unclosed '['";
+        host = (authz_slice){s.ptr, (size_t)(close - s.ptr) + 1};
+        if (!is_bracketed_ipv6(host))
+            return "is not a valid [IPv6] literal";
+        colon = close + 1;
+        if (colon >= s.ptr + s.len || *colon != ':')
+            return "must be host:port";
+    } else {
+        colon = memchr(s.ptr, ':', s.len);
+        if (!colon)
+            return "must be host:port";
+        host = (authz_slice){s.ptr, (size_t)(colon - s.ptr)};
+        if (memchr(colon + 1, ':', (size_t)(s.ptr + s.len - colon - 1)))
+            return "must be host:port (write IPv6 addresses as [addr]:port)";
+        authz_ip ip;
+        if (!is_dns_name(host) && authz_ip_parse(host, &ip) != 0)
+            return "has an invalid host";
+    }
+    const char *port = colon + 1;
+    size_t port_len = (size_t)(s.ptr + s.len - port);
+    if (port_len == 0 || port_len > 5)
+        return "port must be 1..65535";
+    unsigned long value = 0;
+    for (size_t i = 0; i < port_len; i++) {
+        if (port[i] < '0' || port[i] > '9')
+            return "port must be 1..65535";
+        value = value * 10u + (unsigned long)(port[i] - '0');
+    }
+    if (value < 1 || value > 65535)
+        return "port must be 1..65535";
+    return NULL;
+}
+
+static const char *check_path_prefix(authz_slice s)
+{
+    return s.ptr[0] == '/' ? NULL : "must start with '/'";
+}
+
+static const char *check_method(authz_slice s)
+{
+    if (s.len > 32)
+        return "is too long";
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return "must be an upper-case HTTP method";
+    }
+    return NULL;
+}
+
+static const char *check_service_account(authz_slice s)
+{
+    const char *colon = memchr(s.ptr, ':', s.len);
+    if (!colon || colon == s.ptr || colon == s.ptr + s.len - 1
+        || memchr(colon + 1, ':', (size_t)(s.ptr + s.len - colon - 1)))
+        return "must be \"namespace:name\"";
+    return NULL;
+}
+
+/* ---- clusters ----------------------------------------------------------- */
+
+static void load_key_file(cfg_ctx *ctx, pol_cluster *c, const json_t *v, const char *path, bool jwks)
+{
+    authz_slice name;
+    if (!string_value(ctx, v, path, NULL, &name))
+        return;
+    char *full = resolve_path(ctx, name.ptr);
+    char *data = NULL;
+    size_t len = 0;
+    char why[256];
+    if (!full) {
+        cfg_fail(ctx, path, v, "path too long or out of memory");
+        goto cleanup;
+    }
+    if (read_file_bounded(full, KEY_FILE_MAX_BYTES, &data, &len, why, sizeof why) != 0) {
+        cfg_fail(ctx, path, v, "%s: %s", full, why);
+        goto cleanup;
+    }
+    int rc = jwks ? authz_keyset_add_jwks(&c->keys, data, len, AUTHZ_KEY_DEFAULT_MAX_KEYS, why, sizeof why)
+                  : authz_keyset_add_pem(&c->keys, data, len, AUTHZ_KEY_DEFAULT_MAX_KEYS, why, sizeof why);
+    if (rc != 0)
+        cfg_fail(ctx, path, v, "%s: %s", full, why);
+cleanup:
+    free(data);
+    free(full);
+}
+
+static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol_cluster *c)
+{
+    static const char *const keys[] = {"name",        "issuer",     "audiences",
+                                       "jwks_file",   "public_key_files", "source_cidrs",
+                                       "hosts",       "forward_token",    "cidr_claim",
+                                       "max_token_age_seconds", "enforce_warnafter", NULL};
+    authz_keyset_init(&c->keys);
+    if (!dup_slice("boundCIDRs", strlen("boundCIDRs"), false, &c->cidr_claim)) {
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    if (!is_object(ctx, obj, path))
+        return;
+    check_keys(ctx, obj, path, keys);
+    get_string(ctx, obj, path, "name", true, check_name, &c->name);
+    get_string(ctx, obj, path, "issuer", true, NULL, &c->issuer);
+    get_string_list(ctx, obj, path, "audiences", true, false, NULL, &c->audiences, &c->audience_count);
+    get_cidr_list(ctx, obj, path, "source_cidrs", &c->source_cidrs, &c->source_cidr_count);
+    get_string_list(ctx, obj, path, "hosts", false, true, check_host, &c->hosts, &c->host_count);
+    get_bool(ctx, obj, path, "forward_token", &c->forward_token);
+    get_string(ctx, obj, path, "cidr_claim", false, NULL, &c->cidr_claim);
+    get_int(ctx, obj, path, "max_token_age_seconds", 0, 31536000, &c->max_token_age);
+    get_bool(ctx, obj, path, "enforce_warnafter", &c->enforce_warnafter);
+
+    char key_path[PATH_TEXT_MAX];
+    const json_t *jwks = json_object_get(obj, "jwks_file");
+    if (jwks) {
+        path_key(key_path, path, "jwks_file");
+        load_key_file(ctx, c, jwks, key_path, true);
+    }
+    const json_t *pems = json_object_get(obj, "public_key_files");
+    if (pems) {
+        char list_path[PATH_TEXT_MAX];
+        const json_t *arr = get_array(ctx, obj, path, "public_key_files", false, LIST_MAX, list_path);
+        for (size_t i = 0; arr && i < json_array_size(arr); i++) {
+            path_index(key_path, list_path, i);
+            load_key_file(ctx, c, json_array_get(arr, i), key_path, false);
+        }
+    }
+    if (!jwks && !pems)
+        cfg_fail(ctx, path, NULL, "needs jwks_file or public_key_files");
+    else if (c->keys.count == 0)
+        cfg_fail(ctx, path, NULL, "no signing key was loaded");
+}
+
+static void check_cluster_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
+{
+    for (size_t i = 0; i < snap->cluster_count; i++) {
+        const pol_cluster *a = &snap->clusters[i];
+        char path[PATH_TEXT_MAX];
+        for (size_t j = 0; j < i; j++) {
+            const pol_cluster *b = &snap->clusters[j];
+            if (a->name.len > 0 && authz_slice_eq(a->name, b->name)) {
+                snprintf(path, sizeof path, "clusters[%zu].name", i);
+                json_t *shown = json_stringn(a->name.ptr, a->name.len);
+                cfg_fail(ctx, path, shown, "duplicates the name of clusters[%zu]", j);
+                json_decref(shown);
+            }
+            for (size_t h = 0; h < a->host_count; h++) {
+                for (size_t k = 0; k < b->host_count; k++) {
+                    if (!authz_slice_eq(a->hosts[h], b->hosts[k]))
+                        continue;
+                    snprintf(path, sizeof path, "clusters[%zu].hosts[%zu]", i, h);
+                    json_t *shown = json_stringn(a->hosts[h].ptr, a->hosts[h].len);
+                    cfg_fail(ctx, path, shown, "host already belongs to clusters[%zu]", j);
+                    json_decref(shown);
+                }
+            }
+        }
+        for (size_t h = 0; h < a->host_count; h++) {
+            for (size_t k = 0; k < h; k++) {
+                if (authz_slice_eq(a->hosts[h], a->hosts[k])) {
+                    snprintf(path, sizeof path, "clusters[%zu].hosts[%zu]", i, h);
+                    json_t *shown = json_stringn(a->hosts[h].ptr, a->hosts[h].len);
+                    cfg_fail(ctx, path, shown, "duplicate host");
+                    json_decref(shown);
+                }
+            }
+        }
+    }
+}
+
+/* ---- rules -------------------------------------------------------------- */
+
+static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const pol_snapshot *snap, pol_rule *r)
+{
+    static const char *const keys[] = {"name", "clusters", "path_prefix", "methods", "namespaces",
+                                       "service_accounts", "source_cidrs", NULL};
+    if (!is_object(ctx, obj, path))
+        return;
+    check_keys(ctx, obj, path, keys);
+    get_string(ctx, obj, path, "name", true, NULL, &r->name);
+    get_string(ctx, obj, path, "path_prefix", false, check_path_prefix, &r->path_prefix);
+    get_string_list(ctx, obj, path, "methods", false, false, check_method, &r->methods, &r->method_count);
+    get_string_list(ctx, obj, path, "namespaces", false, false, NULL, &r->namespaces, &r->namespace_count);
+    get_string_list(ctx, obj, path, "service_accounts", false, false, check_service_account, &r->service_accounts,
+                    &r->service_account_count);
+    get_cidr_list(ctx, obj, path, "source_cidrs", &r->source_cidrs, &r->source_cidr_count);
+
+    char list_path[PATH_TEXT_MAX];
+    const json_t *arr = get_array(ctx, obj, path, "clusters", false, POL_CONFIG_MAX_CLUSTERS, list_path);
+    if (!arr)
+        return;
+    r->clusters = calloc(json_array_size(arr), sizeof *r->clusters);
+    if (!r->clusters) {
+        cfg_fail(ctx, list_path, NULL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        char item_path[PATH_TEXT_MAX];
+        path_index(item_path, list_path, i);
+        const json_t *v = json_array_get(arr, i);
+        authz_slice name;
+        if (!string_value(ctx, v, item_path, NULL, &name))
+            continue;
+        const pol_cluster *c = pol_snapshot_find_cluster(snap, name);
+        if (!c) {
+            cfg_fail(ctx, item_path, v, "names no configured cluster");
+            continue;
+        }
+        r->clusters[r->cluster_count++] = pol_snapshot_cluster_index(snap, c);
+    }
+}
+
+/* ---- top level ---------------------------------------------------------- */
+
+static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
+{
+    static const char *const keys[] = {"listen",          "workers",         "clock_skew_seconds",
+                                       "max_token_bytes", "max_message_bytes", "max_connections",
+                                       "max_concurrent_streams", "trusted_proxy_hops", "token_cache",
+                                       "log_decisions",   "clusters",        "rules", NULL};
+    check_keys(ctx, root, "", keys);
+    get_string(ctx, root, "", "listen", false, check_listen, &snap->server.listen);
+    get_size(ctx, root, "", "workers", 0, 256, &snap->server.workers);
+    get_int(ctx, root, "", "clock_skew_seconds", 0, 3600, &snap->clock_skew);
+    get_size(ctx, root, "", "max_token_bytes", 256, 1048576, &snap->max_token_bytes);
+    get_size(ctx, root, "", "max_message_bytes", 1024, 67108864, &snap->server.max_message_bytes);
+    get_size(ctx, root, "", "max_connections", 1, 1000000, &snap->server.max_connections);
+    get_size(ctx, root, "", "max_concurrent_streams", 1, 65536, &snap->server.max_concurrent_streams);
+    get_size(ctx, root, "", "trusted_proxy_hops", 0, 16, &snap->server.trusted_proxy_hops);
+    get_bool(ctx, root, "", "log_decisions", &snap->server.log_decisions);
+    const json_t *cache = json_object_get(root, "token_cache");
+    if (cache && is_object(ctx, cache, "token_cache")) {
+        static const char *const cache_keys[] = {"size", NULL};
+        check_keys(ctx, cache, "token_cache", cache_keys);
+        get_size(ctx, cache, "token_cache", "size", 0, 10000000, &snap->server.token_cache_size);
+    }
+
+    char path[PATH_TEXT_MAX];
+    const json_t *clusters = get_array(ctx, root, "", "clusters", true, POL_CONFIG_MAX_CLUSTERS, path);
+    if (clusters) {
+        snap->clusters = calloc(json_array_size(clusters), sizeof *snap->clusters);
+        if (!snap->clusters) {
+            cfg_fail(ctx, path, NULL, "out of memory");
+            return;
+        }
+        snap->cluster_count = json_array_size(clusters);
+        for (size_t i = 0; i < snap->cluster_count; i++) {
+            char item_path[PATH_TEXT_MAX];
+            path_index(item_path, path, i);
+            parse_cluster(ctx, json_array_get(clusters, i), item_path, &snap->clusters[i]);
+            snap->key_count += snap->clusters[i].keys.count;
+        }
+        check_cluster_uniqueness(ctx, snap);
+    }
+
+    const json_t *rules = get_array(ctx, root, "", "rules", false, POL_CONFIG_MAX_RULES, path);
+    if (rules) {
+        snap->rules = calloc(json_array_size(rules), sizeof *snap->rules);
+        if (!snap->rules) {
+            cfg_fail(ctx, path, NULL, "out of memory");
+            return;
+        }
+        snap->rule_count = json_array_size(rules);
+        for (size_t i = 0; i < snap->rule_count; i++) {
+            char item_path[PATH_TEXT_MAX];
+            path_index(item_path, path, i);
+            parse_rule(ctx, json_array_get(rules, i), item_path, snap, &snap->rules[i]);
+            for (size_t j = 0; j < i; j++) {
+                if (snap->rules[i].name.len > 0 && authz_slice_eq(snap->rules[i].name, snap->rules[j].name)) {
+                    char name_path[PATH_TEXT_MAX];
+                    path_key(name_path, item_path, "name");
+                    cfg_fail(ctx, name_path, json_object_get(json_array_get(rules, i), "name"),
+                             "duplicates the name of rules[%zu]", j);
+                }
+            }
+        }
+    }
+}
+
+/* A snapshot with every default set; NULL when out of memory. */
+static pol_snapshot *snapshot_new(const char *path)
+{
+    pol_snapshot *snap = calloc(1, sizeof *snap);
+    if (!snap)
+        return NULL;
+    atomic_init(&snap->refs, 1);
+    snap->clock_skew = 60;
+    snap->max_token_bytes = AUTHZ_JWT_DEFAULT_MAX_TOKEN;
+    snap->server.workers = 0;
+    snap->server.max_message_bytes = 1048576;
+    snap->server.max_connections = 10000;
+    snap->server.max_concurrent_streams = 1024;
+    snap->server.trusted_proxy_hops = 0;
+    snap->server.token_cache_size = 10000;
+    snap->server.log_decisions = true;
+    if (!dup_slice(path, strlen(path), false, &snap->path)
+        || !dup_slice("127.0.0.1:9191", strlen("127.0.0.1:9191"), false, &snap->server.listen)) {
+        pol_snapshot_release(snap);
+        return NULL;
+    }
+    return snap;
+}
+
+/* Distinct per load without a process-wide counter: the monotonic clock in
+ * nanoseconds. Loads are serialised by their callers and each takes far
+ * longer than a nanosecond, so no two snapshots share a value. */
+static uint64_t load_generation(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 1;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int pol_config_load(const char *path, pol_snapshot **out, char *err, size_t err_size)
+{
+    int rc = -1;
+    char *text = NULL;
+    size_t len = 0;
+    json_t *root = NULL;
+    pol_snapshot *snap = NULL;
+    cfg_ctx ctx = {.file = path, .err = err, .err_size = err_size};
+    char why[256];
+
+    *out = NULL;
+    if (err && err_size > 0)
+        err[0] = '\0';
+    ctx.dir = dir_of(path);
+    if (!ctx.dir) {
+        cfg_fail(&ctx, "", NULL, "out of memory");
+        goto cleanup;
+    }
+    if (read_file_bounded(path, POL_CONFIG_MAX_FILE_BYTES, &text, &len, why, sizeof why) != 0) {
+        cfg_fail(&ctx, "", NULL, "%s", why);
+        goto cleanup;
+    }
+    json_error_t jerr;
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        char line[512];
+        snprintf(line, sizeof line, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        ctx.errors++;
+        err_append(&ctx, line);
+        goto cleanup;
+    }
+    if (!is_object(&ctx, root, ""))
+        goto cleanup;
+    snap = snapshot_new(path);
+    if (!snap) {
+        cfg_fail(&ctx, "", NULL, "out of memory");
+        goto cleanup;
+    }
+    parse_top(&ctx, root, snap);
+    if (ctx.errors > 0)
+        goto cleanup;
+    snap->generation = load_generation();
+    *out = snap;
+    snap = NULL;
+    rc = 0;
+cleanup:
+    pol_snapshot_release(snap);
+    json_decref(root);
+    free(text);
+    free(ctx.dir);
+    return rc;
+}
