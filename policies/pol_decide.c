@@ -1,0 +1,398 @@
+#include "pol_decide.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "authz_bearer.h"
+#include "authz_cidr.h"
+#include "authz_claims.h"
+#include "authz_jws.h"
+#include "authz_key.h"
+#include "pol_rule.h"
+#include "pol_target.h"
+
+#define SHOWN_MAX 96 /* bytes of a token-supplied value quoted in a message */
+
+/* Clamps a slice length for "%.*s". */
+static int shown(authz_slice s)
+{
+    return (int)(s.len > SHOWN_MAX ? SHOWN_MAX : s.len);
+}
+
+static void trace_step(const pol_decide_ctx *ctx, const char *check, bool passed, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void trace_step(const pol_decide_ctx *ctx, const char *check, bool passed, const char *fmt, ...)
+{
+    if (!ctx->trace || !ctx->trace->step)
+        return;
+    char detail[AUTHZ_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        detail[0] = '\0';
+    ctx->trace->step(ctx->trace->ctx, check, passed, detail);
+}
+
+/* Reports a failed check with the status message as its detail. */
+static void trace_fail(const pol_decide_ctx *ctx, const char *check, const authz_status *status)
+{
+    if (ctx->trace && ctx->trace->step)
+        ctx->trace->step(ctx->trace->ctx, check, false, status->message);
+}
+
+/* Writes |t| as "2024-01-02T03:04:05Z" (or the number when out of range). */
+static void format_time(int64_t t, char *buf, size_t size)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    if ((int64_t)tt != t || !gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, size, "%lld", (long long)t);
+}
+
+static void format_claim_time(const char *name, const authz_jwt_time *t, char *buf, size_t size)
+{
+    char when[40];
+    switch (t->state) {
+    case AUTHZ_JWT_TIME_VALID:
+        format_time(t->seconds, when, sizeof when);
+        snprintf(buf, size, "%s %s", name, when);
+        break;
+    case AUTHZ_JWT_TIME_INVALID:
+        snprintf(buf, size, "%s invalid", name);
+        break;
+    case AUTHZ_JWT_TIME_ABSENT:
+    default:
+        snprintf(buf, size, "%s absent", name);
+        break;
+    }
+}
+
+/* Step 4: is any cluster configured for the (unverified) iss? It only
+ * narrows which keys are tried. */
+static bool issuer_candidate(const pol_cluster *c, const authz_jwt *jwt)
+{
+    return authz_slice_eq(c->issuer, jwt->iss.value);
+}
+
+static bool kid_matches(const authz_key *key, const authz_jwt *jwt)
+{
+    return key->kid_len == jwt->kid.value.len && memcmp(key->kid, jwt->kid.value.ptr, key->kid_len) == 0;
+}
+
+/* Step 5: tries the keys of every candidate cluster, |target| first. On
+ * success returns the issuing cluster and *used the verifying key. */
+static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluster *target, const authz_jwt *jwt,
+                                      const authz_key **used, authz_status *status)
+{
+    size_t matched = 0;    /* keys selected by kid (or all keys without kid) */
+    size_t compatible = 0; /* of those, keys allowing the token's alg */
+    const authz_key *first_matched = NULL;
+    for (size_t pass = 0; pass <= snap->cluster_count; pass++) {
+        /* Pass 0 is the target; passes 1.. walk the config skipping it. */
+        const pol_cluster *c = pass == 0 ? target : &snap->clusters[pass - 1];
+        if ((pass > 0 && c == target) || !issuer_candidate(c, jwt))
+            continue;
+        for (size_t k = 0; k < c->keys.count; k++) {
+            const authz_key *key = &c->keys.keys[k];
+            if (jwt->kid.present && !kid_matches(key, jwt))
+                continue;
+            matched++;
+            if (!first_matched)
+                first_matched = key;
+            if (!authz_key_allows_alg(key, jwt->alg))
+                continue;
+            compatible++;
+            if (authz_jws_verify(key, jwt->alg, jwt->signing_input, jwt->signature, jwt->signature_len) == 0) {
+                *used = key;
+                return c;
+            }
+        }
+    }
+    if (matched == 0) {
+        authz_status_set(status, AUTHZ_REASON_UNKNOWN_KEY, "no key with kid %.*s for issuer %.*s",
+                         shown(jwt->kid.value), jwt->kid.value.ptr, shown(jwt->iss.value), jwt->iss.value.ptr);
+    } else if (compatible == 0) {
+        authz_status_set(status, AUTHZ_REASON_UNSUPPORTED_ALG, "alg %s does not match key kind %s%s",
+                         authz_alg_name(jwt->alg), authz_key_describe(first_matched),
+                         matched > 1 ? " (nor any other candidate key)" : "");
+    } else {
+        authz_status_set(status, AUTHZ_REASON_BAD_SIGNATURE, "signature does not verify with %zu candidate key%s",
+                         compatible, compatible == 1 ? "" : "s");
+    }
+    return NULL;
+}
+
+/* Step 7, one check at a time so explain can report each; same order as
+ * authz_claims_check. */
+static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const pol_request *req, const authz_jwt *jwt,
+                        const pol_decide_ctx *ctx, authz_status *status)
+{
+    authz_claim_policy policy = {
+        .issuer = c->issuer,
+        .audiences = c->audiences,
+        .audience_count = c->audience_count,
+        .now = req->now,
+        .clock_skew = snap->clock_skew,
+        .max_token_age = c->max_token_age,
+        .enforce_warnafter = c->enforce_warnafter,
+    };
+    if (authz_claims_check_issuer(jwt, &policy, status) != 0) {
+        trace_fail(ctx, "issuer", status);
+        return -1;
+    }
+    trace_step(ctx, "issuer", true, "iss %.*s is cluster %.*s's issuer", shown(jwt->iss.value), jwt->iss.value.ptr,
+               shown(c->name), c->name.ptr);
+
+    char exp[64], nbf[64], iat[64], now[40];
+    format_claim_time("exp", &jwt->exp, exp, sizeof exp);
+    format_claim_time("nbf", &jwt->nbf, nbf, sizeof nbf);
+    format_claim_time("iat", &jwt->iat, iat, sizeof iat);
+    format_time(req->now, now, sizeof now);
+    if (authz_claims_check_time(jwt, &policy, status) != 0) {
+        trace_step(ctx, "expiry", false, "%s (%s, %s, %s, now %s, skew %llds)", status->message, exp, nbf, iat, now,
+                   (long long)snap->clock_skew);
+        return -1;
+    }
+    trace_step(ctx, "expiry", true, "%s, %s, %s, now %s, skew %llds", exp, nbf, iat, now, (long long)snap->clock_skew);
+
+    if (authz_claims_check_audience(jwt, &policy, status) != 0) {
+        trace_fail(ctx, "audience", status);
+        return -1;
+    }
+    trace_step(ctx, "audience", true, "token audience is one of cluster %.*s's %zu audience%s", shown(c->name),
+               c->name.ptr, c->audience_count, c->audience_count == 1 ? "" : "s");
+
+    if (authz_claims_check_identity(jwt, status) != 0) {
+        trace_fail(ctx, "identity", status);
+        return -1;
+    }
+    trace_step(ctx, "identity", true, "namespace %.*s, service account %.*s", shown(jwt->k8s_namespace.value),
+               jwt->k8s_namespace.value.ptr, shown(jwt->k8s_sa_name.value), jwt->k8s_sa_name.value.ptr);
+    return 0;
+}
+
+/* Step 8: the cluster's source_cidrs, then the token's bound CIDRs. */
+static int check_source(const pol_cluster *c, const pol_request *req, const authz_jwt *jwt, bool have_ip,
+                        const authz_ip *ip, const pol_decide_ctx *ctx, authz_status *status)
+{
+    if (c->source_cidr_count > 0) {
+        if (!have_ip) {
+            authz_status_set(status, AUTHZ_REASON_SOURCE_NOT_ALLOWED,
+                             "source %.*s is not an IP address and cluster %.*s restricts sources",
+                             shown(req->source), req->source.ptr, shown(c->name), c->name.ptr);
+            trace_fail(ctx, "source", status);
+            return -1;
+        }
+        if (!authz_cidr_list_contains(c->source_cidrs, c->source_cidr_count, ip)) {
+            authz_status_set(status, AUTHZ_REASON_SOURCE_NOT_ALLOWED, "source %.*s is outside cluster %.*s's source_cidrs",
+                             shown(req->source), req->source.ptr, shown(c->name), c->name.ptr);
+            trace_fail(ctx, "source", status);
+            return -1;
+        }
+    }
+    authz_cidr bound[AUTHZ_JWT_MAX_CIDRS];
+    size_t bound_count = 0;
+    int rc = authz_jwt_cidr_claim(jwt, c->cidr_claim.ptr, bound, AUTHZ_JWT_MAX_CIDRS, &bound_count);
+    if (rc < 0) {
+        authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "claim %.*s is not a list of CIDRs",
+                         shown(c->cidr_claim), c->cidr_claim.ptr);
+        trace_fail(ctx, "source", status);
+        return -1;
+    }
+    if (rc > 0 && (!have_ip || !authz_cidr_list_contains(bound, bound_count, ip))) {
+        authz_status_set(status, AUTHZ_REASON_SOURCE_NOT_ALLOWED, "source %.*s is outside the token's %.*s",
+                         shown(req->source), req->source.ptr, shown(c->cidr_claim), c->cidr_claim.ptr);
+        trace_fail(ctx, "source", status);
+        return -1;
+    }
+    trace_step(ctx, "source", true, "source %.*s: %s%s", shown(req->source), req->source.ptr,
+               c->source_cidr_count > 0 ? "inside cluster source_cidrs" : "cluster allows any source",
+               rc > 0 ? ", inside the token's bound CIDRs" : ", token carries no bound CIDRs");
+    return 0;
+}
+
+/* Step 9. */
+static int check_rules(const pol_snapshot *snap, const pol_cluster *c, const pol_request *req, const authz_jwt *jwt,
+                       bool have_ip, const authz_ip *ip, const pol_decide_ctx *ctx, pol_decision *out)
+{
+    authz_slice path = pol_rule_path_only(req->path);
+    const pol_rule *rule = pol_rule_find(snap, pol_snapshot_cluster_index(snap, c), req->method, path);
+    if (!rule) {
+        authz_status_set(&out->status, AUTHZ_REASON_FORBIDDEN, "no rule matches %.*s %.*s for cluster %.*s",
+                         shown(req->method), req->method.ptr, shown(path), path.ptr, shown(c->name), c->name.ptr);
+        trace_fail(ctx, "rule", &out->status);
+        return -1;
+    }
+    out->rule = rule;
+    authz_slice ns = jwt->k8s_namespace.value;
+    authz_slice sa = jwt->k8s_sa_name.value;
+    if (!pol_rule_allows_identity(rule, ns, sa)) {
+        authz_status_set(&out->status, AUTHZ_REASON_FORBIDDEN, "rule %.*s does not allow %.*s:%.*s", shown(rule->name),
+                         rule->name.ptr, shown(ns), ns.ptr, shown(sa), sa.ptr);
+        trace_fail(ctx, "rule", &out->status);
+        return -1;
+    }
+    if (rule->source_cidr_count > 0 && (!have_ip || !authz_cidr_list_contains(rule->source_cidrs, rule->source_cidr_count, ip))) {
+        authz_status_set(&out->status, AUTHZ_REASON_SOURCE_NOT_ALLOWED, "rule %.*s does not allow source %.*s",
+                         shown(rule->name), rule->name.ptr, shown(req->source), req->source.ptr);
+        trace_fail(ctx, "rule", &out->status);
+        return -1;
+    }
+    trace_step(ctx, "rule", true, "rule %.*s allows %.*s:%.*s", shown(rule->name), rule->name.ptr, shown(ns), ns.ptr,
+               shown(sa), sa.ptr);
+    return 0;
+}
+
+/* A copy of |s| in the arena; false when it is exhausted. */
+static bool arena_copy(authz_arena *arena, authz_slice s, authz_slice *out)
+{
+    char *copy = authz_arena_strndup(arena, s.ptr ? s.ptr : "", s.len);
+    if (!copy)
+        return false;
+    out->ptr = copy;
+    out->len = s.len;
+    return true;
+}
+
+/* Step 10: identity slices that outlive the token. */
+static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision *out)
+{
+    static const char prefix[] = "system:serviceaccount:";
+    authz_slice ns = jwt->k8s_namespace.value;
+    authz_slice sa = jwt->k8s_sa_name.value;
+    size_t subject_len = sizeof prefix - 1 + ns.len + 1 + sa.len;
+    char *subject = authz_arena_alloc(arena, subject_len + 1);
+    if (!subject)
+        return -1;
+    memcpy(subject, prefix, sizeof prefix - 1);
+    memcpy(subject + sizeof prefix - 1, ns.ptr, ns.len);
+    subject[sizeof prefix - 1 + ns.len] = ':';
+    memcpy(subject + sizeof prefix + ns.len, sa.ptr, sa.len);
+    subject[subject_len] = '\0';
+    out->subject = (authz_slice){subject, subject_len};
+    if (!arena_copy(arena, ns, &out->namespace_name) || !arena_copy(arena, sa, &out->service_account))
+        return -1;
+    if (jwt->k8s_pod_name.present && !arena_copy(arena, jwt->k8s_pod_name.value, &out->pod_name))
+        return -1;
+    if (jwt->k8s_node_name.present && !arena_copy(arena, jwt->k8s_node_name.value, &out->node_name))
+        return -1;
+    return 0;
+}
+
+bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx *ctx, pol_decision *out)
+{
+    authz_jwt jwt;
+    bool parsed = false;
+    pol_decide_ctx no_ctx = {NULL, NULL};
+    if (!ctx)
+        ctx = &no_ctx;
+    memset(&jwt, 0, sizeof jwt);
+    memset(out, 0, sizeof *out);
+    authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "decision did not complete");
+
+    /* 1. Target cluster. */
+    const pol_cluster *target = pol_target_find(snap, req->cluster, req->host, &out->status);
+    if (!target) {
+        trace_fail(ctx, "cluster", &out->status);
+        goto cleanup;
+    }
+    out->cluster = target;
+    trace_step(ctx, "cluster", true, "cluster %.*s (%s)", shown(target->name), target->name.ptr,
+               req->cluster.len > 0 ? "routing hint" : "host");
+
+    /* 2. Bearer token. */
+    authz_slice token;
+    if (authz_bearer_extract(req->authorization, &token, &out->status) != 0) {
+        trace_fail(ctx, "bearer", &out->status);
+        goto cleanup;
+    }
+    trace_step(ctx, "bearer", true, "bearer token of %zu bytes", token.len);
+
+    /* 3. Parse. */
+    authz_jwt_limits limits = {snap->max_token_bytes, AUTHZ_JWT_DEFAULT_MAX_DEPTH};
+    if (authz_jwt_parse(token, &limits, &jwt, &out->status) != 0) {
+        trace_fail(ctx, "parse", &out->status);
+        goto cleanup;
+    }
+    parsed = true;
+    if (ctx->trace && ctx->trace->token)
+        ctx->trace->token(ctx->trace->ctx, &jwt);
+    trace_step(ctx, "parse", true, "alg %s, kid %.*s", authz_alg_name(jwt.alg),
+               jwt.kid.present ? shown(jwt.kid.value) : 6, jwt.kid.present ? jwt.kid.value.ptr : "(none)");
+
+    /* 4. Issuer candidates. */
+    if (!jwt.iss.present) {
+        authz_status_set(&out->status, AUTHZ_REASON_MISSING_CLAIM, "token has no iss claim");
+        trace_fail(ctx, "issuer_known", &out->status);
+        goto cleanup;
+    }
+    size_t candidates = 0;
+    for (size_t i = 0; i < snap->cluster_count; i++)
+        candidates += issuer_candidate(&snap->clusters[i], &jwt) ? 1u : 0u;
+    if (candidates == 0) {
+        authz_status_set(&out->status, AUTHZ_REASON_UNKNOWN_ISSUER, "issuer %.*s is not configured for any cluster",
+                         shown(jwt.iss.value), jwt.iss.value.ptr);
+        trace_fail(ctx, "issuer_known", &out->status);
+        goto cleanup;
+    }
+    trace_step(ctx, "issuer_known", true, "issuer %.*s is configured for %zu cluster%s", shown(jwt.iss.value),
+               jwt.iss.value.ptr, candidates, candidates == 1 ? "" : "s");
+
+    /* 5. Key and signature: the verifying key names the issuing cluster. */
+    const authz_key *key = NULL;
+    const pol_cluster *signer = find_signer(snap, target, &jwt, &key, &out->status);
+    if (!signer) {
+        trace_fail(ctx, "signature", &out->status);
+        goto cleanup;
+    }
+    out->issuer_cluster = signer;
+    trace_step(ctx, "signature", true, "verified with key kid %s (%s) of cluster %.*s", key->kid,
+               authz_key_describe(key), shown(signer->name), signer->name.ptr);
+
+    /* 6. The issuing cluster must be the target. */
+    if (signer != target) {
+        authz_status_set(&out->status, AUTHZ_REASON_CLUSTER_MISMATCH,
+                         "token was issued by cluster %.*s (key kid %s), request is for cluster %.*s",
+                         shown(signer->name), signer->name.ptr, key->kid, shown(target->name), target->name.ptr);
+        trace_fail(ctx, "cluster_match", &out->status);
+        goto cleanup;
+    }
+    trace_step(ctx, "cluster_match", true, "token was issued by the target cluster %.*s", shown(target->name),
+               target->name.ptr);
+
+    /* 7. Claims. */
+    if (check_claims(target, snap, req, &jwt, ctx, &out->status) != 0)
+        goto cleanup;
+
+    /* 8. Source. */
+    authz_ip ip = {0, {0}};
+    bool have_ip = req->source.ptr && req->source.len > 0 && authz_ip_parse(req->source, &ip) == 0;
+    if (check_source(target, req, &jwt, have_ip, &ip, ctx, &out->status) != 0)
+        goto cleanup;
+
+    /* 9. Rules. */
+    if (snap->rule_count > 0 && check_rules(snap, target, req, &jwt, have_ip, &ip, ctx, out) != 0)
+        goto cleanup;
+
+    /* 10. Allow. */
+    if (!ctx->arena || copy_identity(ctx->arena, &jwt, out) != 0) {
+        authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "out of memory copying the identity");
+        trace_fail(ctx, "identity_copy", &out->status);
+        goto cleanup;
+    }
+    authz_status_set(&out->status, AUTHZ_REASON_OK, "allowed %.*s", shown(out->subject), out->subject.ptr);
+    out->allowed = true;
+cleanup:
+    if (!out->allowed) {
+        out->subject = (authz_slice){NULL, 0};
+        out->namespace_name = out->service_account = out->pod_name = out->node_name = out->subject;
+    }
+    if (parsed)
+        authz_jwt_free(&jwt);
+    return out->allowed;
+}

@@ -1,0 +1,60 @@
+#include "pol_rule.h"
+
+authz_slice pol_rule_path_only(authz_slice path)
+{
+    const char *q = path.len > 0 ? memchr(path.ptr, '?', path.len) : NULL;
+    if (q)
+        path.len = (size_t)(q - path.ptr);
+    return path;
+}
+
+static bool slice_in(const authz_slice *list, size_t count, authz_slice s)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (authz_slice_eq(list[i], s))
+            return true;
+    }
+    return false;
+}
+
+bool pol_rule_selects(const pol_rule *rule, size_t cluster_index, authz_slice method, authz_slice path)
+{
+    if (rule->cluster_count > 0) {
+        bool listed = false;
+        for (size_t i = 0; i < rule->cluster_count && !listed; i++)
+            listed = rule->clusters[i] == cluster_index;
+        if (!listed)
+            return false;
+    }
+    if (!authz_slice_has_prefix(path, rule->path_prefix))
+        return false;
+    return rule->method_count == 0 || slice_in(rule->methods, rule->method_count, method);
+}
+
+const pol_rule *pol_rule_find(const pol_snapshot *snap, size_t cluster_index, authz_slice method, authz_slice path)
+{
+    for (size_t i = 0; i < snap->rule_count; i++) {
+        if (pol_rule_selects(&snap->rules[i], cluster_index, method, path))
+            return &snap->rules[i];
+    }
+    return NULL;
+}
+
+bool pol_rule_allows_identity(const pol_rule *rule, authz_slice namespace_name, authz_slice service_account)
+{
+    if (rule->namespace_count > 0 && !slice_in(rule->namespaces, rule->namespace_count, namespace_name))
+        return false;
+    if (rule->service_account_count == 0)
+        return true;
+    /* Compare "ns:sa" piecewise: no buffer, and a ':' inside either part
+     * cannot forge a match because configured entries hold exactly one. */
+    for (size_t i = 0; i < rule->service_account_count; i++) {
+        authz_slice entry = rule->service_accounts[i];
+        if (entry.len != namespace_name.len + 1 + service_account.len)
+            continue;
+        if (authz_slice_has_prefix(entry, namespace_name) && entry.ptr[namespace_name.len] == ':'
+            && memcmp(entry.ptr + namespace_name.len + 1, service_account.ptr, service_account.len) == 0)
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,27 @@
+/* pol_rule: matching a request against the configured rules. */
+#ifndef POL_RULE_H
+#define POL_RULE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "authz_slice.h"
+#include "pol_snapshot.h"
+
+/* The path without its query string ("/a?b" -> "/a"). Borrows |path|. */
+authz_slice pol_rule_path_only(authz_slice path);
+
+/* True when |rule| applies to a request for cluster |cluster_index| with
+ * |method| and |path| (query string already removed): the cluster is listed
+ * (or the rule lists none), the path begins with path_prefix byte for byte,
+ * and the method is listed (or the rule lists none). */
+bool pol_rule_selects(const pol_rule *rule, size_t cluster_index, authz_slice method, authz_slice path);
+
+/* The first rule of |snap| selecting the request, or NULL. */
+const pol_rule *pol_rule_find(const pol_snapshot *snap, size_t cluster_index, authz_slice method, authz_slice path);
+
+/* True when the identity passes |rule|'s namespaces and service_accounts
+ * lists ("namespace:name"); an absent list allows everyone. */
+bool pol_rule_allows_identity(const pol_rule *rule, authz_slice namespace_name, authz_slice service_account);
+
+#endif
