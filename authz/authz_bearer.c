@@ -1,0 +1,106 @@
+#include "authz_bearer.h"
+
+#include <stdbool.h>
+
+/* Longest scheme name quoted in a message; longer ones are cut. */
+#define BEARER_SCHEME_SHOWN 16
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static bool is_alnum(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" (RFC 6750 §2.1). */
+static bool is_b64token_char(char c)
+{
+    return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+}
+
+/* Looks like an auth-scheme name, so it may be quoted in a message without
+ * risking echoing a credential. */
+static bool is_scheme_like(authz_slice s)
+{
+    if (s.len == 0 || s.len > BEARER_SCHEME_SHOWN)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        if (!is_alnum(s.ptr[i]) && s.ptr[i] != '-')
+            return false;
+    }
+    return true;
+}
+
+int authz_bearer_extract(authz_slice header, authz_slice *token, authz_status *status)
+{
+    static const char bearer[] = "bearer";
+    const size_t bearer_len = sizeof bearer - 1;
+
+    token->ptr = NULL;
+    token->len = 0;
+    if (!header.ptr || header.len == 0)
+        return authz_status_set(status, AUTHZ_REASON_MISSING_TOKEN, "no authorization header");
+
+    size_t begin = 0;
+    size_t end = header.len;
+    while (begin < end && is_ows(header.ptr[begin]))
+        begin++;
+    while (end > begin && is_ows(header.ptr[end - 1]))
+        end--;
+    if (begin == end)
+        return authz_status_set(status, AUTHZ_REASON_MISSING_TOKEN, "authorization header is empty");
+
+    size_t scheme_end = begin;
+    while (scheme_end < end && header.ptr[scheme_end] != ' ' && header.ptr[scheme_end] != '\t')
+        scheme_end++;
+    authz_slice scheme = {header.ptr + begin, scheme_end - begin};
+
+    bool is_bearer = scheme.len == bearer_len;
+    for (size_t i = 0; is_bearer && i < bearer_len; i++)
+        is_bearer = ascii_lower(scheme.ptr[i]) == bearer[i];
+    if (!is_bearer) {
+        /* A header without any space may be a bare token: never quote it. */
+        if (scheme_end < end && is_scheme_like(scheme))
+            return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "authorization scheme \"%.*s\" is not Bearer",
+                                    (int)scheme.len, scheme.ptr);
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "authorization header has no Bearer scheme");
+    }
+    if (scheme_end == end)
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "Bearer scheme without a credential");
+    /* RFC 7235 §2.1: the scheme and its credential are separated by 1*SP. */
+    if (header.ptr[scheme_end] != ' ')
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "Bearer scheme must be followed by a space");
+
+    size_t cred = scheme_end;
+    while (cred < end && header.ptr[cred] == ' ')
+        cred++;
+
+    size_t i = cred;
+    while (i < end && is_b64token_char(header.ptr[i]))
+        i++;
+    size_t body_end = i;
+    while (i < end && header.ptr[i] == '=')
+        i++;
+    if (i != end) {
+        char c = header.ptr[i];
+        if (is_ows(c) || c == ',')
+            return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN,
+                                    "authorization header carries more than one credential");
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN,
+                                "bearer credential has a character outside the b64token set");
+    }
+    if (body_end == cred)
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "bearer credential is empty");
+
+    token->ptr = header.ptr + cred;
+    token->len = end - cred;
+    return authz_status_set(status, AUTHZ_REASON_OK, "ok");
+}
