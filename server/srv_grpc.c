@@ -1,0 +1,168 @@
+#include "srv_grpc.h"
+
+#include <string.h>
+
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+srv_grpc_read srv_grpc_reader_feed(srv_grpc_reader *r, const uint8_t *data, size_t len, authz_arena *arena,
+                                   size_t *consumed)
+{
+    size_t pos = 0;
+    srv_grpc_read result = SRV_GRPC_READ_MORE;
+
+    if (r->complete) {
+        goto done_message;
+    }
+    if (r->prefix_have < SRV_GRPC_PREFIX_LEN) {
+        size_t take = min_size(SRV_GRPC_PREFIX_LEN - r->prefix_have, len);
+        if (take > 0) {
+            memcpy(r->prefix + r->prefix_have, data, take);
+        }
+        r->prefix_have += take;
+        pos += take;
+        if (r->prefix_have < SRV_GRPC_PREFIX_LEN) {
+            goto cleanup;
+        }
+        if (r->prefix[0] == 1) {
+            result = SRV_GRPC_READ_COMPRESSED;
+            goto cleanup;
+        }
+        if (r->prefix[0] != 0) {
+            result = SRV_GRPC_READ_BAD_FLAG;
+            goto cleanup;
+        }
+        r->msg_len = ((size_t)r->prefix[1] << 24) | ((size_t)r->prefix[2] << 16) | ((size_t)r->prefix[3] << 8) |
+                     (size_t)r->prefix[4];
+        /* The bound comes before the allocation: the length is the peer's word. */
+        if (r->msg_len > r->max_len) {
+            result = SRV_GRPC_READ_TOO_LARGE;
+            goto cleanup;
+        }
+        /* A one-byte allocation for an empty message keeps msg non-NULL. */
+        r->msg = authz_arena_alloc(arena, r->msg_len > 0 ? r->msg_len : 1);
+        if (r->msg == NULL) {
+            result = SRV_GRPC_READ_NOMEM;
+            goto cleanup;
+        }
+        r->msg_have = 0;
+    }
+    {
+        size_t take = min_size(r->msg_len - r->msg_have, len - pos);
+        if (take > 0) {
+            memcpy(r->msg + r->msg_have, data + pos, take);
+        }
+        r->msg_have += take;
+        pos += take;
+    }
+    if (r->msg_have < r->msg_len) {
+        goto cleanup;
+    }
+    r->complete = true;
+done_message:
+    result = SRV_GRPC_READ_MESSAGE;
+cleanup:
+    *consumed = pos;
+    return result;
+}
+
+void srv_grpc_reader_next(srv_grpc_reader *r)
+{
+    r->prefix_have = 0;
+    r->msg = NULL;
+    r->msg_len = 0;
+    r->msg_have = 0;
+    r->complete = false;
+}
+
+bool srv_grpc_reader_idle(const srv_grpc_reader *r)
+{
+    return r->prefix_have == 0 && !r->complete;
+}
+
+int srv_grpc_prefix_write(uint8_t out[SRV_GRPC_PREFIX_LEN], size_t len)
+{
+    if (len > UINT32_MAX) {
+        return -1;
+    }
+    out[0] = 0;
+    out[1] = (uint8_t)(len >> 24);
+    out[2] = (uint8_t)(len >> 16);
+    out[3] = (uint8_t)(len >> 8);
+    out[4] = (uint8_t)len;
+    return 0;
+}
+
+int srv_grpc_timeout_parse(authz_slice value, uint64_t *out_ns)
+{
+    uint64_t amount = 0;
+    uint64_t unit_ns;
+    size_t digits;
+
+    if (value.len < 2 || value.len > 9) {
+        return -1;
+    }
+    digits = value.len - 1;
+    for (size_t i = 0; i < digits; i++) {
+        char c = value.ptr[i];
+        if (c < '0' || c > '9') {
+            return -1;
+        }
+        amount = amount * 10u + (uint64_t)(c - '0');
+    }
+    switch (value.ptr[digits]) {
+    case 'H':
+        unit_ns = 3600ull * 1000000000ull;
+        break;
+    case 'M':
+        unit_ns = 60ull * 1000000000ull;
+        break;
+    case 'S':
+        unit_ns = 1000000000ull;
+        break;
+    case 'm':
+        unit_ns = 1000000ull;
+        break;
+    case 'u':
+        unit_ns = 1000ull;
+        break;
+    case 'n':
+        unit_ns = 1ull;
+        break;
+    default:
+        return -1;
+    }
+    /* 8 digits of hours overflow 64-bit nanoseconds: saturate. */
+    *out_ns = amount > UINT64_MAX / unit_ns ? UINT64_MAX : amount * unit_ns;
+    return 0;
+}
+
+size_t srv_grpc_percent_encode(authz_slice in, char *out, size_t out_size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+
+    if (out_size == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < in.len; i++) {
+        unsigned char c = (unsigned char)in.ptr[i];
+        if (c >= 0x20 && c <= 0x7E && c != '%') {
+            if (n + 1 >= out_size) {
+                break;
+            }
+            out[n++] = (char)c;
+        } else {
+            if (n + 3 >= out_size) {
+                break;
+            }
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 0x0Fu];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}

@@ -1,0 +1,83 @@
+/* srv_grpc: pure gRPC-over-HTTP/2 helpers (no I/O).
+ *
+ * - Length-Prefixed-Message reassembly across DATA frames: 1 byte compressed
+ *   flag, 4 bytes big-endian length, then the message. The length is checked
+ *   against the bound BEFORE anything is allocated.
+ * - grpc-timeout parsing: 1-8 ASCII digits and a unit H M S m u n.
+ * - grpc-message percent-encoding.
+ * See grpc/grpc doc/PROTOCOL-HTTP2.md. */
+#ifndef SRV_GRPC_H
+#define SRV_GRPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "authz_arena.h"
+#include "authz_slice.h"
+
+/* google.rpc.Code values the server sends as grpc-status. */
+enum {
+    SRV_GRPC_OK = 0,
+    SRV_GRPC_INVALID_ARGUMENT = 3,
+    SRV_GRPC_DEADLINE_EXCEEDED = 4,
+    SRV_GRPC_NOT_FOUND = 5,
+    SRV_GRPC_RESOURCE_EXHAUSTED = 8,
+    SRV_GRPC_UNIMPLEMENTED = 12,
+    SRV_GRPC_INTERNAL = 13,
+    SRV_GRPC_UNAVAILABLE = 14
+};
+
+#define SRV_GRPC_PREFIX_LEN 5u
+
+/* Results of srv_grpc_reader_feed. */
+typedef enum srv_grpc_read {
+    SRV_GRPC_READ_MORE = 0,        /* all input consumed, message incomplete */
+    SRV_GRPC_READ_MESSAGE = 1,     /* a message is complete (see reader.msg) */
+    SRV_GRPC_READ_TOO_LARGE = -1,  /* declared length above the bound */
+    SRV_GRPC_READ_COMPRESSED = -2, /* compressed flag set (we never negotiate compression) */
+    SRV_GRPC_READ_BAD_FLAG = -3,   /* flag byte neither 0 nor 1 */
+    SRV_GRPC_READ_NOMEM = -4       /* the arena refused the message buffer */
+} srv_grpc_read;
+
+/* One message being reassembled. Zero-initialise, then set max_len. */
+typedef struct srv_grpc_reader {
+    size_t max_len;       /* bound on a message's length */
+    uint8_t prefix[SRV_GRPC_PREFIX_LEN];
+    size_t prefix_have;   /* prefix bytes seen so far */
+    uint8_t *msg;         /* arena-owned message bytes once the prefix is complete */
+    size_t msg_len;       /* declared length */
+    size_t msg_have;      /* message bytes seen so far */
+    bool complete;        /* msg holds a whole message */
+} srv_grpc_reader;
+
+/* Consumes bytes of |data| (|len| bytes) until a message completes or the
+ * input runs out; *consumed says how many were used (always all of them
+ * unless SRV_GRPC_READ_MESSAGE is returned with bytes left over). The message
+ * buffer comes from |arena| and stays valid until the arena is reset.
+ * After SRV_GRPC_READ_MESSAGE call srv_grpc_reader_next before feeding more.
+ * After an error the reader must not be fed again. */
+srv_grpc_read srv_grpc_reader_feed(srv_grpc_reader *r, const uint8_t *data, size_t len, authz_arena *arena,
+                                   size_t *consumed);
+
+/* Forgets the completed message (not its arena memory) to read the next one. */
+void srv_grpc_reader_next(srv_grpc_reader *r);
+
+/* True when the reader is between messages (no partial prefix or body). */
+bool srv_grpc_reader_idle(const srv_grpc_reader *r);
+
+/* Writes the 5-byte prefix for an uncompressed message of |len| bytes.
+ * Returns 0, or -1 when |len| does not fit in 32 bits. */
+int srv_grpc_prefix_write(uint8_t out[SRV_GRPC_PREFIX_LEN], size_t len);
+
+/* Parses a grpc-timeout value into nanoseconds (saturating at UINT64_MAX).
+ * Returns 0, or -1 when |value| is not 1-8 digits followed by one unit. */
+int srv_grpc_timeout_parse(authz_slice value, uint64_t *out_ns);
+
+/* Percent-encodes |in| for grpc-message into |out| (|out_size| bytes, NUL
+ * terminated when out_size > 0): bytes 0x20-0x7E except '%' pass through,
+ * others become %XX (upper-case hex). Stops before an escape that would not
+ * fit, so the output is never cut inside one. Returns the output length. */
+size_t srv_grpc_percent_encode(authz_slice in, char *out, size_t out_size);
+
+#endif
