@@ -7,7 +7,8 @@
 
 /* Extracts the token from |header| ("Bearer <token>", scheme
  * case-insensitive, one or more spaces after it, surrounding whitespace
- * tolerated). Exactly one credential: several joined by a proxy ("Bearer a,
+ * tolerated; a tab right after the scheme is not, RFC 7235 wants 1*SP). The
+ * credential is a b64token (RFC 6750 §2.1). Exactly one credential: several joined by a proxy ("Bearer a,
  * Bearer b"), whitespace or a comma inside the token, another scheme or an
  * empty token are malformed. An absent header (|header|.ptr NULL or empty)
  * is missing_token. On success |*token| borrows from |header|. Returns 0 or

@@ -17,8 +17,8 @@ typedef struct authz_claim_policy {
     const authz_slice *audiences; /* the token must carry one of them */
     size_t audience_count;
     int64_t now;                  /* seconds since the epoch */
-    int64_t clock_skew;           /* seconds of leeway for exp, nbf and iat */
-    int64_t max_token_age;        /* 0 = off; else now - iat beyond it is stale */
+    int64_t clock_skew;           /* seconds of leeway for exp, nbf and iat; negative = 0 */
+    int64_t max_token_age;        /* <= 0 = off; else now - iat beyond it (+ skew) is stale */
     bool enforce_warnafter;       /* kubernetes.io.warnafter passed => stale */
 } authz_claim_policy;
 
@@ -30,9 +30,11 @@ int authz_claims_check_issuer(const authz_jwt *jwt, const authz_claim_policy *po
 int authz_claims_check_audience(const authz_jwt *jwt, const authz_claim_policy *policy, authz_status *status);
 
 /* exp required and numeric (missing_claim / malformed_token), now < exp +
- * skew (expired); nbf and iat, when present, numeric and <= now + skew
- * (not_yet_valid); max_token_age and warnafter (stale_token). The message
- * names the times involved. */
+ * skew (expired); nbf and iat, when present, numeric (malformed_token) and
+ * <= now + skew (not_yet_valid); with max_token_age set, iat required
+ * (missing_claim) and now - iat <= max_token_age + skew (stale_token); with
+ * enforce_warnafter, now <= kubernetes.io.warnafter (stale_token). Exact for
+ * all int64 values. The message names the times involved (RFC 3339 UTC). */
 int authz_claims_check_time(const authz_jwt *jwt, const authz_claim_policy *policy, authz_status *status);
 
 /* kubernetes.io carries namespace and serviceaccount.name (missing_claim);

@@ -29,8 +29,8 @@ typedef struct authz_jwt_limits {
 /* State of a NumericDate claim (RFC 7519 §2). */
 typedef enum authz_jwt_time_state {
     AUTHZ_JWT_TIME_ABSENT = 0,
-    AUTHZ_JWT_TIME_VALID,   /* integer or finite float; float is floored */
-    AUTHZ_JWT_TIME_INVALID, /* present but not a number (string, bool, null, object...) */
+    AUTHZ_JWT_TIME_VALID,   /* integer or real; a real is floored */
+    AUTHZ_JWT_TIME_INVALID, /* present but not a number (string, bool, null, object...) or a real outside int64 */
 } authz_jwt_time_state;
 
 typedef struct authz_jwt_time {
@@ -86,16 +86,23 @@ authz_jwt_limits authz_jwt_default_limits(void);
  * |out| (signing_input borrows it). On success returns 0 and |out| owns its
  * resources (free with authz_jwt_free). On failure returns -1, |out| holds
  * nothing to free, and |status| is:
- *   malformed_token  too long, not exactly three non-empty segments, bad
- *                    base64url, bad JSON, duplicate keys, too deep, header
- *                    or claim of the wrong type (alg/kid/typ/iss/sub not
- *                    strings, aud not a string or array of non-empty
- *                    strings, kubernetes.io not an object, ...), crit
- *                    present in any form, a token carrying jwk/jku/x5u/x5c
- *                    is parsed but those members are ignored;
+ *   malformed_token  too long, not exactly three non-empty segments, a
+ *                    character outside base64url (padding included), JSON
+ *                    serialization, bad JSON, duplicate keys at any level,
+ *                    too deep, a signature over 1024 bytes, header or claim
+ *                    of the wrong type (alg/kid/typ/iss/sub not strings, aud
+ *                    not a string or an array of at most
+ *                    AUTHZ_JWT_MAX_AUDIENCES strings, kubernetes.io not an
+ *                    object or with members of the wrong type, warnafter not
+ *                    a NumericDate), crit present in any form;
  *   unsupported_alg  alg missing, "none" in any case, HS*, or any algorithm
- *                    authz_alg_from_name does not know.
- * Work is bounded by |limits| before any allocation. */
+ *                    authz_alg_from_name does not know;
+ *   internal_error   out of memory.
+ * aud "", [] and [""] parse (the audience check rejects them); exp/nbf/iat
+ * of the wrong type parse as AUTHZ_JWT_TIME_INVALID (the time check rejects
+ * them). A token carrying jwk/jku/x5u/x5c is parsed but those members are
+ * ignored. |limits| NULL means authz_jwt_default_limits(). Work is bounded by
+ * |limits| before any allocation. */
 int authz_jwt_parse(authz_slice token, const authz_jwt_limits *limits, authz_jwt *out, authz_status *status);
 
 /* Releases what authz_jwt_parse allocated; safe on a zeroed struct. */
