@@ -1,0 +1,61 @@
+/* pol_token_cache: per-worker cache of verified tokens.
+ *
+ * Only what depends on the token bytes and the snapshot alone is cached: the
+ * parsed token and the cluster whose key verified its signature. Everything
+ * that depends on the request or the clock (target cluster, expiry against
+ * now, audience, source, rules) is evaluated on every call by pol_decide, so a
+ * hit can never change a decision, only skip the parse and the signature math.
+ *
+ * Entries are found by the exact token bytes (hash, then a full compare),
+ * dropped at the token's exp, evicted least-recently-used when full, and
+ * ignored when they were made under another snapshot generation (reload or key
+ * change). Not thread-safe: each worker owns one. */
+#ifndef POL_TOKEN_CACHE_H
+#define POL_TOKEN_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "authz_jwt.h"
+#include "authz_slice.h"
+
+typedef struct pol_token_cache pol_token_cache;
+
+/* A cached verification. The token bytes and |jwt| are owned by the cache
+ * and valid until the next call that changes the cache. */
+typedef struct pol_cached_token {
+    authz_slice token;
+    authz_jwt jwt;
+    size_t cluster_index; /* cluster whose key verified the signature */
+} pol_cached_token;
+
+/* Creates a cache of at most |capacity| entries (>= 1). NULL on allocation
+ * failure. */
+pol_token_cache *pol_token_cache_new(size_t capacity);
+
+/* Frees every entry and the cache. NULL is a no-op. */
+void pol_token_cache_free(pol_token_cache *cache);
+
+/* The entry for exactly |token| made under |generation| whose exp has not
+ * passed at |now|, or NULL. Entries found stale or expired are dropped. */
+const pol_cached_token *pol_token_cache_get(pol_token_cache *cache, uint64_t generation, authz_slice token,
+                                            int64_t now);
+
+/* Reserves an entry holding a private copy of |token|, to be parsed from
+ * that copy (so the parsed slices point into memory the cache owns).
+ * Returns the copy, or NULL on allocation failure or if |token| is longer
+ * than |max_len|. Call pol_token_cache_commit or pol_token_cache_abort next. */
+authz_slice pol_token_cache_reserve(pol_token_cache *cache, authz_slice token, size_t max_len);
+
+/* Stores the reserved entry with its parsed |jwt| (ownership moves to the
+ * cache) verified by |cluster_index| under |generation|. Evicts the least
+ * recently used entry when full. */
+void pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, authz_jwt *jwt, size_t cluster_index);
+
+/* Drops the reserved entry (verification failed or was not attempted). */
+void pol_token_cache_abort(pol_token_cache *cache);
+
+/* Number of live entries (for tests and metrics). */
+size_t pol_token_cache_count(const pol_token_cache *cache);
+
+#endif
