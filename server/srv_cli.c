@@ -1,0 +1,458 @@
+#include "srv_cli.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "authz_arena.h"
+#include "authz_reason.h"
+#include "pol_config.h"
+#include "pol_decide.h"
+
+#ifndef TOKENGATE_VERSION
+#error "TOKENGATE_VERSION must be defined by the build"
+#endif
+
+/* A token read from stdin: the largest max_token_bytes plus room for
+ * surrounding whitespace. */
+#define STDIN_TOKEN_MAX (1048576u + 4096u)
+#define CONFIG_ERR_MAX 8192u
+#define EXPLAIN_ARENA_LIMIT (4u * 1024u * 1024u)
+
+static const char usage_text[] =
+    "usage: tokengate <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve -c FILE       run the ext_authz gRPC server\n"
+    "  check -c FILE       validate a config file and print a summary\n"
+    "  explain -c FILE [--cluster NAME] [--host H] [--source IP] [--method M]\n"
+    "          [--path P] [--now EPOCH] [--json] TOKEN|-\n"
+    "                      decide one request and report every check\n"
+    "                      ('-' reads the token from stdin)\n"
+    "\n"
+    "  --help, -h          this text (also after any command)\n"
+    "  --version, -V       print the version\n"
+    "\n"
+    "exit codes: 0 ok/allowed, 1 denied (explain), 2 usage or config error\n";
+
+static const char check_usage[] = "usage: tokengate check -c FILE\n";
+
+static const char explain_usage[] =
+    "usage: tokengate explain -c FILE [--cluster NAME] [--host H] [--source IP]\n"
+    "                         [--method M] [--path P] [--now EPOCH] [--json] TOKEN|-\n"
+    "  --cluster NAME   routing hint, as Envoy's context_extensions[\"cluster\"]\n"
+    "  --host H         :authority of the request (used when --cluster is absent)\n"
+    "  --source IP      client address\n"
+    "  --method M       HTTP method (default GET)\n"
+    "  --path P         request path (default /)\n"
+    "  --now EPOCH      decide at this time (default: now)\n"
+    "  --json           print one JSON object instead of the text report\n"
+    "exit codes: 0 allowed, 1 denied, 2 usage or config error\n";
+
+const char *srv_cli_version(void)
+{
+    return TOKENGATE_VERSION;
+}
+
+void srv_cli_usage(FILE *out)
+{
+    fputs(usage_text, out);
+}
+
+bool srv_cli_is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+bool srv_cli_is_version(const char *arg)
+{
+    return strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0;
+}
+
+/* ---- option parsing ----------------------------------------------------- */
+
+typedef struct cli_opts {
+    const char *config;
+    const char *cluster;
+    const char *host;
+    const char *source;
+    const char *method;
+    const char *path;
+    const char *now;
+    bool json;
+    const char *positional[2];
+    size_t positional_count;
+} cli_opts;
+
+enum { PARSE_OK = 0, PARSE_EXIT_OK = 1, PARSE_USAGE = 2 };
+
+/* Where option |name| stores its value, or NULL when |name| takes none or
+ * is unknown (*known says which). */
+static const char **option_slot(cli_opts *o, const char *name, bool explain, bool *known)
+{
+    *known = true;
+    if (strcmp(name, "-c") == 0 || strcmp(name, "--config") == 0)
+        return &o->config;
+    if (explain) {
+        if (strcmp(name, "--cluster") == 0)
+            return &o->cluster;
+        if (strcmp(name, "--host") == 0)
+            return &o->host;
+        if (strcmp(name, "--source") == 0)
+            return &o->source;
+        if (strcmp(name, "--method") == 0)
+            return &o->method;
+        if (strcmp(name, "--path") == 0)
+            return &o->path;
+        if (strcmp(name, "--now") == 0)
+            return &o->now;
+        if (strcmp(name, "--json") == 0)
+            return NULL;
+    }
+    *known = false;
+    return NULL;
+}
+
+/* Parses |argv| (argv[0] is the subcommand). Prints help/version itself. */
+static int parse_opts(int argc, char **argv, bool explain, const char *usage, cli_opts *o)
+{
+    bool options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
+            if (o->positional_count == sizeof o->positional / sizeof o->positional[0]) {
+                fprintf(stderr, "tokengate: too many arguments\n%s", usage);
+                return PARSE_USAGE;
+            }
+            o->positional[o->positional_count++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (srv_cli_is_help(arg)) {
+            fputs(usage, stdout);
+            return PARSE_EXIT_OK;
+        }
+        if (srv_cli_is_version(arg)) {
+            printf("tokengate %s\n", srv_cli_version());
+            return PARSE_EXIT_OK;
+        }
+        char name[64];
+        const char *inline_value = NULL;
+        const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (name_len >= sizeof name) {
+            fprintf(stderr, "tokengate: unknown option %.64s\n%s", arg, usage);
+            return PARSE_USAGE;
+        }
+        memcpy(name, arg, name_len);
+        name[name_len] = '\0';
+        if (eq)
+            inline_value = eq + 1;
+        bool known;
+        const char **slot = option_slot(o, name, explain, &known);
+        if (!known) {
+            fprintf(stderr, "tokengate: unknown option %s\n%s", name, usage);
+            return PARSE_USAGE;
+        }
+        if (!slot) {
+            if (inline_value) {
+                fprintf(stderr, "tokengate: %s takes no value\n%s", name, usage);
+                return PARSE_USAGE;
+            }
+            o->json = true;
+            continue;
+        }
+        if (!inline_value) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tokengate: %s needs a value\n%s", name, usage);
+                return PARSE_USAGE;
+            }
+            inline_value = argv[++i];
+        }
+        *slot = inline_value;
+    }
+    if (!o->config) {
+        fprintf(stderr, "tokengate: -c FILE is required\n%s", usage);
+        return PARSE_USAGE;
+    }
+    return PARSE_OK;
+}
+
+static pol_snapshot *load_config(const char *path)
+{
+    char *err = malloc(CONFIG_ERR_MAX);
+    pol_snapshot *snap = NULL;
+    if (!err) {
+        fprintf(stderr, "tokengate: out of memory\n");
+        return NULL;
+    }
+    if (pol_config_load(path, &snap, err, CONFIG_ERR_MAX) != 0)
+        fprintf(stderr, "%s\n", err);
+    free(err);
+    return snap;
+}
+
+/* ---- check ---------------------------------------------------------------- */
+
+int srv_cli_check_main(int argc, char **argv)
+{
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    int parsed = parse_opts(argc, argv, false, check_usage, &o);
+    if (parsed != PARSE_OK)
+        return parsed == PARSE_EXIT_OK ? 0 : 2;
+    if (o.positional_count > 0) {
+        fprintf(stderr, "tokengate: unexpected argument %s\n%s", o.positional[0], check_usage);
+        return 2;
+    }
+    pol_snapshot *snap = load_config(o.config);
+    if (!snap)
+        return 2;
+    printf("ok: %s: %zu cluster%s, %zu key%s, %zu rule%s\n", o.config, snap->cluster_count,
+           snap->cluster_count == 1 ? "" : "s", snap->key_count, snap->key_count == 1 ? "" : "s", snap->rule_count,
+           snap->rule_count == 1 ? "" : "s");
+    pol_snapshot_release(snap);
+    return 0;
+}
+
+/* ---- explain -------------------------------------------------------------- */
+
+typedef struct explain_trace {
+    json_t *header; /* deep copies: the token is freed inside pol_decide */
+    json_t *claims;
+    json_t *checks;
+    bool failed;    /* out of memory while recording */
+} explain_trace;
+
+static void on_token(void *ctx, const authz_jwt *jwt)
+{
+    explain_trace *t = ctx;
+    t->header = json_deep_copy(jwt->header_json);
+    t->claims = json_deep_copy(jwt->payload_json);
+    if (!t->header || !t->claims)
+        t->failed = true;
+}
+
+/* |text| as a JSON string of printable ASCII (details may hold cut-off
+ * token bytes). */
+static json_t *printable_string(const char *text, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        copy[i] = (c >= 0x20 && c <= 0x7e) ? (char)c : '?';
+    }
+    copy[len] = '\0';
+    json_t *s = json_stringn(copy, len);
+    free(copy);
+    return s;
+}
+
+static json_t *slice_or_null(authz_slice s)
+{
+    return s.ptr ? printable_string(s.ptr, s.len) : json_null();
+}
+
+static void on_step(void *ctx, const char *check, bool passed, const char *detail)
+{
+    explain_trace *t = ctx;
+    json_t *step = json_pack("{s:s, s:b, s:o*}", "check", check, "passed", passed, "detail",
+                             printable_string(detail, strlen(detail)));
+    if (!step || json_array_append_new(t->checks, step) != 0)
+        t->failed = true;
+}
+
+/* Reads the token from stdin, bounded, surrounding whitespace removed. */
+static char *read_stdin_token(void)
+{
+    char *buf = malloc(STDIN_TOKEN_MAX + 1);
+    if (!buf) {
+        fprintf(stderr, "tokengate: out of memory\n");
+        return NULL;
+    }
+    size_t len = fread(buf, 1, STDIN_TOKEN_MAX + 1, stdin);
+    if (ferror(stdin) || len > STDIN_TOKEN_MAX) {
+        fprintf(stderr, "tokengate: %s\n", ferror(stdin) ? "cannot read stdin" : "token on stdin is too long");
+        free(buf);
+        return NULL;
+    }
+    size_t start = 0;
+    while (start < len && strchr(" \t\r\n", buf[start]) && buf[start] != '\0')
+        start++;
+    while (len > start && strchr(" \t\r\n", buf[len - 1]) && buf[len - 1] != '\0')
+        len--;
+    memmove(buf, buf + start, len - start);
+    buf[len - start] = '\0';
+    return buf;
+}
+
+/* Parses --now: decimal seconds since the epoch, 0..253402300799 (9999-12-31). */
+static int parse_now(const char *text, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < 0 || v > 253402300799LL)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+static void print_json_block(const char *title, const json_t *value)
+{
+    printf("%s:\n", title);
+    if (!value) {
+        printf("  (not decoded)\n");
+        return;
+    }
+    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    printf("%s\n", text ? text : "  (out of memory)");
+    free(text);
+}
+
+static const char *or_none(const char *s)
+{
+    return s ? s : "(none)";
+}
+
+static void print_report(const cli_opts *o, const explain_trace *t, const pol_decision *d)
+{
+    printf("config:  %s\n", o->config);
+    printf("request: cluster=%s host=%s source=%s method=%s path=%s\n", or_none(o->cluster), or_none(o->host),
+           or_none(o->source), o->method, o->path);
+    print_json_block("header", t->header);
+    print_json_block("claims", t->claims);
+    printf("checks:\n");
+    size_t i;
+    json_t *step;
+    json_array_foreach(t->checks, i, step) {
+        printf("  %s %-14s %s\n", json_is_true(json_object_get(step, "passed")) ? "PASS" : "FAIL",
+               json_string_value(json_object_get(step, "check")), json_string_value(json_object_get(step, "detail")));
+    }
+    if (d->allowed)
+        printf("subject: %.*s\n", (int)d->subject.len, d->subject.ptr);
+    printf("decision: %s reason: %s message: %s\n", d->allowed ? "ALLOW" : "DENY", authz_reason_name(d->status.reason),
+           d->status.message);
+}
+
+static int print_json_report(const explain_trace *t, const pol_decision *d)
+{
+    json_t *report = json_pack(
+        "{s:b, s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:O, s:O*, s:O*}", "allowed", d->allowed,
+        "reason", authz_reason_name(d->status.reason), "message",
+        printable_string(d->status.message, strlen(d->status.message)), "cluster",
+        d->cluster ? slice_or_null(d->cluster->name) : json_null(), "issuer_cluster",
+        d->issuer_cluster ? slice_or_null(d->issuer_cluster->name) : json_null(), "rule",
+        d->rule ? slice_or_null(d->rule->name) : json_null(), "subject", slice_or_null(d->subject), "namespace",
+        slice_or_null(d->namespace_name), "service_account", slice_or_null(d->service_account), "pod",
+        slice_or_null(d->pod_name), "node", slice_or_null(d->node_name), "checks", t->checks, "header", t->header,
+        "claims", t->claims);
+    if (!report) {
+        fprintf(stderr, "tokengate: cannot build the JSON report\n");
+        return -1;
+    }
+    char *text = json_dumps(report, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    json_decref(report);
+    if (!text) {
+        fprintf(stderr, "tokengate: out of memory\n");
+        return -1;
+    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
+int srv_cli_explain_main(int argc, char **argv)
+{
+    int rc = 2;
+    char *stdin_token = NULL;
+    char *authorization = NULL;
+    pol_snapshot *snap = NULL;
+    authz_arena arena;
+    explain_trace t = {NULL, NULL, NULL, false};
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    authz_arena_init(&arena, NULL, 0, EXPLAIN_ARENA_LIMIT);
+
+    int parsed = parse_opts(argc, argv, true, explain_usage, &o);
+    if (parsed != PARSE_OK) {
+        rc = parsed == PARSE_EXIT_OK ? 0 : 2;
+        goto cleanup;
+    }
+    if (o.positional_count != 1) {
+        fprintf(stderr, "tokengate: explain needs exactly one TOKEN (or - for stdin)\n%s", explain_usage);
+        goto cleanup;
+    }
+    if (!o.method)
+        o.method = "GET";
+    if (!o.path)
+        o.path = "/";
+    int64_t now = (int64_t)time(NULL);
+    if (o.now && parse_now(o.now, &now) != 0) {
+        fprintf(stderr, "tokengate: --now must be seconds since the epoch\n%s", explain_usage);
+        goto cleanup;
+    }
+    const char *token = o.positional[0];
+    if (strcmp(token, "-") == 0) {
+        stdin_token = read_stdin_token();
+        if (!stdin_token)
+            goto cleanup;
+        token = stdin_token;
+    }
+    snap = load_config(o.config);
+    if (!snap)
+        goto cleanup;
+
+    /* The header exactly as Envoy would pass it. */
+    size_t token_len = strlen(token);
+    authorization = malloc(token_len + sizeof "Bearer ");
+    t.checks = json_array();
+    if (!authorization || !t.checks) {
+        fprintf(stderr, "tokengate: out of memory\n");
+        goto cleanup;
+    }
+    memcpy(authorization, "Bearer ", sizeof "Bearer " - 1);
+    memcpy(authorization + sizeof "Bearer " - 1, token, token_len + 1);
+
+    pol_request req = {
+        .authorization = authz_slice_from_cstr(authorization),
+        .cluster = authz_slice_from_cstr(o.cluster),
+        .host = authz_slice_from_cstr(o.host),
+        .source = authz_slice_from_cstr(o.source),
+        .method = authz_slice_from_cstr(o.method),
+        .path = authz_slice_from_cstr(o.path),
+        .now = now,
+    };
+    pol_trace trace = {on_token, on_step, &t};
+    pol_decide_ctx ctx = {&arena, &trace};
+    pol_decision d;
+    pol_decide(snap, &req, &ctx, &d);
+    if (t.failed) {
+        fprintf(stderr, "tokengate: out of memory while recording the checks\n");
+        goto cleanup;
+    }
+    if (o.json) {
+        if (print_json_report(&t, &d) != 0)
+            goto cleanup;
+    } else {
+        print_report(&o, &t, &d);
+    }
+    rc = d.allowed ? 0 : 1;
+cleanup:
+    json_decref(t.header);
+    json_decref(t.claims);
+    json_decref(t.checks);
+    authz_arena_free(&arena);
+    pol_snapshot_release(snap);
+    free(authorization);
+    free(stdin_token);
+    return rc;
+}
