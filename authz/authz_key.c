@@ -26,8 +26,9 @@
 #define KEY_MAX_KID 1024u
 /* Message buffer for one key's problem, before the "keys[i]: " prefix. */
 #define KEY_MSG_MAX 200u
-/* base64url of a SHA-256 digest: 43 characters and the terminator. */
-#define KEY_FINGERPRINT_SIZE 44u
+/* base64url of a SHA-256 digest is 43 characters; the encoder wants room for 44 and the terminator. */
+#define KEY_FINGERPRINT_LEN 43u
+#define KEY_FINGERPRINT_SIZE 45u
 
 typedef struct key_curve {
     const char *crv;   /* JWK name */
@@ -100,7 +101,7 @@ static int key_fingerprint(EVP_PKEY *pkey, char out[KEY_FINGERPRINT_SIZE])
         goto cleanup;
     if (!EVP_Digest(der, (size_t)der_len, digest, &digest_len, EVP_sha256(), NULL) || digest_len != sizeof digest)
         goto cleanup;
-    if (authz_b64url_encode(digest, sizeof digest, out, KEY_FINGERPRINT_SIZE) != KEY_FINGERPRINT_SIZE - 1)
+    if (authz_b64url_encode(digest, sizeof digest, out, KEY_FINGERPRINT_SIZE) != KEY_FINGERPRINT_LEN)
         goto cleanup;
     ret = 0;
 cleanup:
@@ -240,7 +241,7 @@ static int key_finish(authz_key *key, const char *kid, size_t kid_len, authz_alg
             return -1;
         }
         kid = fingerprint;
-        kid_len = KEY_FINGERPRINT_SIZE - 1;
+        kid_len = KEY_FINGERPRINT_LEN;
     } else {
         key->kid_from_jwk = true;
     }
