@@ -341,7 +341,7 @@ static void get_string(cfg_ctx *ctx, const json_t *obj, const char *parent, cons
 /* The array |key| of |obj|: NULL when absent (an error when |required|) or
  * invalid (not an array, empty, too long). */
 static const json_t *get_array(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, bool required,
-                               size_t max, char path[PATH_TEXT_MAX])
+                               bool allow_empty, size_t max, char path[PATH_TEXT_MAX])
 {
     path_key(path, parent, key);
     const json_t *v = json_object_get(obj, key);
@@ -356,7 +356,7 @@ static const json_t *get_array(cfg_ctx *ctx, const json_t *obj, const char *pare
     }
     /* An empty list would read as "nothing allowed" to some and "anything"
      * to others: leave the key out instead. */
-    if (json_array_size(v) == 0) {
+    if (json_array_size(v) == 0 && !allow_empty) {
         cfg_fail(ctx, path, v, "must not be empty (leave the key out instead)");
         return NULL;
     }
@@ -372,7 +372,7 @@ static void get_string_list(cfg_ctx *ctx, const json_t *obj, const char *parent,
                             bool lower, string_check check, authz_slice **out, size_t *count)
 {
     char path[PATH_TEXT_MAX];
-    const json_t *arr = get_array(ctx, obj, parent, key, required, LIST_MAX, path);
+    const json_t *arr = get_array(ctx, obj, parent, key, required, false, LIST_MAX, path);
     if (!arr)
         return;
     size_t n = json_array_size(arr);
@@ -402,7 +402,7 @@ static void get_cidr_list(cfg_ctx *ctx, const json_t *obj, const char *parent, c
                           size_t *count)
 {
     char path[PATH_TEXT_MAX];
-    const json_t *arr = get_array(ctx, obj, parent, key, false, LIST_MAX, path);
+    const json_t *arr = get_array(ctx, obj, parent, key, false, false, LIST_MAX, path);
     if (!arr)
         return;
     size_t n = json_array_size(arr);
@@ -420,7 +420,7 @@ static void get_cidr_list(cfg_ctx *ctx, const json_t *obj, const char *parent, c
         if (!string_value(ctx, v, item_path, NULL, &s))
             continue;
         if (authz_cidr_parse(s, &items[kept]) != 0) {
-            cfg_fail(ctx, item_path, v, "is not a CIDR (address/length, host bits zero)");
+            cfg_fail(ctx, item_path, v, "not a CIDR");
             continue;
         }
         kept++;
@@ -615,7 +615,7 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
     const json_t *pems = json_object_get(obj, "public_key_files");
     if (pems) {
         char list_path[PATH_TEXT_MAX];
-        const json_t *arr = get_array(ctx, obj, path, "public_key_files", false, LIST_MAX, list_path);
+        const json_t *arr = get_array(ctx, obj, path, "public_key_files", false, false, LIST_MAX, list_path);
         for (size_t i = 0; arr && i < json_array_size(arr); i++) {
             path_index(key_path, list_path, i);
             load_key_file(ctx, c, json_array_get(arr, i), key_path, false);
@@ -682,7 +682,7 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const 
     get_cidr_list(ctx, obj, path, "source_cidrs", &r->source_cidrs, &r->source_cidr_count);
 
     char list_path[PATH_TEXT_MAX];
-    const json_t *arr = get_array(ctx, obj, path, "clusters", false, POL_CONFIG_MAX_CLUSTERS, list_path);
+    const json_t *arr = get_array(ctx, obj, path, "clusters", false, false, POL_CONFIG_MAX_CLUSTERS, list_path);
     if (!arr)
         return;
     r->clusters = calloc(json_array_size(arr), sizeof *r->clusters);
@@ -732,7 +732,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
     }
 
     char path[PATH_TEXT_MAX];
-    const json_t *clusters = get_array(ctx, root, "", "clusters", true, POL_CONFIG_MAX_CLUSTERS, path);
+    const json_t *clusters = get_array(ctx, root, "", "clusters", true, false, POL_CONFIG_MAX_CLUSTERS, path);
     if (clusters) {
         snap->clusters = calloc(json_array_size(clusters), sizeof *snap->clusters);
         if (!snap->clusters) {
@@ -749,8 +749,8 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
         check_cluster_uniqueness(ctx, snap);
     }
 
-    const json_t *rules = get_array(ctx, root, "", "rules", false, POL_CONFIG_MAX_RULES, path);
-    if (rules) {
+    const json_t *rules = get_array(ctx, root, "", "rules", false, true, POL_CONFIG_MAX_RULES, path);
+    if (rules && json_array_size(rules) > 0) {
         snap->rules = calloc(json_array_size(rules), sizeof *snap->rules);
         if (!snap->rules) {
             cfg_fail(ctx, path, NULL, "out of memory");
