@@ -1,0 +1,75 @@
+/* srv_extauthz: the Envoy ext_authz v3 adapter.
+ *
+ * CheckRequest (protobuf) -> pol_request, pol_decide, pol_decision ->
+ * CheckResponse (protobuf). Everything is allocated from the caller's arena;
+ * slices in the results point into the unpacked request or the arena and
+ * stay valid until the arena is reset. No I/O. */
+#ifndef SRV_EXTAUTHZ_H
+#define SRV_EXTAUTHZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "authz_arena.h"
+#include "authz_slice.h"
+#include "envoy/service/auth/v3/external_auth.pb-c.h"
+#include "pol_decide.h"
+#include "pol_snapshot.h"
+
+/* What the adapter reads of a CheckRequest besides the decision inputs. */
+typedef struct srv_extauthz_view {
+    pol_request req;        /* decision inputs (now left for the caller) */
+    authz_slice request_id; /* x-request-id of the original request, or empty */
+} srv_extauthz_view;
+
+/* Fills |view| from |msg| (borrowed; slices point into it):
+ * - authorization: headers map, else header_map (raw_value, else value); the
+ *   first entry whose key equals "authorization" ignoring case;
+ * - host: request.http.host, else the ":authority" header;
+ * - method / path: request.http.method / path, else ":method" / ":path";
+ * - cluster: context_extensions["cluster"];
+ * - source: with |trusted_proxy_hops| 0, source.address.socket_address.address;
+ *   with N > 0, the N-th entry from the right of x-forwarded-for (1 = the
+ *   rightmost). Fewer than N entries, or an empty entry, leaves the source
+ *   unknown (empty), which the decision denies whenever CIDRs apply: a
+ *   client could otherwise pick its own address by sending a short header. */
+void srv_extauthz_view_request(const Envoy__Service__Auth__V3__CheckRequest *msg, size_t trusted_proxy_hops,
+                               srv_extauthz_view *view);
+
+/* Builds the CheckResponse for |d| and packs it into |arena|:
+ * - always status.code = authz_reason_grpc_code (0 on allow);
+ * - allow: ok_response.headers x-tokengate-{cluster,subject,namespace,
+ *   service-account} (value, append_action OVERWRITE_IF_EXISTS_OR_ADD),
+ *   headers_to_remove ["authorization"] unless the cluster forwards tokens;
+ * - deny: status.message "<reason>: <message>", denied_response with the
+ *   reason's HTTP status, x-tokengate-reason (and www-authenticate on 401),
+ *   JSON body {"allowed":false,"reason":..,"message":..};
+ * - dynamic_metadata: cluster, subject, namespace, service_account, reason on
+ *   allow; reason (and cluster when known) on deny.
+ * On success returns 0 with *out / *out_len the packed bytes (arena-owned).
+ * Returns -1 when the arena runs out. */
+int srv_extauthz_build_response(const pol_decision *d, authz_arena *arena, uint8_t **out, size_t *out_len);
+
+/* Packs the fixed fallback answer (deny, 13 INTERNAL, HTTP 503,
+ * "internal_error") into |buf| (|size| bytes). Used when building the full
+ * answer failed: a decision must never become an RPC error. Returns the
+ * length, or 0 when |size| is too small (64 bytes always suffice). */
+size_t srv_extauthz_fallback_response(uint8_t *buf, size_t size);
+
+/* The result of one Check. */
+typedef struct srv_extauthz_result {
+    srv_extauthz_view view;
+    pol_decision decision;
+    uint8_t *response;   /* packed CheckResponse, arena-owned */
+    size_t response_len;
+} srv_extauthz_result;
+
+/* Runs one Check: unpacks |msg| (|len| bytes) with the arena, views it,
+ * decides with |snap| at |now| (using |ctx|, whose arena must be |arena|) and
+ * builds the response. Returns 0, -1 when the message does not decode
+ * (INVALID_ARGUMENT), -2 when the response could not be built (the caller
+ * answers with srv_extauthz_fallback_response). */
+int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len, int64_t now, pol_decide_ctx *ctx,
+                       srv_extauthz_result *out);
+
+#endif

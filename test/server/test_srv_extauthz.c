@@ -1,0 +1,615 @@
+#include <criterion/criterion.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pol_config.h"
+#include "srv_extauthz.h"
+#include "srv_pbarena.h"
+#include "tg_testkeys.h"
+
+typedef Envoy__Service__Auth__V3__CheckRequest check_req;
+typedef Envoy__Service__Auth__V3__CheckResponse check_resp;
+typedef Envoy__Service__Auth__V3__AttributeContext__HttpRequest__HeadersEntry hdr_entry;
+typedef Envoy__Service__Auth__V3__AttributeContext__ContextExtensionsEntry ext_entry;
+
+static authz_arena arena;
+
+static void setup(void)
+{
+    authz_arena_init(&arena, NULL, 0, 0);
+}
+
+static void teardown(void)
+{
+    authz_arena_free(&arena);
+}
+
+TestSuite(srv_extauthz, .init = setup, .fini = teardown);
+
+/* A CheckRequest under construction, all storage inside the struct. */
+typedef struct req_builder {
+    check_req req;
+    Envoy__Service__Auth__V3__AttributeContext attrs;
+    Envoy__Service__Auth__V3__AttributeContext__Peer source;
+    Envoy__Config__Core__V3__Address addr;
+    Envoy__Config__Core__V3__SocketAddress sock;
+    Envoy__Service__Auth__V3__AttributeContext__Request request;
+    Envoy__Service__Auth__V3__AttributeContext__HttpRequest http;
+    hdr_entry headers[8];
+    hdr_entry *header_ptrs[8];
+    Envoy__Config__Core__V3__HeaderMap header_map;
+    Envoy__Config__Core__V3__HeaderValue raw[8];
+    Envoy__Config__Core__V3__HeaderValue *raw_ptrs[8];
+    ext_entry ext[2];
+    ext_entry *ext_ptrs[2];
+} req_builder;
+
+static void rb_init(req_builder *b)
+{
+    memset(b, 0, sizeof(*b));
+    envoy__service__auth__v3__check_request__init(&b->req);
+    envoy__service__auth__v3__attribute_context__init(&b->attrs);
+    envoy__service__auth__v3__attribute_context__peer__init(&b->source);
+    envoy__config__core__v3__address__init(&b->addr);
+    envoy__config__core__v3__socket_address__init(&b->sock);
+    envoy__service__auth__v3__attribute_context__request__init(&b->request);
+    envoy__service__auth__v3__attribute_context__http_request__init(&b->http);
+    envoy__config__core__v3__header_map__init(&b->header_map);
+    b->req.attributes = &b->attrs;
+    b->attrs.request = &b->request;
+    b->request.http = &b->http;
+    b->http.headers = b->header_ptrs;
+    b->header_map.headers = b->raw_ptrs;
+    b->attrs.context_extensions = b->ext_ptrs;
+}
+
+static void rb_peer(req_builder *b, const char *ip)
+{
+    b->attrs.source = &b->source;
+    b->source.address = &b->addr;
+    b->addr.address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
+    b->addr.socket_address = &b->sock;
+    b->sock.address = (char *)ip;
+    b->sock.port_specifier_case = ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PORT_SPECIFIER_PORT_VALUE;
+    b->sock.port_value = 44123;
+}
+
+static void rb_header(req_builder *b, const char *key, const char *value)
+{
+    hdr_entry *e = &b->headers[b->http.n_headers];
+    envoy__service__auth__v3__attribute_context__http_request__headers_entry__init(e);
+    e->key = (char *)key;
+    e->value = (char *)value;
+    b->header_ptrs[b->http.n_headers++] = e;
+}
+
+static void rb_raw_header(req_builder *b, const char *key, const char *value)
+{
+    Envoy__Config__Core__V3__HeaderValue *h = &b->raw[b->header_map.n_headers];
+    envoy__config__core__v3__header_value__init(h);
+    h->key = (char *)key;
+    h->raw_value.data = (uint8_t *)value;
+    h->raw_value.len = strlen(value);
+    b->raw_ptrs[b->header_map.n_headers++] = h;
+    b->http.header_map = &b->header_map;
+}
+
+static void rb_ext(req_builder *b, const char *key, const char *value)
+{
+    ext_entry *e = &b->ext[b->attrs.n_context_extensions];
+    envoy__service__auth__v3__attribute_context__context_extensions_entry__init(e);
+    e->key = (char *)key;
+    e->value = (char *)value;
+    b->ext_ptrs[b->attrs.n_context_extensions++] = e;
+}
+
+/* Packs and unpacks again, so every test goes through the wire format. */
+static check_req *roundtrip(const check_req *req)
+{
+    size_t n = envoy__service__auth__v3__check_request__get_packed_size(req);
+    uint8_t *buf = authz_arena_alloc(&arena, n + 1);
+    ProtobufCAllocator a = srv_pbarena_allocator(&arena);
+    cr_assert_not_null(buf);
+    envoy__service__auth__v3__check_request__pack(req, buf);
+    check_req *out = envoy__service__auth__v3__check_request__unpack(&a, n, buf);
+    cr_assert_not_null(out);
+    return out;
+}
+
+static void assert_slice(authz_slice s, const char *want)
+{
+    cr_assert(authz_slice_eq_cstr(s, want), "got '%.*s', want '%s'", (int)s.len, s.ptr ? s.ptr : "", want);
+}
+
+Test(srv_extauthz, view_from_headers_map)
+{
+    req_builder b;
+    srv_extauthz_view v;
+
+    rb_init(&b);
+    rb_peer(&b, "10.1.2.3");
+    rb_header(&b, ":authority", "api.example:8443");
+    rb_header(&b, "authorization", "Bearer abc");
+    rb_header(&b, "x-request-id", "req-1");
+    rb_ext(&b, "other", "x");
+    rb_ext(&b, "cluster", "cluster-a");
+    b.http.method = "GET";
+    b.http.path = "/v1/items?x=1";
+    srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
+    assert_slice(v.req.authorization, "Bearer abc");
+    assert_slice(v.req.cluster, "cluster-a");
+    assert_slice(v.req.host, "api.example:8443");
+    assert_slice(v.req.method, "GET");
+    assert_slice(v.req.path, "/v1/items?x=1");
+    assert_slice(v.req.source, "10.1.2.3");
+    assert_slice(v.request_id, "req-1");
+}
+
+Test(srv_extauthz, view_host_field_wins_over_authority)
+{
+    req_builder b;
+    srv_extauthz_view v;
+
+    rb_init(&b);
+    rb_header(&b, ":authority", "from-header");
+    b.http.host = "from-field";
+    srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
+    assert_slice(v.req.host, "from-field");
+    cr_assert_eq(v.req.authorization.len, 0);
+    cr_assert_eq(v.req.source.len, 0, "no peer address: unknown source");
+}
+
+Test(srv_extauthz, view_from_raw_header_map_case_insensitive)
+{
+    req_builder b;
+    srv_extauthz_view v;
+
+    rb_init(&b);
+    rb_raw_header(&b, "x-other", "1");
+    rb_raw_header(&b, "Authorization", "Bearer first");
+    rb_raw_header(&b, "authorization", "Bearer second");
+    srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
+    assert_slice(v.req.authorization, "Bearer first");
+}
+
+Test(srv_extauthz, view_headers_map_before_header_map)
+{
+    req_builder b;
+    srv_extauthz_view v;
+
+    rb_init(&b);
+    rb_header(&b, "authorization", "Bearer map");
+    rb_raw_header(&b, "authorization", "Bearer raw");
+    srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
+    assert_slice(v.req.authorization, "Bearer map");
+}
+
+Test(srv_extauthz, view_xff_hops)
+{
+    req_builder b;
+    srv_extauthz_view v;
+    check_req *req;
+
+    rb_init(&b);
+    rb_peer(&b, "192.168.0.9");
+    rb_header(&b, "x-forwarded-for", "203.0.113.7, 10.0.0.1 ,10.0.0.2");
+    req = roundtrip(&b.req);
+    srv_extauthz_view_request(req, 0, &v);
+    assert_slice(v.req.source, "192.168.0.9");
+    srv_extauthz_view_request(req, 1, &v);
+    assert_slice(v.req.source, "10.0.0.2");
+    srv_extauthz_view_request(req, 2, &v);
+    assert_slice(v.req.source, "10.0.0.1");
+    srv_extauthz_view_request(req, 3, &v);
+    assert_slice(v.req.source, "203.0.113.7");
+    srv_extauthz_view_request(req, 4, &v);
+    cr_assert_eq(v.req.source.len, 0, "fewer hops than trusted: unknown, not the leftmost");
+}
+
+Test(srv_extauthz, view_xff_missing_is_unknown_source)
+{
+    req_builder b;
+    srv_extauthz_view v;
+
+    rb_init(&b);
+    rb_peer(&b, "192.168.0.9");
+    srv_extauthz_view_request(roundtrip(&b.req), 1, &v);
+    cr_assert_eq(v.req.source.len, 0);
+}
+
+Test(srv_extauthz, unknown_fields_and_negative_size_are_skipped)
+{
+    /* CheckRequest{attributes{ 14: "future", 4 request{2 http{3 headers{authorization: "Bearer x"},
+     * 9 size: -1, 99: varint 5}}, 10 ctx{cluster: c}}} written by hand. */
+    static const uint8_t wire[] = {
+        0x0a, 0x44,                                                 /* attributes, 68 bytes */
+        0x72, 0x06, 'f', 'u', 't', 'u', 'r', 'e',                   /* field 14, string */
+        0x22, 0x2b,                                                 /* request, 43 */
+        0x12, 0x29,                                                 /* http, 41 */
+        0x1a, 0x19,                                                 /* headers entry, 25 */
+        0x0a, 0x0d, 'a', 'u', 't', 'h', 'o', 'r', 'i', 'z', 'a', 't', 'i', 'o', 'n',
+        0x12, 0x08, 'B', 'e', 'a', 'r', 'e', 'r', ' ', 'x',
+        0x48, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, /* size = -1 */
+        0x98, 0x06, 0x05,                                           /* field 99, varint */
+        0x52, 0x0d,                                                 /* context_extensions entry, 13 */
+        0x0a, 0x07, 'c', 'l', 'u', 's', 't', 'e', 'r', 0x12, 0x02, 'c', '1',
+    };
+    ProtobufCAllocator a = srv_pbarena_allocator(&arena);
+    check_req *req = envoy__service__auth__v3__check_request__unpack(&a, sizeof(wire), wire);
+    srv_extauthz_view v;
+
+    cr_assert_not_null(req);
+    cr_assert_eq(req->attributes->request->http->size, -1);
+    srv_extauthz_view_request(req, 0, &v);
+    assert_slice(v.req.authorization, "Bearer x");
+    assert_slice(v.req.cluster, "c1");
+}
+
+Test(srv_extauthz, truncated_message_does_not_decode)
+{
+    static const uint8_t wire[] = {0x0a, 0x10, 0x22, 0x02};
+    ProtobufCAllocator a = srv_pbarena_allocator(&arena);
+    cr_assert_null(envoy__service__auth__v3__check_request__unpack(&a, sizeof(wire), wire));
+}
+
+/* ---- responses ---- */
+
+static check_resp *unpack_resp(const uint8_t *buf, size_t len)
+{
+    check_resp *r = envoy__service__auth__v3__check_response__unpack(NULL, len, buf);
+    cr_assert_not_null(r);
+    return r;
+}
+
+static const char *meta_get(const check_resp *r, const char *key)
+{
+    cr_assert_not_null(r->dynamic_metadata);
+    for (size_t i = 0; i < r->dynamic_metadata->n_fields; i++) {
+        if (strcmp(r->dynamic_metadata->fields[i]->key, key) == 0) {
+            const Google__Protobuf__Value *v = r->dynamic_metadata->fields[i]->value;
+            cr_assert_eq(v->kind_case, GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE);
+            return v->string_value;
+        }
+    }
+    return NULL;
+}
+
+static const Envoy__Config__Core__V3__HeaderValueOption *find_opt(Envoy__Config__Core__V3__HeaderValueOption **opts,
+                                                                  size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(opts[i]->header->key, key) == 0) {
+            return opts[i];
+        }
+    }
+    return NULL;
+}
+
+static void assert_header(Envoy__Config__Core__V3__HeaderValueOption **opts, size_t n, const char *key,
+                          const char *value)
+{
+    const Envoy__Config__Core__V3__HeaderValueOption *o = find_opt(opts, n, key);
+    cr_assert_not_null(o, "header %s missing", key);
+    cr_assert_str_eq(o->header->value, value, "header %s", key);
+    cr_assert_eq(o->header->raw_value.len, 0, "raw_value must stay empty (%s)", key);
+    cr_assert_eq(o->append_action, 2, "append_action OVERWRITE_IF_EXISTS_OR_ADD (%s)", key);
+    cr_assert_null(o->append, "deprecated append left unset (%s)", key);
+}
+
+static pol_cluster test_cluster(bool forward_token)
+{
+    pol_cluster c;
+    memset(&c, 0, sizeof(c));
+    c.name = AUTHZ_SLICE_LIT("cluster-a");
+    c.forward_token = forward_token;
+    return c;
+}
+
+static pol_decision allow_decision(const pol_cluster *c)
+{
+    pol_decision d;
+    memset(&d, 0, sizeof(d));
+    d.allowed = true;
+    d.status.reason = AUTHZ_REASON_OK;
+    d.cluster = c;
+    d.issuer_cluster = c;
+    d.subject = AUTHZ_SLICE_LIT("system:serviceaccount:shop:checkout");
+    d.namespace_name = AUTHZ_SLICE_LIT("shop");
+    d.service_account = AUTHZ_SLICE_LIT("checkout");
+    return d;
+}
+
+Test(srv_extauthz, allow_response_fields)
+{
+    pol_cluster c = test_cluster(false);
+    pol_decision d = allow_decision(&c);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    check_resp *r = unpack_resp(buf, len);
+    cr_assert_not_null(r->status);
+    cr_assert_eq(r->status->code, 0);
+    cr_assert_eq(r->http_response_case, ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_OK_RESPONSE);
+    Envoy__Service__Auth__V3__OkHttpResponse *ok = r->ok_response;
+    cr_assert_eq(ok->n_headers, 4);
+    assert_header(ok->headers, ok->n_headers, "x-tokengate-cluster", "cluster-a");
+    assert_header(ok->headers, ok->n_headers, "x-tokengate-subject", "system:serviceaccount:shop:checkout");
+    assert_header(ok->headers, ok->n_headers, "x-tokengate-namespace", "shop");
+    assert_header(ok->headers, ok->n_headers, "x-tokengate-service-account", "checkout");
+    cr_assert_eq(ok->n_headers_to_remove, 1);
+    cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    cr_assert_null(ok->dynamic_metadata, "the deprecated ok_response.dynamic_metadata would override");
+#pragma GCC diagnostic pop
+    cr_assert_str_eq(meta_get(r, "cluster"), "cluster-a");
+    cr_assert_str_eq(meta_get(r, "subject"), "system:serviceaccount:shop:checkout");
+    cr_assert_str_eq(meta_get(r, "namespace"), "shop");
+    cr_assert_str_eq(meta_get(r, "service_account"), "checkout");
+    cr_assert_str_eq(meta_get(r, "reason"), "ok");
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+}
+
+Test(srv_extauthz, allow_with_forward_token_keeps_authorization)
+{
+    pol_cluster c = test_cluster(true);
+    pol_decision d = allow_decision(&c);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    check_resp *r = unpack_resp(buf, len);
+    cr_assert_eq(r->ok_response->n_headers_to_remove, 0);
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+}
+
+static pol_decision deny_decision(const pol_cluster *c, authz_reason reason, const char *message)
+{
+    pol_decision d;
+    memset(&d, 0, sizeof(d));
+    d.allowed = false;
+    d.cluster = c;
+    authz_status_set(&d.status, reason, "%s", message);
+    return d;
+}
+
+Test(srv_extauthz, deny_401_response_fields)
+{
+    pol_cluster c = test_cluster(false);
+    pol_decision d = deny_decision(&c, AUTHZ_REASON_EXPIRED, "exp 100 is before now \"200\"");
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    check_resp *r = unpack_resp(buf, len);
+    cr_assert_eq(r->status->code, 16);
+    cr_assert_str_eq(r->status->message, "expired: exp 100 is before now \"200\"");
+    cr_assert_eq(r->http_response_case, ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_DENIED_RESPONSE);
+    Envoy__Service__Auth__V3__DeniedHttpResponse *den = r->denied_response;
+    cr_assert_not_null(den->status);
+    cr_assert_eq(den->status->code, 401);
+    cr_assert_eq(den->n_headers, 2);
+    assert_header(den->headers, den->n_headers, "x-tokengate-reason", "expired");
+    assert_header(den->headers, den->n_headers, "www-authenticate",
+                  "Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\"expired\"");
+    json_error_t err;
+    json_t *body = json_loads(den->body, 0, &err);
+    cr_assert_not_null(body, "body is JSON: %s", err.text);
+    cr_assert(json_is_false(json_object_get(body, "allowed")));
+    cr_assert_str_eq(json_string_value(json_object_get(body, "reason")), "expired");
+    cr_assert_str_eq(json_string_value(json_object_get(body, "message")), "exp 100 is before now \"200\"");
+    json_decref(body);
+    cr_assert_str_eq(meta_get(r, "reason"), "expired");
+    cr_assert_str_eq(meta_get(r, "cluster"), "cluster-a");
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+}
+
+Test(srv_extauthz, deny_403_and_503)
+{
+    pol_decision d = deny_decision(NULL, AUTHZ_REASON_UNKNOWN_CLUSTER, "route names no cluster");
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    check_resp *r = unpack_resp(buf, len);
+    cr_assert_eq(r->status->code, 7);
+    cr_assert_eq(r->denied_response->status->code, 403);
+    cr_assert_eq(r->denied_response->n_headers, 1, "no www-authenticate on 403");
+    cr_assert_null(meta_get(r, "cluster"), "cluster unknown: not in metadata");
+    cr_assert_str_eq(meta_get(r, "reason"), "unknown_cluster");
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+
+    d = deny_decision(NULL, AUTHZ_REASON_INTERNAL_ERROR, "");
+    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    r = unpack_resp(buf, len);
+    cr_assert_eq(r->status->code, 13);
+    cr_assert_str_eq(r->status->message, "internal_error");
+    cr_assert_eq(r->denied_response->status->code, 503);
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+}
+
+Test(srv_extauthz, deny_without_reason_is_never_an_allow)
+{
+    pol_decision d;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    memset(&d, 0, sizeof(d)); /* allowed false, reason OK: inconsistent */
+    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    check_resp *r = unpack_resp(buf, len);
+    cr_assert_neq(r->status->code, 0);
+    cr_assert_eq(r->http_response_case, ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_DENIED_RESPONSE);
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+}
+
+Test(srv_extauthz, arena_exhaustion_fails_and_fallback_denies)
+{
+    authz_arena tiny;
+    pol_cluster c = test_cluster(false);
+    pol_decision d = allow_decision(&c);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    uint8_t fb[64];
+
+    authz_arena_init(&tiny, NULL, 128, 256);
+    cr_assert_eq(srv_extauthz_build_response(&d, &tiny, &buf, &len), -1);
+    authz_arena_free(&tiny);
+
+    len = srv_extauthz_fallback_response(fb, sizeof(fb));
+    cr_assert_gt(len, 0);
+    check_resp *r = unpack_resp(fb, len);
+    cr_assert_eq(r->status->code, 13);
+    cr_assert_eq(r->denied_response->status->code, 503);
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+    cr_assert_eq(srv_extauthz_fallback_response(fb, 4), 0);
+}
+
+/* ---- end to end through a real config ---- */
+
+static char tmpdir[64];
+
+static void write_file(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *mint(EVP_PKEY *key, const char *iss, const char *aud, long exp_delta)
+{
+    char payload[1024];
+    char *kid = tg_fingerprint(key);
+    char header[256];
+    long now = (long)time(NULL);
+
+    snprintf(header, sizeof(header), "{\"alg\":\"RS256\",\"kid\":\"%s\"}", kid);
+    snprintf(payload, sizeof(payload),
+             "{\"iss\":\"%s\",\"aud\":[\"%s\"],\"exp\":%ld,\"iat\":%ld,\"nbf\":%ld,"
+             "\"sub\":\"system:serviceaccount:shop:checkout\","
+             "\"kubernetes.io\":{\"namespace\":\"shop\",\"serviceaccount\":{\"name\":\"checkout\",\"uid\":\"u1\"}}}",
+             iss, aud, now + exp_delta, now - 10, now - 10);
+    char *tok = tg_jws(key, "RS256", header, payload);
+    free(kid);
+    cr_assert_not_null(tok);
+    return tok;
+}
+
+static uint8_t *pack_req(const check_req *req, size_t *len)
+{
+    *len = envoy__service__auth__v3__check_request__get_packed_size(req);
+    uint8_t *buf = authz_arena_alloc(&arena, *len + 1);
+    envoy__service__auth__v3__check_request__pack(req, buf);
+    return buf;
+}
+
+Test(srv_extauthz, end_to_end_allow_and_cross_cluster_replay)
+{
+    EVP_PKEY *ka = tg_keygen("rsa2048");
+    EVP_PKEY *kb = tg_keygen("rsa2048");
+    char cfg[1024], err[1024], bearer_a[4096], bearer_b[4096];
+    pol_snapshot *snap = NULL;
+    authz_arena req_arena;
+    pol_decide_ctx ctx = {&req_arena, NULL};
+    srv_extauthz_result res;
+    req_builder b;
+    size_t len;
+    uint8_t *wire;
+
+    cr_assert_not_null(ka);
+    cr_assert_not_null(kb);
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tg-extauthz-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+    char *jwks_a = tg_jwks(&ka, NULL, 1);
+    char *jwks_b = tg_jwks(&kb, NULL, 1);
+    write_file("a.jwks", jwks_a);
+    write_file("b.jwks", jwks_b);
+    snprintf(cfg, sizeof(cfg),
+             "{\"clusters\":["
+             "{\"name\":\"cluster-a\",\"issuer\":\"https://a.example\",\"audiences\":[\"api-a\"],"
+             "\"jwks_file\":\"a.jwks\",\"source_cidrs\":[\"10.1.0.0/16\"]},"
+             "{\"name\":\"cluster-b\",\"issuer\":\"https://b.example\",\"audiences\":[\"api-b\"],"
+             "\"jwks_file\":\"b.jwks\",\"forward_token\":true}]}");
+    write_file("config.json", cfg);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/config.json", tmpdir);
+    cr_assert_eq(pol_config_load(path, &snap, err, sizeof(err)), 0, "%s", err);
+
+    char *ta = mint(ka, "https://a.example", "api-a", 3600);
+    char *tb = mint(kb, "https://b.example", "api-b", 3600);
+    snprintf(bearer_a, sizeof(bearer_a), "Bearer %s", ta);
+    snprintf(bearer_b, sizeof(bearer_b), "Bearer %s", tb);
+
+    authz_arena_init(&req_arena, NULL, 16384, 1u << 20);
+
+    /* Allowed: cluster-a token, routed to cluster-a, from inside its CIDR. */
+    rb_init(&b);
+    rb_peer(&b, "10.1.4.4");
+    rb_header(&b, "authorization", bearer_a);
+    rb_ext(&b, "cluster", "cluster-a");
+    b.http.method = "GET";
+    b.http.path = "/";
+    wire = pack_req(&b.req, &len);
+    cr_assert_eq(srv_extauthz_check(snap, wire, len, (int64_t)time(NULL), &ctx, &res), 0);
+    cr_assert(res.decision.allowed, "%s: %s", authz_reason_name(res.decision.status.reason),
+              res.decision.status.message);
+    check_resp *r = unpack_resp(res.response, res.response_len);
+    cr_assert_eq(r->status->code, 0);
+    cr_assert_eq(r->ok_response->n_headers_to_remove, 1);
+    assert_header(r->ok_response->headers, r->ok_response->n_headers, "x-tokengate-subject",
+                  "system:serviceaccount:shop:checkout");
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+    authz_arena_reset(&req_arena);
+
+    /* Replay: a genuine cluster-b token sent to cluster-a. */
+    rb_init(&b);
+    rb_peer(&b, "10.1.4.4");
+    rb_header(&b, "authorization", bearer_b);
+    rb_ext(&b, "cluster", "cluster-a");
+    wire = pack_req(&b.req, &len);
+    cr_assert_eq(srv_extauthz_check(snap, wire, len, (int64_t)time(NULL), &ctx, &res), 0);
+    cr_assert_not(res.decision.allowed);
+    r = unpack_resp(res.response, res.response_len);
+    cr_assert_eq(r->status->code, 16);
+    cr_assert_eq(r->denied_response->status->code, 401);
+    cr_assert_str_eq(meta_get(r, "reason"), "cluster_mismatch");
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+    authz_arena_reset(&req_arena);
+
+    /* Outside the CIDR. */
+    rb_init(&b);
+    rb_peer(&b, "192.0.2.1");
+    rb_header(&b, "authorization", bearer_a);
+    rb_ext(&b, "cluster", "cluster-a");
+    wire = pack_req(&b.req, &len);
+    cr_assert_eq(srv_extauthz_check(snap, wire, len, (int64_t)time(NULL), &ctx, &res), 0);
+    r = unpack_resp(res.response, res.response_len);
+    cr_assert_eq(r->status->code, 7);
+    cr_assert_eq(r->denied_response->status->code, 403);
+    cr_assert_str_eq(meta_get(r, "reason"), "source_not_allowed");
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+
+    /* Garbage does not decode. */
+    static const uint8_t junk[] = {0x0a, 0x7f, 0x01};
+    cr_assert_eq(srv_extauthz_check(snap, junk, sizeof(junk), 0, &ctx, &res), -1);
+
+    authz_arena_free(&req_arena);
+    pol_snapshot_release(snap);
+    free(ta);
+    free(tb);
+    free(jwks_a);
+    free(jwks_b);
+    EVP_PKEY_free(ka);
+    EVP_PKEY_free(kb);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
