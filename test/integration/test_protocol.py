@@ -1,0 +1,297 @@
+"""The gRPC side of the real binary: health, malformed input, unknown
+methods, deadlines, concurrent load, SIGTERM under load and the decision
+log."""
+
+import collections
+import os
+import re
+import shutil
+import struct
+import subprocess
+import threading
+import time
+import unittest
+
+import grpc
+
+import tg_harness as h
+
+NGHTTP = shutil.which("nghttp")
+
+
+def identity(data):
+    return data
+
+
+class Expect:
+    """What one request must produce: allow for (cluster, ns, sa) or deny
+    with a reason."""
+
+    def __init__(self, reason, cluster=None, namespace=None, service_account=None):
+        self.reason = reason
+        self.cluster = cluster
+        self.namespace = namespace
+        self.service_account = service_account
+
+    def problem(self, resp):
+        """None when |resp| is right, else what is wrong (thread-safe, no
+        unittest calls)."""
+        if self.reason == "ok":
+            if resp.status.code != 0 or resp.WhichOneof("http_response") != "ok_response":
+                return f"expected allow, got {resp.status.code} {resp.status.message!r}"
+            headers = h.header_dict(resp.ok_response.headers)
+            want = {"x-tokengate-cluster": self.cluster, "x-tokengate-namespace": self.namespace,
+                    "x-tokengate-service-account": self.service_account,
+                    "x-tokengate-subject": f"system:serviceaccount:{self.namespace}:{self.service_account}"}
+            if headers != want:
+                return f"allow headers {headers} != {want}"
+            return None
+        code = h.GRPC_UNAUTHENTICATED if self.reason in h.UNAUTHENTICATED_REASONS else h.GRPC_PERMISSION_DENIED
+        if resp.status.code != code or not resp.status.message.startswith(self.reason + ": "):
+            return f"expected {self.reason}, got {resp.status.code} {resp.status.message!r}"
+        if resp.WhichOneof("http_response") != "denied_response":
+            return "deny without denied_response"
+        if h.header_dict(resp.denied_response.headers).get("x-tokengate-reason") != self.reason:
+            return "x-tokengate-reason does not match"
+        return None
+
+
+def setUpModule():
+    global FOLDER, WORLD, SERVER, CASES, TOKENS
+    FOLDER = h.new_folder("tg-protocol-")
+    WORLD = h.World(FOLDER)
+    SERVER = h.Server(FOLDER, WORLD.config(), "protocol").start()
+    allow_a = WORLD.token_a()
+    allow_b = WORLD.token_b()
+    expired = WORLD.token_a(exp_in=-3600, iat_in=-7200, nbf_in=-7200)
+    TOKENS = [allow_a, allow_b, expired]
+    CASES = [
+        (h.check_request(token=allow_a, cluster="cluster-a"), Expect("ok", "cluster-a", "shop", "web")),
+        (h.check_request(token=allow_a, cluster="cluster-b"), Expect("cluster_mismatch")),
+        (h.check_request(token=allow_b, host="api.cluster-b.test", raw=True),
+         Expect("ok", "cluster-b", "shop", "checkout")),
+        (h.check_request(cluster="cluster-a"), Expect("missing_token")),
+        (h.check_request(token=expired, cluster="cluster-a"), Expect("expired")),
+        (h.check_request(token=allow_a, cluster="cluster-a", source="192.0.2.1"), Expect("source_not_allowed")),
+        (h.check_request(token=allow_b, cluster="cluster-b", path="/payments/1"),
+         Expect("ok", "cluster-b", "shop", "checkout")),
+        (h.check_request(token=allow_a, cluster="nope"), Expect("unknown_cluster")),
+    ]
+
+
+def tearDownModule():
+    code, elapsed = SERVER.stop()
+    log = SERVER.log_text()
+    if code != 0 or elapsed > 5.0:
+        raise AssertionError(f"tokengate exited {code} after {elapsed:.1f}s on SIGTERM:\n{log[-4000:]}")
+    for token in TOKENS:
+        if token in log or token.split(".")[2] in log:
+            raise AssertionError("a token (or its signature) appears in the server's stderr")
+
+
+def framed(message):
+    data = message.SerializeToString()
+    return struct.pack(">BI", 0, len(data)) + data
+
+
+class HealthTest(unittest.TestCase):
+    def health(self, service):
+        s = h.stubs()
+        with SERVER.channel() as channel:
+            call = channel.unary_unary(h.HEALTH_METHOD,
+                                       request_serializer=s.health.HealthCheckRequest.SerializeToString,
+                                       response_deserializer=s.health.HealthCheckResponse.FromString)
+            return call(s.health.HealthCheckRequest(service=service), timeout=5)
+
+    def test_whole_server_serving(self):
+        self.assertEqual(self.health("").status, h.stubs().health.HealthCheckResponse.SERVING)
+
+    def test_authorization_service_serving(self):
+        self.assertEqual(self.health(h.AUTHZ_SERVICE).status, h.stubs().health.HealthCheckResponse.SERVING)
+
+    def test_unknown_service_not_found(self):
+        with self.assertRaises(grpc.RpcError) as err:
+            self.health("no.such.Service")
+        self.assertEqual(err.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+
+class ErrorsTest(unittest.TestCase):
+    def raw_call(self, method, payload):
+        with SERVER.channel() as channel:
+            call = channel.unary_unary(method, request_serializer=identity, response_deserializer=identity)
+            return call(payload, timeout=5)
+
+    def test_malformed_protobuf_is_invalid_argument(self):
+        before = len(SERVER.decisions())
+        # Field 1 (attributes) claims 5 bytes but only 3 follow; then a bare wire type 7.
+        for payload in (b"\x0a\x05abc", b"\x0f", b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"):
+            with self.subTest(payload=payload):
+                with self.assertRaises(grpc.RpcError) as err:
+                    self.raw_call(h.CHECK_METHOD, payload)
+                self.assertEqual(err.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        time.sleep(0.2)
+        self.assertEqual(len(SERVER.decisions()), before, "a malformed request produced a decision")
+
+    def test_empty_check_request_denies(self):
+        # An empty message is valid protobuf: a decision, not an RPC error.
+        reply = self.raw_call(h.CHECK_METHOD, b"")
+        resp = h.stubs().ext.CheckResponse.FromString(reply)
+        self.assertNotEqual(resp.status.code, 0)
+        self.assertEqual(resp.WhichOneof("http_response"), "denied_response")
+
+    def test_unknown_method_unimplemented(self):
+        for method in ("/envoy.service.auth.v3.Authorization/Nope", "/no.Such/Check",
+                       "/envoy.service.auth.v2.Authorization/Check"):
+            with self.subTest(method=method):
+                with self.assertRaises(grpc.RpcError) as err:
+                    self.raw_call(method, b"")
+                self.assertEqual(err.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+
+
+class DeadlineTest(unittest.TestCase):
+    """An expired grpc-timeout must be answered DEADLINE_EXCEEDED without a
+    decision. nghttp sends the header verbatim, so the status seen is the
+    server's own; a control request with a long timeout proves the method
+    can tell the two apart."""
+
+    def nghttp(self, timeout_header):
+        body = os.path.join(FOLDER, "deadline.bin")
+        with open(body, "wb") as f:
+            f.write(framed(CASES[0][0]))
+        cmd = [NGHTTP, "-v", "-t", "10", "-H", "content-type: application/grpc", "-H", "te: trailers",
+               "-H", f"grpc-timeout: {timeout_header}", "-d", body,
+               f"http://{SERVER.target}{h.CHECK_METHOD}"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout
+        statuses = re.findall(r"recv \(stream_id=\d+\) grpc-status: (\d+)", out)
+        self.assertEqual(len(statuses), 1, out)
+        return int(statuses[0])
+
+    @unittest.skipUnless(NGHTTP, "nghttp (nghttp2-client) is not installed")
+    def test_expired_grpc_timeout(self):
+        before = len(SERVER.decisions())
+        self.assertEqual(self.nghttp("10S"), 0)
+        self.assertEqual(len(SERVER.wait_decisions(before + 1)), before + 1)
+        self.assertEqual(self.nghttp("1n"), grpc.StatusCode.DEADLINE_EXCEEDED.value[0])
+        time.sleep(0.3)
+        self.assertEqual(len(SERVER.decisions()), before + 1, "a decision was made after the deadline")
+
+    def test_client_deadline_makes_no_late_decision(self):
+        before = len(SERVER.decisions())
+        with SERVER.channel() as channel:
+            stub = h.authz_stub(channel)
+            stub.Check(CASES[0][0], timeout=10)  # connect first so the deadline is all that is short
+            with self.assertRaises(grpc.RpcError) as err:
+                stub.Check(CASES[0][0], timeout=0.000001)
+            self.assertEqual(err.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        time.sleep(0.3)
+        self.assertEqual(len(SERVER.decisions()), before + 1, "a decision was made after the deadline")
+
+
+def run_load(target, calls_per_channel, channels, batch, outcomes, stop=None):
+    """|channels| threads, each with its own channel, sending CASES round
+    robin in batches of |batch| concurrent futures. Appends (expect, resp or
+    RpcError) to |outcomes| (a list; append is atomic)."""
+
+    def worker(index):
+        with grpc.insecure_channel(target) as channel:
+            stub = h.authz_stub(channel)
+            sent = 0
+            while sent < calls_per_channel and not (stop and stop.is_set()):
+                futures = []
+                for _ in range(min(batch, calls_per_channel - sent)):
+                    req, expect = CASES[(index + sent) % len(CASES)]
+                    futures.append((expect, stub.Check.future(req, timeout=20)))
+                    sent += 1
+                for expect, future in futures:
+                    try:
+                        outcomes.append((expect, future.result()))
+                    except grpc.RpcError as err:
+                        outcomes.append((expect, err))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(channels)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+class LoadTest(unittest.TestCase):
+    def test_concurrent_channels_get_right_answers(self):
+        channels, per_channel = 8, 200
+        before = SERVER.decisions()
+        outcomes = []
+        for t in run_load(SERVER.target, per_channel, channels, 10, outcomes):
+            t.join()
+        self.assertEqual(len(outcomes), channels * per_channel)
+        problems = []
+        for expect, result in outcomes:
+            if isinstance(result, grpc.RpcError):
+                problems.append(f"RPC error {result.code()} {result.details()}")
+            else:
+                problem = expect.problem(result)
+                if problem:
+                    problems.append(problem)
+        self.assertEqual(problems[:5], [])
+        # One decision log line per call, with the reasons the answers had.
+        lines = SERVER.wait_decisions(len(before) + len(outcomes))[len(before):]
+        self.assertEqual(len(lines), len(outcomes))
+        want = collections.Counter(expect.reason for expect, _ in outcomes)
+        got = collections.Counter(line["reason"] for line in lines)
+        self.assertEqual(got, want)
+        self.assertEqual(sum(1 for line in lines if line["decision"] == "allow"), want["ok"])
+
+    def test_sigterm_during_load(self):
+        server = h.Server(FOLDER, WORLD.config(), "sigterm").start()
+        try:
+            outcomes = []
+            stop = threading.Event()
+            threads = run_load(server.target, 100000, 4, 8, outcomes, stop)
+            deadline = time.monotonic() + 30
+            while len(outcomes) < 100 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertGreaterEqual(len(outcomes), 100, "load never got going")
+            code, elapsed = server.stop(timeout=5.0)
+            # Keep calling a little after the exit: those must fail UNAVAILABLE.
+            time.sleep(0.3)
+            stop.set()
+            for t in threads:
+                t.join(30)
+        finally:
+            server.kill()
+        self.assertEqual(code, 0, server.log_text()[-4000:])
+        self.assertLessEqual(elapsed, 5.0)
+        bad = []
+        answered = 0
+        unavailable = 0
+        for expect, result in outcomes:
+            if isinstance(result, grpc.RpcError):
+                if result.code() == grpc.StatusCode.UNAVAILABLE:
+                    unavailable += 1
+                else:
+                    bad.append(f"{result.code()} {result.details()}")
+            else:
+                answered += 1
+                problem = expect.problem(result)
+                if problem:
+                    bad.append(problem)
+        self.assertEqual(bad[:5], [])
+        self.assertGreater(answered, 0)
+        self.assertGreater(unavailable, 0, "no call was refused after the server exited")
+
+
+class DecisionLogTest(unittest.TestCase):
+    def test_one_json_line_per_check(self):
+        before = len(SERVER.decisions())
+        with SERVER.channel() as channel:
+            stub = h.authz_stub(channel)
+            expected = []
+            for req, expect in CASES:
+                stub.Check(req, timeout=10)
+                expected.append(expect.reason)
+        lines = SERVER.wait_decisions(before + len(CASES))[before:]
+        self.assertEqual([line["reason"] for line in lines], expected)
+        for line, reason in zip(lines, expected):
+            self.assertEqual(line["decision"], "allow" if reason == "ok" else "deny")
+
+
+if __name__ == "__main__":
+    unittest.main()
