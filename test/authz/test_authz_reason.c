@@ -1,0 +1,65 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "authz_reason.h"
+
+static const char *const names[AUTHZ_REASON_COUNT] = {
+    "ok",           "missing_token", "malformed_token", "unsupported_alg",    "unknown_key",   "bad_signature",
+    "unknown_issuer", "cluster_mismatch", "audience_mismatch", "expired",     "not_yet_valid", "missing_claim",
+    "stale_token",  "unknown_cluster", "source_not_allowed", "forbidden",    "internal_error",
+};
+
+Test(reason, names_round_trip)
+{
+    for (unsigned i = 0; i < AUTHZ_REASON_COUNT; i++) {
+        cr_assert_str_eq(authz_reason_name((authz_reason)i), names[i]);
+        cr_assert_eq(authz_reason_from_name(names[i]), (authz_reason)i);
+    }
+    cr_assert_eq(authz_reason_from_name("nope"), AUTHZ_REASON_COUNT);
+    cr_assert_eq(authz_reason_from_name(""), AUTHZ_REASON_COUNT);
+    cr_assert_eq(authz_reason_from_name("Expired"), AUTHZ_REASON_COUNT);
+    cr_assert_str_eq(authz_reason_name(AUTHZ_REASON_COUNT), "internal_error");
+    cr_assert_str_eq(authz_reason_name((authz_reason)999), "internal_error");
+}
+
+Test(reason, grpc_and_http_mapping)
+{
+    cr_assert_eq(authz_reason_grpc_code(AUTHZ_REASON_OK), 0);
+    cr_assert_eq(authz_reason_http_status(AUTHZ_REASON_OK), 200);
+    for (unsigned r = AUTHZ_REASON_MISSING_TOKEN; r <= AUTHZ_REASON_STALE_TOKEN; r++) {
+        cr_assert_eq(authz_reason_grpc_code((authz_reason)r), 16, "%s", names[r]);
+        cr_assert_eq(authz_reason_http_status((authz_reason)r), 401, "%s", names[r]);
+    }
+    authz_reason denied[] = {AUTHZ_REASON_UNKNOWN_CLUSTER, AUTHZ_REASON_SOURCE_NOT_ALLOWED, AUTHZ_REASON_FORBIDDEN};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(authz_reason_grpc_code(denied[i]), 7);
+        cr_assert_eq(authz_reason_http_status(denied[i]), 403);
+    }
+    cr_assert_eq(authz_reason_grpc_code(AUTHZ_REASON_INTERNAL_ERROR), 13);
+    cr_assert_eq(authz_reason_http_status(AUTHZ_REASON_INTERNAL_ERROR), 503);
+    cr_assert_eq(authz_reason_grpc_code((authz_reason)999), 13, "unknown values fail closed");
+    cr_assert_eq(authz_reason_http_status((authz_reason)999), 503);
+}
+
+Test(reason, status_set)
+{
+    authz_status st;
+    cr_assert_eq(authz_status_set(&st, AUTHZ_REASON_EXPIRED, "exp %d", 42), -1);
+    cr_assert_eq(st.reason, AUTHZ_REASON_EXPIRED);
+    cr_assert_str_eq(st.message, "exp 42");
+    cr_assert_eq(authz_status_set(&st, AUTHZ_REASON_OK, "ok"), 0);
+    cr_assert_eq(st.reason, AUTHZ_REASON_OK);
+}
+
+Test(reason, status_set_sanitizes_and_truncates)
+{
+    authz_status st;
+    authz_status_set(&st, AUTHZ_REASON_MALFORMED_TOKEN, "a%sb", "\n\x1b\x7f\xc3\xa9");
+    cr_assert_str_eq(st.message, "a?????b");
+
+    char long_text[1000];
+    memset(long_text, 'x', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    authz_status_set(&st, AUTHZ_REASON_FORBIDDEN, "%s", long_text);
+    cr_assert_eq(strlen(st.message), AUTHZ_MESSAGE_MAX - 1);
+}
