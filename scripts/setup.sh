@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what tokengate needs from Debian's packages, and nothing that is
-# already there. Usage: scripts/setup.sh [build|test|bench]
+# already there. Usage: scripts/setup.sh [build|test|bench|demo]
 #   build  compiler toolchain and libraries (default)
 #   test   + Criterion, python3-grpcio, h2load and the tools the tests use
 #   bench  + nghttpd, perf tools and what the benchmark script uses
+#   demo   build + the Python gRPC client scripts/demo.sh uses
 set -euo pipefail
 
 level=${1:-build}
@@ -17,7 +18,8 @@ case "$level" in
            python3-protobuf nghttp2-client procps iproute2)
     [ "$level" = bench ] && pkgs+=(nghttp2-server util-linux time valgrind)
     ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  demo) pkgs+=(python3 python3-grpcio python3-grpc-tools python3-protobuf) ;;
+  *) echo "usage: $0 [build|test|bench|demo]" >&2; exit 2 ;;
 esac
 
 missing=()
