@@ -69,15 +69,18 @@ int authz_bearer_extract(authz_slice header, authz_slice *token, authz_status *s
     if (!is_bearer) {
         /* A header without any space may be a bare token: never quote it. */
         if (scheme_end < end && is_scheme_like(scheme))
-            return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "authorization scheme \"%.*s\" is not Bearer",
-                                    (int)scheme.len, scheme.ptr);
-        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "authorization header has no Bearer scheme");
+            return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN,
+                                    "authorization scheme \"%.*s\" is not Bearer", (int)scheme.len,
+                                    scheme.ptr);
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN,
+                                "authorization header has no Bearer scheme");
     }
     if (scheme_end == end)
         return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "Bearer scheme without a credential");
     /* RFC 7235 §2.1: the scheme and its credential are separated by 1*SP. */
     if (header.ptr[scheme_end] != ' ')
-        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "Bearer scheme must be followed by a space");
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN,
+                                "Bearer scheme must be followed by a space");
 
     size_t cred = scheme_end;
     while (cred < end && header.ptr[cred] == ' ')

@@ -101,11 +101,11 @@ int authz_claims_check_audience(const authz_jwt *jwt, const authz_claim_policy *
         pos += (size_t)n;
     }
     if (jwt->aud_count == 0)
-        return authz_status_set(status, AUTHZ_REASON_AUDIENCE_MISMATCH, "token aud is empty; expected one of %s",
-                                expected);
-    return authz_status_set(status, AUTHZ_REASON_AUDIENCE_MISMATCH,
-                            "token audience \"%.*s\" (%zu in total) is not one of %s",
-                            shown(jwt->aud[0], CLAIMS_AUD_SHOWN), text(jwt->aud[0]), jwt->aud_count, expected);
+        return authz_status_set(status, AUTHZ_REASON_AUDIENCE_MISMATCH,
+                                "token aud is empty; expected one of %s", expected);
+    return authz_status_set(
+        status, AUTHZ_REASON_AUDIENCE_MISMATCH, "token audience \"%.*s\" (%zu in total) is not one of %s",
+        shown(jwt->aud[0], CLAIMS_AUD_SHOWN), text(jwt->aud[0]), jwt->aud_count, expected);
 }
 
 int authz_claims_check_time(const authz_jwt *jwt, const authz_claim_policy *policy, authz_status *status)
@@ -130,12 +130,16 @@ int authz_claims_check_time(const authz_jwt *jwt, const authz_claim_policy *poli
         return authz_status_set(status, AUTHZ_REASON_EXPIRED, "token expired at %s, now %s",
                                 format_time(exp, t1, sizeof t1), format_time(now, t2, sizeof t2));
 
-    if (jwt->nbf.state == AUTHZ_JWT_TIME_VALID && jwt->nbf.seconds > now && udiff(jwt->nbf.seconds, now) > skew)
+    if (jwt->nbf.state == AUTHZ_JWT_TIME_VALID && jwt->nbf.seconds > now &&
+        udiff(jwt->nbf.seconds, now) > skew)
         return authz_status_set(status, AUTHZ_REASON_NOT_YET_VALID, "token not valid before %s, now %s",
-                                format_time(jwt->nbf.seconds, t1, sizeof t1), format_time(now, t2, sizeof t2));
-    if (jwt->iat.state == AUTHZ_JWT_TIME_VALID && jwt->iat.seconds > now && udiff(jwt->iat.seconds, now) > skew)
-        return authz_status_set(status, AUTHZ_REASON_NOT_YET_VALID, "token issued in the future at %s, now %s",
-                                format_time(jwt->iat.seconds, t1, sizeof t1), format_time(now, t2, sizeof t2));
+                                format_time(jwt->nbf.seconds, t1, sizeof t1),
+                                format_time(now, t2, sizeof t2));
+    if (jwt->iat.state == AUTHZ_JWT_TIME_VALID && jwt->iat.seconds > now &&
+        udiff(jwt->iat.seconds, now) > skew)
+        return authz_status_set(
+            status, AUTHZ_REASON_NOT_YET_VALID, "token issued in the future at %s, now %s",
+            format_time(jwt->iat.seconds, t1, sizeof t1), format_time(now, t2, sizeof t2));
 
     if (policy->max_token_age > 0) {
         if (jwt->iat.state != AUTHZ_JWT_TIME_VALID)
@@ -152,9 +156,9 @@ int authz_claims_check_time(const authz_jwt *jwt, const authz_claim_policy *poli
 
     if (policy->enforce_warnafter && jwt->k8s_warnafter.state == AUTHZ_JWT_TIME_VALID &&
         now > jwt->k8s_warnafter.seconds)
-        return authz_status_set(status, AUTHZ_REASON_STALE_TOKEN, "token passed kubernetes.io.warnafter %s, now %s",
-                                format_time(jwt->k8s_warnafter.seconds, t1, sizeof t1),
-                                format_time(now, t2, sizeof t2));
+        return authz_status_set(
+            status, AUTHZ_REASON_STALE_TOKEN, "token passed kubernetes.io.warnafter %s, now %s",
+            format_time(jwt->k8s_warnafter.seconds, t1, sizeof t1), format_time(now, t2, sizeof t2));
     return authz_status_set(status, AUTHZ_REASON_OK, "ok");
 }
 
@@ -174,22 +178,25 @@ int authz_claims_check_identity(const authz_jwt *jwt, authz_status *status)
                                 "token has no kubernetes.io.serviceaccount.name");
     if (jwt->sub.present) {
         authz_slice sub = jwt->sub.value;
-        bool same = sub.len == prefix_len + ns.len + 1 + sa.len && memcmp(text(sub), prefix, prefix_len) == 0 &&
-                    memcmp(text(sub) + prefix_len, text(ns), ns.len) == 0 && text(sub)[prefix_len + ns.len] == ':' &&
-                    memcmp(text(sub) + prefix_len + ns.len + 1, text(sa), sa.len) == 0;
+        bool same =
+            sub.len == prefix_len + ns.len + 1 + sa.len && memcmp(text(sub), prefix, prefix_len) == 0 &&
+            memcmp(text(sub) + prefix_len, text(ns), ns.len) == 0 && text(sub)[prefix_len + ns.len] == ':' &&
+            memcmp(text(sub) + prefix_len + ns.len + 1, text(sa), sa.len) == 0;
         if (!same)
             return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN,
                                     "sub \"%.*s\" does not match kubernetes.io (%.*s/%.*s)",
-                                    shown(sub, CLAIMS_SHOWN), text(sub), shown(ns, CLAIMS_AUD_SHOWN), text(ns),
-                                    shown(sa, CLAIMS_AUD_SHOWN), text(sa));
+                                    shown(sub, CLAIMS_SHOWN), text(sub), shown(ns, CLAIMS_AUD_SHOWN),
+                                    text(ns), shown(sa, CLAIMS_AUD_SHOWN), text(sa));
     }
     return authz_status_set(status, AUTHZ_REASON_OK, "ok");
 }
 
 int authz_claims_check(const authz_jwt *jwt, const authz_claim_policy *policy, authz_status *status)
 {
-    if (authz_claims_check_issuer(jwt, policy, status) != 0 || authz_claims_check_time(jwt, policy, status) != 0 ||
-        authz_claims_check_audience(jwt, policy, status) != 0 || authz_claims_check_identity(jwt, status) != 0)
+    if (authz_claims_check_issuer(jwt, policy, status) != 0 ||
+        authz_claims_check_time(jwt, policy, status) != 0 ||
+        authz_claims_check_audience(jwt, policy, status) != 0 ||
+        authz_claims_check_identity(jwt, status) != 0)
         return -1;
     return 0;
 }

@@ -106,7 +106,8 @@ static authz_slice json_slice(const json_t *s)
 
 /* Reads optional string member |key| of |obj|. Returns -1 (status set) when
  * present but not a string. */
-static int get_str(const json_t *obj, const char *key, const char *where, authz_jwt_str *out, authz_status *status)
+static int get_str(const json_t *obj, const char *key, const char *where, authz_jwt_str *out,
+                   authz_status *status)
 {
     const json_t *v = json_object_get(obj, key);
     out->present = false;
@@ -146,14 +147,16 @@ static authz_jwt_time numeric_date(const json_t *v)
 }
 
 /* Reads an optional {name, uid} object member of kubernetes.io. */
-static int get_ref(const json_t *k8s, const char *key, authz_jwt_str *name, authz_jwt_str *uid, authz_status *status)
+static int get_ref(const json_t *k8s, const char *key, authz_jwt_str *name, authz_jwt_str *uid,
+                   authz_status *status)
 {
     const json_t *ref = json_object_get(k8s, key);
     name->present = uid->present = false;
     if (!ref)
         return 0;
     if (!json_is_object(ref))
-        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "kubernetes.io.%s is not an object", key);
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "kubernetes.io.%s is not an object",
+                                key);
     char where[48];
     snprintf(where, sizeof where, "kubernetes.io.%s.", key);
     if (get_str(ref, "name", where, name, status) != 0 || get_str(ref, "uid", where, uid, status) != 0)
@@ -171,15 +174,16 @@ static int parse_header(authz_jwt *jwt, authz_status *status)
         return authz_status_set(status, AUTHZ_REASON_UNSUPPORTED_ALG, "token header has no alg");
     if (!json_is_string(alg))
         return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "header alg is not a string");
-    if (get_str(h, "kid", "header ", &jwt->kid, status) != 0 || get_str(h, "typ", "header ", &jwt->typ, status) != 0)
+    if (get_str(h, "kid", "header ", &jwt->kid, status) != 0 ||
+        get_str(h, "typ", "header ", &jwt->typ, status) != 0)
         return -1;
     /* jwk, jku, x5u and x5c are never read: keys come from configuration only. */
     jwt->alg_name = json_slice(alg);
     jwt->alg = authz_alg_from_name(jwt->alg_name);
     if (jwt->alg == AUTHZ_ALG_UNSUPPORTED) {
         size_t shown = jwt->alg_name.len < JWT_SHOWN ? jwt->alg_name.len : JWT_SHOWN;
-        return authz_status_set(status, AUTHZ_REASON_UNSUPPORTED_ALG, "alg \"%.*s\" is not supported", (int)shown,
-                                jwt->alg_name.ptr);
+        return authz_status_set(status, AUTHZ_REASON_UNSUPPORTED_ALG, "alg \"%.*s\" is not supported",
+                                (int)shown, jwt->alg_name.ptr);
     }
     return 0;
 }
@@ -233,7 +237,8 @@ static int parse_kubernetes(authz_jwt *jwt, const json_t *k8s, authz_status *sta
         return -1;
     jwt->k8s_warnafter = numeric_date(json_object_get(k8s, "warnafter"));
     if (jwt->k8s_warnafter.state == AUTHZ_JWT_TIME_INVALID)
-        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "kubernetes.io.warnafter is not a NumericDate");
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN,
+                                "kubernetes.io.warnafter is not a NumericDate");
     return 0;
 }
 
@@ -256,8 +261,8 @@ static int split_token(authz_slice token, size_t max_bytes, authz_slice seg[3], 
     if (!token.ptr || token.len == 0)
         return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "token is empty");
     if (token.len > max_bytes)
-        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "token is %zu bytes, limit %zu", token.len,
-                                max_bytes);
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "token is %zu bytes, limit %zu",
+                                token.len, max_bytes);
     if (token.ptr[0] == '{')
         return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "JSON-serialized JWS is not accepted");
     size_t dots[2];
@@ -283,7 +288,8 @@ static int split_token(authz_slice token, size_t max_bytes, authz_slice seg[3], 
     static const char *const names[3] = {"header", "payload", "signature"};
     for (int i = 0; i < 3; i++) {
         if (seg[i].len == 0)
-            return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "token %s segment is empty", names[i]);
+            return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "token %s segment is empty",
+                                    names[i]);
     }
     return 0;
 }

@@ -23,8 +23,8 @@ static void expect_reason(const char *header, authz_reason want)
 {
     authz_slice tok = {"x", 1};
     authz_status st;
-    cr_assert_eq(extract(header, &tok, &st), want, "header [%s]: got %s (%s)", header, authz_reason_name(st.reason),
-                 st.message);
+    cr_assert_eq(extract(header, &tok, &st), want, "header [%s]: got %s (%s)", header,
+                 authz_reason_name(st.reason), st.message);
     cr_assert_null(tok.ptr);
     cr_assert_eq(tok.len, 0);
 }
@@ -111,7 +111,8 @@ Test(bearer, bare_token_is_not_echoed)
 {
     authz_slice tok;
     authz_status st;
-    cr_assert_eq(extract("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", &tok, &st), AUTHZ_REASON_MALFORMED_TOKEN);
+    cr_assert_eq(extract("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", &tok, &st),
+                 AUTHZ_REASON_MALFORMED_TOKEN);
     cr_assert_null(strstr(st.message, "eyJ"), "%s", st.message);
 }
 
@@ -119,7 +120,8 @@ Test(bearer, long_scheme_is_not_echoed)
 {
     authz_slice tok;
     authz_status st;
-    cr_assert_eq(extract("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA b", &tok, &st), AUTHZ_REASON_MALFORMED_TOKEN);
+    cr_assert_eq(extract("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA b", &tok, &st),
+                 AUTHZ_REASON_MALFORMED_TOKEN);
     cr_assert_null(strstr(st.message, "AAAAAAAAAAAAAAAAA"), "%s", st.message);
 }
 

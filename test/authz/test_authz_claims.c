@@ -61,7 +61,8 @@ typedef int (*check_fn)(const authz_jwt *, const authz_claim_policy *, authz_sta
 static authz_reason run(check_fn fn, const authz_jwt *jwt, const authz_claim_policy *p, authz_status *st)
 {
     int rc = fn(jwt, p, st);
-    cr_assert_eq(rc == 0, st->reason == AUTHZ_REASON_OK, "rc %d reason %s", rc, authz_reason_name(st->reason));
+    cr_assert_eq(rc == 0, st->reason == AUTHZ_REASON_OK, "rc %d reason %s", rc,
+                 authz_reason_name(st->reason));
     return st->reason;
 }
 
@@ -69,7 +70,8 @@ static void expect_time(const authz_jwt *jwt, const authz_claim_policy *p, authz
 {
     authz_status st;
     authz_reason got = run(authz_claims_check_time, jwt, p, &st);
-    cr_assert_eq(got, want, "got %s (%s), want %s", authz_reason_name(got), st.message, authz_reason_name(want));
+    cr_assert_eq(got, want, "got %s (%s), want %s", authz_reason_name(got), st.message,
+                 authz_reason_name(want));
 }
 
 Test(claims, good_token_passes_all)
@@ -91,12 +93,14 @@ Test(claims, issuer)
     jwt.iss.present = false;
     cr_assert_eq(run(authz_claims_check_issuer, &jwt, &p, &st), AUTHZ_REASON_MISSING_CLAIM);
 
-    const char *variants[] = {"https://kube.example/", "https://kube.exampl", "https://kube.example.evil",
-                              "HTTPS://kube.example",  "https://KUBE.example", "http://kube.example",
-                              " https://kube.example", "",                      "https://kube.example\n"};
+    const char *variants[] = {
+        "https://kube.example/", "https://kube.exampl", "https://kube.example.evil", "HTTPS://kube.example",
+        "https://KUBE.example",  "http://kube.example", " https://kube.example",     "",
+        "https://kube.example\n"};
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
         jwt.iss = str(variants[i]);
-        cr_assert_eq(run(authz_claims_check_issuer, &jwt, &p, &st), AUTHZ_REASON_UNKNOWN_ISSUER, "[%s]", variants[i]);
+        cr_assert_eq(run(authz_claims_check_issuer, &jwt, &p, &st), AUTHZ_REASON_UNKNOWN_ISSUER, "[%s]",
+                     variants[i]);
     }
     jwt.iss = str("https://evil.example");
     run(authz_claims_check_issuer, &jwt, &p, &st);
@@ -114,7 +118,8 @@ Test(claims, issuer_message_bounded_and_sanitized)
     authz_claim_policy p = policy();
     authz_status st;
     cr_assert_eq(run(authz_claims_check_issuer, &jwt, &p, &st), AUTHZ_REASON_UNKNOWN_ISSUER);
-    cr_assert(strstr(st.message, ISSUER), "configured issuer must survive a long token issuer: %s", st.message);
+    cr_assert(strstr(st.message, ISSUER), "configured issuer must survive a long token issuer: %s",
+              st.message);
     cr_assert_null(strchr(st.message, '\x1b'));
 }
 
@@ -406,7 +411,8 @@ Test(claims, legacy_token_parsed_and_refused)
     char token[512];
     size_t pos = authz_b64url_encode((const unsigned char *)header, strlen(header), token, sizeof token);
     token[pos++] = '.';
-    pos += authz_b64url_encode((const unsigned char *)payload, strlen(payload), token + pos, sizeof token - pos);
+    pos +=
+        authz_b64url_encode((const unsigned char *)payload, strlen(payload), token + pos, sizeof token - pos);
     snprintf(token + pos, sizeof token - pos, ".AAAA");
 
     authz_jwt jwt;

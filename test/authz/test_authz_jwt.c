@@ -43,7 +43,8 @@ static char *make_token(const char *header, const char *payload, size_t sig_len)
 static authz_reason parse_text(const char *token, authz_jwt *jwt, authz_status *st)
 {
     int rc = authz_jwt_parse(authz_slice_from_cstr(token), NULL, jwt, st);
-    cr_assert_eq(rc == 0, st->reason == AUTHZ_REASON_OK, "rc %d reason %s", rc, authz_reason_name(st->reason));
+    cr_assert_eq(rc == 0, st->reason == AUTHZ_REASON_OK, "rc %d reason %s", rc,
+                 authz_reason_name(st->reason));
     if (rc != 0) {
         cr_assert_null(jwt->header_json);
         cr_assert_null(jwt->payload_json);
@@ -60,7 +61,8 @@ static void expect(const char *header, const char *payload, authz_reason want)
     authz_jwt jwt;
     authz_status st;
     authz_reason got = parse_text(token, &jwt, &st);
-    cr_assert_eq(got, want, "header %s payload %s: got %s (%s)", header, payload, authz_reason_name(got), st.message);
+    cr_assert_eq(got, want, "header %s payload %s: got %s (%s)", header, payload, authz_reason_name(got),
+                 st.message);
     authz_jwt_free(&jwt);
     free(token);
 }
@@ -165,9 +167,9 @@ Test(jwt, alg_wrong_type)
 
 Test(jwt, crit_refused)
 {
-    const char *headers[] = {"{\"alg\":\"RS256\",\"crit\":[\"x\"],\"x\":1}", "{\"alg\":\"RS256\",\"crit\":[]}",
-                             "{\"alg\":\"RS256\",\"crit\":\"alg\"}", "{\"alg\":\"RS256\",\"crit\":{}}",
-                             "{\"alg\":\"RS256\",\"crit\":null}"};
+    const char *headers[] = {"{\"alg\":\"RS256\",\"crit\":[\"x\"],\"x\":1}",
+                             "{\"alg\":\"RS256\",\"crit\":[]}", "{\"alg\":\"RS256\",\"crit\":\"alg\"}",
+                             "{\"alg\":\"RS256\",\"crit\":{}}", "{\"alg\":\"RS256\",\"crit\":null}"};
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++)
         expect_header(headers[i], AUTHZ_REASON_MALFORMED_TOKEN);
 }
@@ -181,9 +183,10 @@ Test(jwt, kid_typ_types)
 
 Test(jwt, embedded_key_headers_ignored)
 {
-    char *token = make_token("{\"alg\":\"ES256\",\"jwk\":{\"kty\":\"oct\",\"k\":\"AAAA\"},\"jku\":\"https://evil/\","
-                             "\"x5u\":\"https://evil/c\",\"x5c\":[\"MIIB\"]}",
-                             GOOD_PAYLOAD, 64);
+    char *token =
+        make_token("{\"alg\":\"ES256\",\"jwk\":{\"kty\":\"oct\",\"k\":\"AAAA\"},\"jku\":\"https://evil/\","
+                   "\"x5u\":\"https://evil/c\",\"x5c\":[\"MIIB\"]}",
+                   GOOD_PAYLOAD, 64);
     authz_jwt jwt;
     authz_status st;
     cr_assert_eq(parse_text(token, &jwt, &st), AUTHZ_REASON_OK, "%s", st.message);
@@ -201,7 +204,8 @@ Test(jwt, duplicate_keys)
     expect_payload("{\"aud\":\"a\",\"aud\":[\"b\"],\"exp\":1}", AUTHZ_REASON_MALFORMED_TOKEN);
     expect_payload("{\"exp\":1,\"exp\":2}", AUTHZ_REASON_MALFORMED_TOKEN);
     expect_payload("{\"kubernetes.io\":{},\"kubernetes.io\":{}}", AUTHZ_REASON_MALFORMED_TOKEN);
-    expect_payload("{\"kubernetes.io\":{\"namespace\":\"a\",\"namespace\":\"b\"}}", AUTHZ_REASON_MALFORMED_TOKEN);
+    expect_payload("{\"kubernetes.io\":{\"namespace\":\"a\",\"namespace\":\"b\"}}",
+                   AUTHZ_REASON_MALFORMED_TOKEN);
     expect_payload("{\"kubernetes.io\":{\"serviceaccount\":{\"name\":\"a\",\"name\":\"b\"}}}",
                    AUTHZ_REASON_MALFORMED_TOKEN);
 }
@@ -274,7 +278,8 @@ Test(jwt, padding_refused)
     char header_b64[64], payload_b64[256], token[512];
     const char *header = "{\"alg\":\"RS256\"} ";
     authz_b64url_encode((const unsigned char *)header, strlen(header), header_b64, sizeof header_b64);
-    authz_b64url_encode((const unsigned char *)GOOD_PAYLOAD, strlen(GOOD_PAYLOAD), payload_b64, sizeof payload_b64);
+    authz_b64url_encode((const unsigned char *)GOOD_PAYLOAD, strlen(GOOD_PAYLOAD), payload_b64,
+                        sizeof payload_b64);
     authz_jwt jwt;
     authz_status st;
     snprintf(token, sizeof token, "%s.%s.AAAA", header_b64, payload_b64);
@@ -295,7 +300,8 @@ Test(jwt, json_serialization_refused)
 {
     authz_jwt jwt;
     authz_status st;
-    cr_assert_eq(parse_text("{\"payload\":\"e30\",\"signatures\":[]}", &jwt, &st), AUTHZ_REASON_MALFORMED_TOKEN);
+    cr_assert_eq(parse_text("{\"payload\":\"e30\",\"signatures\":[]}", &jwt, &st),
+                 AUTHZ_REASON_MALFORMED_TOKEN);
     cr_assert(strstr(st.message, "JSON"), "%s", st.message);
 }
 
@@ -392,7 +398,8 @@ Test(jwt, nesting_depth)
 
 Test(jwt, brackets_inside_strings_do_not_count)
 {
-    expect_header("{\"alg\":\"RS256\",\"x\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[[[[[[[[[\"}", AUTHZ_REASON_OK);
+    expect_header("{\"alg\":\"RS256\",\"x\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[[[[[[[[[\"}",
+                  AUTHZ_REASON_OK);
 }
 
 Test(jwt, bad_json)
@@ -498,8 +505,9 @@ Test(jwt, numeric_dates)
 
 Test(jwt, numeric_dates_invalid)
 {
-    const char *payloads[] = {"{\"exp\":\"1700000000\"}", "{\"exp\":true}", "{\"exp\":null}", "{\"exp\":{}}",
-                              "{\"exp\":[1]}", "{\"exp\":1e300}", "{\"exp\":-1e300}", "{\"exp\":9.3e18}"};
+    const char *payloads[] = {
+        "{\"exp\":\"1700000000\"}", "{\"exp\":true}",   "{\"exp\":null}",  "{\"exp\":{}}", "{\"exp\":[1]}",
+        "{\"exp\":1e300}",          "{\"exp\":-1e300}", "{\"exp\":9.3e18}"};
     for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++) {
         authz_jwt_time t = parse_time_claim(payloads[i]);
         cr_assert_eq(t.state, AUTHZ_JWT_TIME_INVALID, "%s", payloads[i]);
@@ -597,7 +605,8 @@ Test(jwt, cidr_claim)
     size_t count;
     cr_assert_eq(cidr_claim("{}", out, 4, &count), 0);
     cr_assert_eq(count, 0);
-    cr_assert_eq(cidr_claim("{\"boundCIDRs\":[\"10.0.0.0/8\",\"fd00::/8\",\"::ffff:1.2.3.4\"]}", out, 4, &count), 1);
+    cr_assert_eq(
+        cidr_claim("{\"boundCIDRs\":[\"10.0.0.0/8\",\"fd00::/8\",\"::ffff:1.2.3.4\"]}", out, 4, &count), 1);
     cr_assert_eq(count, 3);
     cr_assert_eq(out[0].prefix_len, 8);
     cr_assert_eq(out[1].net.family, 6);
@@ -607,10 +616,14 @@ Test(jwt, cidr_claim)
 
 Test(jwt, cidr_claim_malformed)
 {
-    const char *payloads[] = {"{\"boundCIDRs\":[]}",           "{\"boundCIDRs\":\"10.0.0.0/8\"}",
-                              "{\"boundCIDRs\":[\"10.0.0.1/8\"]}", "{\"boundCIDRs\":[\"10.0.0.0/8\",1]}",
-                              "{\"boundCIDRs\":[\"nope\"]}",   "{\"boundCIDRs\":null}",
-                              "{\"boundCIDRs\":[\"1.1.1.1\",\"2.2.2.2\",\"3.3.3.3\",\"4.4.4.4\",\"5.5.5.5\"]}"};
+    const char *payloads[] = {
+        "{\"boundCIDRs\":[]}",
+        "{\"boundCIDRs\":\"10.0.0.0/8\"}",
+        "{\"boundCIDRs\":[\"10.0.0.1/8\"]}",
+        "{\"boundCIDRs\":[\"10.0.0.0/8\",1]}",
+        "{\"boundCIDRs\":[\"nope\"]}",
+        "{\"boundCIDRs\":null}",
+        "{\"boundCIDRs\":[\"1.1.1.1\",\"2.2.2.2\",\"3.3.3.3\",\"4.4.4.4\",\"5.5.5.5\"]}"};
     for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++) {
         authz_cidr out[4];
         size_t count;

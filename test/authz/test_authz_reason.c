@@ -4,9 +4,23 @@
 #include "authz_reason.h"
 
 static const char *const names[AUTHZ_REASON_COUNT] = {
-    "ok",           "missing_token", "malformed_token", "unsupported_alg",    "unknown_key",   "bad_signature",
-    "unknown_issuer", "cluster_mismatch", "audience_mismatch", "expired",     "not_yet_valid", "missing_claim",
-    "stale_token",  "unknown_cluster", "source_not_allowed", "forbidden",    "internal_error",
+    "ok",
+    "missing_token",
+    "malformed_token",
+    "unsupported_alg",
+    "unknown_key",
+    "bad_signature",
+    "unknown_issuer",
+    "cluster_mismatch",
+    "audience_mismatch",
+    "expired",
+    "not_yet_valid",
+    "missing_claim",
+    "stale_token",
+    "unknown_cluster",
+    "source_not_allowed",
+    "forbidden",
+    "internal_error",
 };
 
 Test(reason, names_round_trip)
@@ -30,7 +44,8 @@ Test(reason, grpc_and_http_mapping)
         cr_assert_eq(authz_reason_grpc_code((authz_reason)r), 16, "%s", names[r]);
         cr_assert_eq(authz_reason_http_status((authz_reason)r), 401, "%s", names[r]);
     }
-    authz_reason denied[] = {AUTHZ_REASON_UNKNOWN_CLUSTER, AUTHZ_REASON_SOURCE_NOT_ALLOWED, AUTHZ_REASON_FORBIDDEN};
+    authz_reason denied[] = {AUTHZ_REASON_UNKNOWN_CLUSTER, AUTHZ_REASON_SOURCE_NOT_ALLOWED,
+                             AUTHZ_REASON_FORBIDDEN};
     for (size_t i = 0; i < 3; i++) {
         cr_assert_eq(authz_reason_grpc_code(denied[i]), 7);
         cr_assert_eq(authz_reason_http_status(denied[i]), 403);
