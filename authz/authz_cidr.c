@@ -77,7 +77,6 @@ static int parse_ipv6(const char *s, size_t len, uint8_t out[16])
                 return -1;
             groups[ngroups++] = (uint16_t)(v4[0] << 8 | v4[1]);
             groups[ngroups++] = (uint16_t)(v4[2] << 8 | v4[3]);
-            i = len;
             break;
         }
         if (i == start || ngroups == 8 || (i < len && s[i] != ':'))

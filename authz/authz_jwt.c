@@ -304,7 +304,7 @@ int authz_jwt_parse(authz_slice token, const authz_jwt_limits *limits, authz_jwt
     if (!limits)
         limits = &defaults;
 
-    authz_slice seg[3];
+    authz_slice seg[3] = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
     if (split_token(token, limits->max_token_bytes, seg, status) != 0)
         goto cleanup;
     size_t sig_len = b64url_decoded_len(seg[2].len);
