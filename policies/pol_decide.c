@@ -164,8 +164,17 @@ static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const po
         trace_fail(ctx, "audience", status);
         return -1;
     }
-    trace_step(ctx, "audience", true, "token audience is one of cluster %.*s's %zu audience%s", shown(c->name),
-               c->name.ptr, c->audience_count, c->audience_count == 1 ? "" : "s");
+    if (ctx->trace && ctx->trace->step) {
+        authz_slice matched = {"", 0};
+        for (size_t i = 0; i < jwt->aud_count && matched.len == 0; i++) {
+            for (size_t j = 0; j < c->audience_count; j++) {
+                if (authz_slice_eq(jwt->aud[i], c->audiences[j]))
+                    matched = jwt->aud[i];
+            }
+        }
+        trace_step(ctx, "audience", true, "aud %.*s is an audience of cluster %.*s", shown(matched), matched.ptr,
+                   shown(c->name), c->name.ptr);
+    }
 
     if (authz_claims_check_identity(jwt, status) != 0) {
         trace_fail(ctx, "identity", status);
@@ -210,7 +219,8 @@ static int check_source(const pol_cluster *c, const pol_request *req, const auth
         trace_fail(ctx, "source", status);
         return -1;
     }
-    trace_step(ctx, "source", true, "source %.*s: %s%s", shown(req->source), req->source.ptr,
+    authz_slice source = req->source.len > 0 ? req->source : AUTHZ_SLICE_LIT("(none)");
+    trace_step(ctx, "source", true, "source %.*s: %s%s", shown(source), source.ptr,
                c->source_cidr_count > 0 ? "inside cluster source_cidrs" : "cluster allows any source",
                rc > 0 ? ", inside the token's bound CIDRs" : ", token carries no bound CIDRs");
     return 0;

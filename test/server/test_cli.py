@@ -1,0 +1,226 @@
+"""tokengate check / explain / --help / --version, run as the real binary.
+
+Paths come from the environment (set by CMake): TOKENGATE (the tokengate
+binary) and TG_MINT (the tg-mint tool). Keys, configs and tokens are made in
+a temporary folder at test time.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+TOKENGATE = os.environ.get("TOKENGATE", "")
+TG_MINT = os.environ.get("TG_MINT", "")
+
+
+def run(*args, stdin=None):
+    return subprocess.run([TOKENGATE, *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def mint(*args):
+    out = subprocess.run([TG_MINT, *args], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError("tg-mint failed: " + out.stderr)
+    return out.stdout.strip()
+
+
+class CliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="tg-cli-")
+        d = cls.dir
+        for name in ("a", "b"):
+            mint("keygen", "--type", "p256", "--private", f"{d}/{name}.pem",
+                 "--jwks", f"{d}/{name}.jwks.json", "--kid", f"{name}1")
+        cls.config = cls.write("config.json", {
+            "clusters": [
+                {"name": "a", "issuer": "https://a.example", "audiences": ["api-a"],
+                 "jwks_file": "a.jwks.json", "hosts": ["api.a.example"]},
+                {"name": "b", "issuer": "https://b.example", "audiences": ["api-b"],
+                 "jwks_file": "b.jwks.json"},
+            ],
+        })
+        cls.token_a = mint("sign", "--key", f"{d}/a.pem", "--kid", "a1", "--iss", "https://a.example",
+                           "--aud", "api-a", "--namespace", "default", "--service-account", "app")
+        cls.token_b = mint("sign", "--key", f"{d}/b.pem", "--kid", "b1", "--iss", "https://b.example",
+                           "--aud", "api-b", "--namespace", "default", "--service-account", "app")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir)
+
+    @classmethod
+    def write(cls, name, content):
+        path = os.path.join(cls.dir, name)
+        with open(path, "w") as f:
+            f.write(content if isinstance(content, str) else json.dumps(content))
+        return path
+
+    # ---- check ----------------------------------------------------------
+
+    def test_check_ok(self):
+        out = run("check", "-c", self.config)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout, f"ok: {self.config}: 2 clusters, 2 keys, 0 rules\n")
+
+    def test_check_with_rules(self):
+        path = self.write("rules.json", {
+            "clusters": [{"name": "a", "issuer": "i", "audiences": ["x"], "jwks_file": "a.jwks.json"}],
+            "rules": [{"name": "r1", "clusters": ["a"]}, {"name": "r2", "path_prefix": "/x"}],
+        })
+        out = run("check", "--config", path)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("1 cluster, 1 key, 2 rules", out.stdout)
+
+    def test_check_errors_name_path_and_value(self):
+        path = self.write("bad.json", {
+            "clusters": [{"name": "a", "issuer": "i", "audiences": ["x"], "jwks_file": "a.jwks.json",
+                          "source_cidrs": ["10.0.0.0/33"]}],
+            "workers": 999,
+        })
+        out = run("check", "-c", path)
+        self.assertEqual(out.returncode, 2)
+        self.assertEqual(out.stdout, "")
+        self.assertIn('bad.json: clusters[0].source_cidrs[0]: not a CIDR ("10.0.0.0/33")', out.stderr)
+        self.assertIn("bad.json: workers: must be between 0 and 256 (999)", out.stderr)
+
+    def test_check_missing_key_file(self):
+        path = self.write("nokey.json", {
+            "clusters": [{"name": "a", "issuer": "i", "audiences": ["x"], "jwks_file": "nope.json"}]})
+        out = run("check", "-c", path)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("clusters[0].jwks_file", out.stderr)
+        self.assertIn("nope.json", out.stderr)
+
+    def test_check_syntax_error(self):
+        path = self.write("syntax.json", '{\n  "clusters": [,]\n}\n')
+        out = run("check", "-c", path)
+        self.assertEqual(out.returncode, 2)
+        self.assertRegex(out.stderr, re.escape(path) + r":2:\d+: ")
+
+    def test_check_usage_errors(self):
+        for args in (["check"], ["check", "-c"], ["check", "-c", self.config, "extra"],
+                     ["check", "--bogus", "-c", self.config], ["check", "-c", "/nonexistent.json"]):
+            with self.subTest(args=args):
+                out = run(*args)
+                self.assertEqual(out.returncode, 2)
+                self.assertNotEqual(out.stderr, "")
+
+    # ---- explain --------------------------------------------------------
+
+    def test_explain_allow_text(self):
+        out = run("explain", "-c", self.config, "--cluster", "a", "--source", "10.0.0.1", self.token_a)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        text = out.stdout
+        for needle in ('"alg": "ES256"', '"kid": "a1"', '"iss": "https://a.example"', '"namespace": "default"',
+                       "PASS cluster", "PASS signature", "kid a1 (EC P-256)", "PASS expiry", "PASS audience",
+                       "PASS identity", "PASS source", "subject: system:serviceaccount:default:app",
+                       "decision: ALLOW reason: ok"):
+            self.assertIn(needle, text)
+        self.assertRegex(text, r"exp \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+        self.assertNotIn(self.token_a.rsplit(".", 1)[1], text, "the signature is never printed")
+
+    def test_explain_replay_is_cluster_mismatch(self):
+        out = run("explain", "-c", self.config, "--cluster", "a", "--json", self.token_b)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        report = json.loads(out.stdout)
+        self.assertIs(report["allowed"], False)
+        self.assertEqual(report["reason"], "cluster_mismatch")
+        self.assertIn("issued by cluster b", report["message"])
+        self.assertEqual(report["cluster"], "a")
+        self.assertEqual(report["issuer_cluster"], "b")
+        self.assertIsNone(report["subject"])
+        last = report["checks"][-1]
+        self.assertEqual(last["check"], "cluster_match")
+        self.assertIs(last["passed"], False)
+        self.assertTrue(all(c["passed"] for c in report["checks"][:-1]))
+        self.assertEqual(report["claims"]["iss"], "https://b.example")
+
+    def test_explain_replay_text(self):
+        out = run("explain", "-c", self.config, "--cluster", "a", self.token_b)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("FAIL cluster_match", out.stdout)
+        self.assertIn("decision: DENY reason: cluster_mismatch message: token was issued by cluster b", out.stdout)
+
+    def test_explain_json_allow(self):
+        out = run("explain", "-c", self.config, "--host", "API.A.example:443", "--json", self.token_a)
+        self.assertEqual(out.returncode, 0, out.stdout)
+        report = json.loads(out.stdout)
+        self.assertIs(report["allowed"], True)
+        self.assertEqual(report["reason"], "ok")
+        self.assertEqual(report["cluster"], "a")
+        self.assertEqual(report["subject"], "system:serviceaccount:default:app")
+        self.assertEqual(report["namespace"], "default")
+        self.assertEqual(report["service_account"], "app")
+
+    def test_explain_token_from_stdin(self):
+        out = run("explain", "-c", self.config, "--cluster=b", "--json", "-", stdin=self.token_b + "\n")
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertEqual(json.loads(out.stdout)["cluster"], "b")
+
+    def test_explain_without_target_is_unknown_cluster(self):
+        out = run("explain", "-c", self.config, "--json", self.token_a)
+        self.assertEqual(out.returncode, 1)
+        report = json.loads(out.stdout)
+        self.assertEqual(report["reason"], "unknown_cluster")
+        self.assertIsNone(report["cluster"])
+
+    def test_explain_expired_with_now(self):
+        out = run("explain", "-c", self.config, "--cluster", "a", "--now", "4102444800", "--json", self.token_a)
+        self.assertEqual(out.returncode, 1)
+        report = json.loads(out.stdout)
+        self.assertEqual(report["reason"], "expired")
+        self.assertEqual(report["checks"][-1]["check"], "expiry")
+        self.assertIn("2100-01-01T00:00:00Z", report["checks"][-1]["detail"])
+
+    def test_explain_garbage_token(self):
+        out = run("explain", "-c", self.config, "--cluster", "a", "--json", "abc")
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(json.loads(out.stdout)["reason"], "malformed_token")
+
+    def test_explain_usage_errors(self):
+        for args in (["explain", "-c", self.config],
+                     ["explain", "-c", self.config, "t1", "t2"],
+                     ["explain", "-c", self.config, "--now", "soon", self.token_a],
+                     ["explain", "-c", self.config, "--bogus", self.token_a],
+                     ["explain", "-c", self.config, "--json=yes", self.token_a],
+                     ["explain", self.token_a],
+                     ["explain", "-c", os.path.join(self.dir, "missing.json"), self.token_a]):
+            with self.subTest(args=args):
+                out = run(*args)
+                self.assertEqual(out.returncode, 2)
+                self.assertEqual(out.stdout, "")
+
+    # ---- help / version / dispatch ----------------------------------------
+
+    def test_help_and_version_everywhere(self):
+        version = run("--version")
+        self.assertEqual(version.returncode, 0)
+        self.assertRegex(version.stdout, r"^tokengate \d+\.\d+\.\d+\n$")
+        for args in (["--help"], ["-h"], ["check", "--help"], ["explain", "--help"], ["explain", "-c", "x", "-h"]):
+            with self.subTest(args=args):
+                out = run(*args)
+                self.assertEqual(out.returncode, 0)
+                self.assertIn("usage:", out.stdout)
+        for args in (["check", "--version"], ["explain", "--version"]):
+            with self.subTest(args=args):
+                out = run(*args)
+                self.assertEqual(out.returncode, 0)
+                self.assertEqual(out.stdout, version.stdout)
+
+    def test_bad_usage(self):
+        for args in ([], ["frobnicate"], ["--frob"]):
+            with self.subTest(args=args):
+                out = run(*args)
+                self.assertEqual(out.returncode, 2)
+                self.assertIn("usage:", out.stderr)
+
+
+if __name__ == "__main__":
+    if not (os.access(TOKENGATE, os.X_OK) and os.access(TG_MINT, os.X_OK)):
+        sys.exit("set TOKENGATE and TG_MINT to the tokengate and tg-mint binaries")
+    unittest.main()
