@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "srv_cli.h"
+#include "srv_serve.h"
 
 int main(int argc, char **argv)
 {
@@ -27,10 +28,8 @@ int main(int argc, char **argv)
         return srv_cli_check_main(argc - 1, argv + 1);
     if (strcmp(command, "explain") == 0)
         return srv_cli_explain_main(argc - 1, argv + 1);
-    if (strcmp(command, "serve") == 0) {
-        fprintf(stderr, "serve: not built yet\n");
-        return 2;
-    }
+    if (strcmp(command, "serve") == 0)
+        return srv_serve_main(argc - 1, argv + 1);
     fprintf(stderr, "tokengate: unknown command %s\n", command);
     srv_cli_usage(stderr);
     return 2;

@@ -459,13 +459,15 @@ size_t srv_extauthz_fallback_response(uint8_t *buf, size_t size)
 int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len, int64_t now, pol_decide_ctx *ctx,
                        srv_extauthz_result *out)
 {
-    ProtobufCAllocator alloc = srv_pbarena_allocator(ctx->arena);
+    srv_pbarena pb;
     Envoy__Service__Auth__V3__CheckRequest *req;
 
     memset(out, 0, sizeof(*out));
-    req = envoy__service__auth__v3__check_request__unpack(&alloc, len, msg);
+    srv_pbarena_init(&pb, ctx->arena);
+    req = envoy__service__auth__v3__check_request__unpack(&pb.alloc, len, msg);
     if (req == NULL) {
-        return -1;
+        /* Out of budget is our limit, not the peer's error: deny. */
+        return pb.failed ? -2 : -1;
     }
     srv_extauthz_view_request(req, snap->server.trusted_proxy_hops, &out->view);
     out->view.req.now = now;

@@ -67,8 +67,9 @@ typedef struct srv_extauthz_result {
 /* Runs one Check: unpacks |msg| (|len| bytes) with the arena, views it,
  * decides with |snap| at |now| (using |ctx|, whose arena must be |arena|) and
  * builds the response. Returns 0, -1 when the message does not decode
- * (INVALID_ARGUMENT), -2 when the response could not be built (the caller
- * answers with srv_extauthz_fallback_response). */
+ * (INVALID_ARGUMENT), -2 when the arena ran out while unpacking or building
+ * the response (the caller answers with srv_extauthz_fallback_response, a
+ * deny). */
 int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len, int64_t now, pol_decide_ctx *ctx,
                        srv_extauthz_result *out);
 

@@ -9,15 +9,16 @@
 int srv_health_check(const uint8_t *msg, size_t len, bool serving, authz_arena *arena, uint8_t **out,
                      size_t *out_len)
 {
-    ProtobufCAllocator alloc = srv_pbarena_allocator(arena);
+    srv_pbarena pb;
     Grpc__Health__V1__HealthCheckRequest *req;
     Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     uint8_t *buf;
     size_t size;
 
-    req = grpc__health__v1__health_check_request__unpack(&alloc, len, msg);
+    srv_pbarena_init(&pb, arena);
+    req = grpc__health__v1__health_check_request__unpack(&pb.alloc, len, msg);
     if (req == NULL) {
-        return SRV_GRPC_INVALID_ARGUMENT;
+        return pb.failed ? SRV_GRPC_RESOURCE_EXHAUSTED : SRV_GRPC_INVALID_ARGUMENT;
     }
     if (req->service[0] != '\0' && strcmp(req->service, "envoy.service.auth.v3.Authorization") != 0) {
         return SRV_GRPC_NOT_FOUND;

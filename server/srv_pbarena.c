@@ -2,7 +2,12 @@
 
 static void *pbarena_alloc(void *data, size_t size)
 {
-    return authz_arena_alloc(data, size);
+    srv_pbarena *pb = data;
+    void *p = authz_arena_alloc(pb->arena, size);
+    if (p == NULL) {
+        pb->failed = true;
+    }
+    return p;
 }
 
 static void pbarena_free(void *data, void *ptr)
@@ -11,8 +16,11 @@ static void pbarena_free(void *data, void *ptr)
     (void)ptr;
 }
 
-ProtobufCAllocator srv_pbarena_allocator(authz_arena *arena)
+void srv_pbarena_init(srv_pbarena *pb, authz_arena *arena)
 {
-    ProtobufCAllocator a = {pbarena_alloc, pbarena_free, arena};
-    return a;
+    pb->alloc.alloc = pbarena_alloc;
+    pb->alloc.free = pbarena_free;
+    pb->alloc.allocator_data = pb;
+    pb->arena = arena;
+    pb->failed = false;
 }

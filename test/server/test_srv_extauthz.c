@@ -113,10 +113,11 @@ static check_req *roundtrip(const check_req *req)
 {
     size_t n = envoy__service__auth__v3__check_request__get_packed_size(req);
     uint8_t *buf = authz_arena_alloc(&arena, n + 1);
-    ProtobufCAllocator a = srv_pbarena_allocator(&arena);
+    srv_pbarena pb;
+    srv_pbarena_init(&pb, &arena);
     cr_assert_not_null(buf);
     envoy__service__auth__v3__check_request__pack(req, buf);
-    check_req *out = envoy__service__auth__v3__check_request__unpack(&a, n, buf);
+    check_req *out = envoy__service__auth__v3__check_request__unpack(&pb.alloc, n, buf);
     cr_assert_not_null(out);
     return out;
 }
@@ -239,8 +240,9 @@ Test(srv_extauthz, unknown_fields_and_negative_size_are_skipped)
         0x52, 0x0d,                                                 /* context_extensions entry, 13 */
         0x0a, 0x07, 'c', 'l', 'u', 's', 't', 'e', 'r', 0x12, 0x02, 'c', '1',
     };
-    ProtobufCAllocator a = srv_pbarena_allocator(&arena);
-    check_req *req = envoy__service__auth__v3__check_request__unpack(&a, sizeof(wire), wire);
+    srv_pbarena pb;
+    srv_pbarena_init(&pb, &arena);
+    check_req *req = envoy__service__auth__v3__check_request__unpack(&pb.alloc, sizeof(wire), wire);
     srv_extauthz_view v;
 
     cr_assert_not_null(req);
@@ -253,8 +255,9 @@ Test(srv_extauthz, unknown_fields_and_negative_size_are_skipped)
 Test(srv_extauthz, truncated_message_does_not_decode)
 {
     static const uint8_t wire[] = {0x0a, 0x10, 0x22, 0x02};
-    ProtobufCAllocator a = srv_pbarena_allocator(&arena);
-    cr_assert_null(envoy__service__auth__v3__check_request__unpack(&a, sizeof(wire), wire));
+    srv_pbarena pb;
+    srv_pbarena_init(&pb, &arena);
+    cr_assert_null(envoy__service__auth__v3__check_request__unpack(&pb.alloc, sizeof(wire), wire));
 }
 
 /* ---- responses ---- */

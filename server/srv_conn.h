@@ -1,0 +1,49 @@
+/* srv_conn: one HTTP/2 (h2c, prior knowledge) connection and its gRPC
+ * streams.
+ *
+ * Reads feed nghttp2_session_mem_recv; nghttp2's output is gathered with
+ * nghttp2_session_mem_send into a per-connection buffer, written with
+ * uv_try_write and, for what the socket does not take at once, uv_write.
+ * When more than SRV_CONN_HIGH_WATER bytes wait to be written the
+ * connection stops reading until the backlog drains.
+ *
+ * gRPC behaviour (grpc doc/PROTOCOL-HTTP2.md):
+ * - :method other than POST: HTTP 405, no grpc-status.
+ * - content-type not starting with "application/grpc": HTTP 415.
+ * - :path /envoy.service.auth.v3.Authorization/Check and
+ *   /grpc.health.v1.Health/Check are served; anything else is answered
+ *   trailers-only with grpc-status 12 UNIMPLEMENTED.
+ * - errors are trailers-only (one HEADERS :status 200, content-type,
+ *   grpc-status, percent-encoded grpc-message, END_STREAM) followed by
+ *   RST_STREAM(NO_ERROR) when the client had not ended its stream. */
+#ifndef SRV_CONN_H
+#define SRV_CONN_H
+
+#include "srv_worker.h"
+
+#define SRV_CONN_HIGH_WATER (64u * 1024u)
+#define SRV_CONN_MAX_HEADER_LIST (64u * 1024u)
+
+/* Creates the nghttp2 callback table and options a worker shares among its
+ * connections. Returns 0 or -1 (out of memory). */
+int srv_conn_setup(srv_worker *w);
+
+/* Accepts one pending connection from |w|'s listener. Over the worker's
+ * connection share, or while draining, the connection is accepted and
+ * closed at once. Returns 0 or a libuv error code. */
+int srv_conn_accept(srv_worker *w);
+
+/* First drain step: SETTINGS-safe GOAWAY notice on every connection. */
+void srv_conn_notice_all(srv_worker *w);
+
+/* Second drain step: final GOAWAY (last processed stream) on every
+ * connection; connections close once their streams finish. */
+void srv_conn_goaway_all(srv_worker *w);
+
+/* Closes every connection now (drain deadline). */
+void srv_conn_close_all(srv_worker *w);
+
+/* Releases the worker's pooled streams (at worker destruction). */
+void srv_conn_free_pool(srv_worker *w);
+
+#endif

@@ -1,0 +1,235 @@
+#include "srv_serve.h"
+
+#include <netdb.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pol_config.h"
+#include "srv_worker.h"
+
+#define MAX_WORKERS 256u
+#define HOST_MAX 256u
+
+typedef struct serve_state {
+    uv_loop_t *loop;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    srv_worker *workers;
+    size_t started;
+    atomic_bool stopping;
+} serve_state;
+
+static void usage(FILE *out)
+{
+    fputs("usage: tokengate serve -c FILE\n", out);
+}
+
+/* Parses "host:port" or "[v6]:port" into |out|. Returns 0 or -1. */
+static int parse_listen(authz_slice listen, struct sockaddr_storage *out, char *host, size_t host_size,
+                        char *port, size_t port_size)
+{
+    size_t colon = listen.len;
+    size_t hb = 0, he;
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    while (colon > 0 && listen.ptr[colon - 1] != ':') {
+        colon--;
+    }
+    if (colon == 0 || colon == listen.len || listen.len - colon >= port_size) {
+        return -1;
+    }
+    he = colon - 1;
+    if (he >= 2 && listen.ptr[0] == '[' && listen.ptr[he - 1] == ']') {
+        hb = 1;
+        he--;
+    }
+    if (he <= hb || he - hb >= host_size) {
+        return -1;
+    }
+    memcpy(host, listen.ptr + hb, he - hb);
+    host[he - hb] = '\0';
+    memcpy(port, listen.ptr + colon, listen.len - colon);
+    port[listen.len - colon] = '\0';
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0 || res == NULL || res->ai_addrlen > sizeof(*out)) {
+        if (res != NULL) {
+            freeaddrinfo(res);
+        }
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    } else {
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    }
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    serve_state *st = sig->data;
+
+    (void)signum;
+    atomic_store(&st->stopping, true);
+    for (size_t i = 0; i < st->started; i++) {
+        srv_worker_drain(&st->workers[i]);
+    }
+    /* Closing the handles ends the main loop; a second signal then acts as
+     * the default (an impatient operator can still kill at once). */
+    uv_close((uv_handle_t *)&st->sigterm, NULL);
+    uv_close((uv_handle_t *)&st->sigint, NULL);
+}
+
+static size_t cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1u;
+}
+
+static int parse_args(int argc, char **argv, const char **config)
+{
+    *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            *config = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            *config = argv[i] + 9;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            return 1;
+        } else {
+            fprintf(stderr, "tokengate serve: unexpected argument '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    if (*config == NULL) {
+        fputs("tokengate serve: -c FILE is required\n", stderr);
+        return -1;
+    }
+    return 0;
+}
+
+int srv_serve_main(int argc, char **argv)
+{
+    const char *config = NULL;
+    pol_snapshot *snap = NULL;
+    serve_state st;
+    struct sockaddr_storage addr;
+    char err[2048], host[HOST_MAX], port[16];
+    size_t nworkers, share;
+    int rc = 2;
+    int bound_port;
+    struct sigaction sa;
+
+    memset(&st, 0, sizeof(st));
+    atomic_init(&st.stopping, false);
+    switch (parse_args(argc, argv, &config)) {
+    case 1:
+        usage(stdout);
+        return 0;
+    case 0:
+        break;
+    default:
+        usage(stderr);
+        return 2;
+    }
+    if (pol_config_load(config, &snap, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tokengate serve: %s\n", err);
+        return 2;
+    }
+    if (parse_listen(snap->server.listen, &addr, host, sizeof(host), port, sizeof(port)) != 0) {
+        fprintf(stderr, "tokengate serve: %s: listen: cannot resolve \"%.*s\"\n", config,
+                (int)snap->server.listen.len, snap->server.listen.ptr);
+        goto cleanup;
+    }
+    /* A peer that closes early must not kill the process on write. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    nworkers = snap->server.workers > 0 ? snap->server.workers : cpu_count();
+    if (nworkers > MAX_WORKERS) {
+        nworkers = MAX_WORKERS;
+    }
+    share = (snap->server.max_connections + nworkers - 1) / nworkers;
+    st.workers = calloc(nworkers, sizeof(*st.workers));
+    if (st.workers == NULL) {
+        fputs("tokengate serve: out of memory\n", stderr);
+        rc = 1;
+        goto cleanup;
+    }
+    rc = 1;
+    bound_port = -1;
+    for (size_t i = 0; i < nworkers; i++) {
+        if (srv_worker_init(&st.workers[i], i, (struct sockaddr *)&addr, snap, &st.stopping, share, err,
+                            sizeof(err)) != 0) {
+            fprintf(stderr, "tokengate serve: %s:%s: %s\n", host, port, err);
+            srv_worker_destroy(&st.workers[i]);
+            nworkers = i;
+            goto stop;
+        }
+        if (bound_port < 0) {
+            /* With port 0 the first socket picks it; the others share it. */
+            bound_port = srv_worker_port(&st.workers[i]);
+            set_port(&addr, bound_port);
+        }
+    }
+    st.loop = uv_default_loop();
+    if (uv_signal_init(st.loop, &st.sigterm) != 0 || uv_signal_init(st.loop, &st.sigint) != 0) {
+        fputs("tokengate serve: cannot install signal handlers\n", stderr);
+        goto stop;
+    }
+    st.sigterm.data = &st;
+    st.sigint.data = &st;
+    uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&st.sigint, on_signal, SIGINT);
+    for (size_t i = 0; i < nworkers; i++) {
+        if (srv_worker_start(&st.workers[i]) != 0) {
+            fputs("tokengate serve: cannot start a worker thread\n", stderr);
+            on_signal(&st.sigterm, SIGTERM);
+            uv_run(st.loop, UV_RUN_DEFAULT);
+            goto stop;
+        }
+        st.started++;
+    }
+    fprintf(stderr, "tokengate: listening on %s%s%s:%d workers=%zu clusters=%zu\n",
+            addr.ss_family == AF_INET6 ? "[" : "", host, addr.ss_family == AF_INET6 ? "]" : "", bound_port,
+            nworkers, snap->cluster_count);
+    uv_run(st.loop, UV_RUN_DEFAULT);
+    rc = 0;
+stop:
+    for (size_t i = 0; i < st.started; i++) {
+        srv_worker_drain(&st.workers[i]);
+    }
+    for (size_t i = 0; i < st.started; i++) {
+        srv_worker_join(&st.workers[i]);
+    }
+    for (size_t i = 0; i < nworkers; i++) {
+        srv_worker_destroy(&st.workers[i]);
+    }
+    if (st.loop != NULL) {
+        uv_loop_close(st.loop);
+    }
+    if (rc == 0) {
+        fputs("tokengate: stopped\n", stderr);
+    }
+cleanup:
+    free(st.workers);
+    pol_snapshot_release(snap);
+    return rc;
+}

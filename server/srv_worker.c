@@ -1,0 +1,199 @@
+#include "srv_worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "srv_conn.h"
+
+/* Between the GOAWAY notice and the final GOAWAY: long enough for streams
+ * the client already sent to arrive (about one round trip). */
+#define GOAWAY_NOTICE_MS 100u
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    srv_worker *w = listener->data;
+    if (status < 0) {
+        return;
+    }
+    /* Accept errors (EMFILE, a peer gone before accept) only cost that connection. */
+    (void)srv_conn_accept(w);
+}
+
+static int open_socket(const struct sockaddr *addr, char *err, size_t err_size)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM, 0);
+    int one = 1;
+    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+    if (fd < 0) {
+        snprintf(err, err_size, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* SO_REUSEPORT: one listening socket per worker, the kernel balances. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        snprintf(err, err_size, "setsockopt: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (bind(fd, addr, len) != 0) {
+        snprintf(err, err_size, "bind: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 1024) != 0) {
+        snprintf(err, err_size, "listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int srv_worker_init(srv_worker *w, size_t index, const struct sockaddr *addr, pol_snapshot *snap,
+                    atomic_bool *stopping, size_t max_conns, char *err, size_t err_size)
+{
+    int fd = -1;
+    int rc;
+
+    memset(w, 0, sizeof(*w));
+    w->index = index;
+    w->stopping = stopping;
+    w->max_conns = max_conns;
+    w->snap = pol_snapshot_acquire(snap);
+    if (uv_loop_init(&w->loop) != 0) {
+        snprintf(err, err_size, "uv_loop_init failed");
+        return -1;
+    }
+    w->loop_ready = true;
+    if (srv_conn_setup(w) != 0) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    fd = open_socket(addr, err, err_size);
+    if (fd < 0) {
+        return -1;
+    }
+    rc = uv_tcp_init(&w->loop, &w->listener);
+    if (rc != 0) {
+        snprintf(err, err_size, "uv_tcp_init: %s", uv_strerror(rc));
+        close(fd);
+        return -1;
+    }
+    w->listener_open = true;
+    w->listener.data = w;
+    rc = uv_tcp_open(&w->listener, fd);
+    if (rc != 0) {
+        snprintf(err, err_size, "uv_tcp_open: %s", uv_strerror(rc));
+        close(fd);
+        return -1;
+    }
+    rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+    if (rc != 0) {
+        snprintf(err, err_size, "listen: %s", uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int srv_worker_port(const srv_worker *w)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    if (uv_tcp_getsockname(&w->listener, (struct sockaddr *)&ss, &len) != 0) {
+        return -1;
+    }
+    if (ss.ss_family == AF_INET6) {
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void on_goaway_timer(uv_timer_t *t)
+{
+    srv_conn_goaway_all(t->data);
+}
+
+static void on_force_timer(uv_timer_t *t)
+{
+    srv_conn_close_all(t->data);
+}
+
+static void on_wake(uv_async_t *async)
+{
+    srv_worker *w = async->data;
+
+    if (w->draining) {
+        return;
+    }
+    w->draining = true;
+    uv_close((uv_handle_t *)&w->wake, NULL);
+    if (w->listener_open) {
+        uv_close((uv_handle_t *)&w->listener, NULL);
+        w->listener_open = false;
+    }
+    if (w->conn_count == 0) {
+        return;
+    }
+    srv_conn_notice_all(w);
+    uv_timer_init(&w->loop, &w->goaway_timer);
+    uv_timer_init(&w->loop, &w->force_timer);
+    w->goaway_timer.data = w;
+    w->force_timer.data = w;
+    w->timers_open = true;
+    uv_timer_start(&w->goaway_timer, on_goaway_timer, GOAWAY_NOTICE_MS, 0);
+    uv_timer_start(&w->force_timer, on_force_timer, SRV_DRAIN_DEADLINE_MS, 0);
+}
+
+static void worker_main(void *arg)
+{
+    srv_worker *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+int srv_worker_start(srv_worker *w)
+{
+    if (uv_async_init(&w->loop, &w->wake, on_wake) != 0) {
+        return -1;
+    }
+    w->wake.data = w;
+    if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+        uv_close((uv_handle_t *)&w->wake, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void srv_worker_drain(srv_worker *w)
+{
+    uv_async_send(&w->wake);
+}
+
+void srv_worker_join(srv_worker *w)
+{
+    uv_thread_join(&w->thread);
+}
+
+void srv_worker_destroy(srv_worker *w)
+{
+    if (w->loop_ready) {
+        if (w->listener_open) {
+            uv_close((uv_handle_t *)&w->listener, NULL);
+            w->listener_open = false;
+        }
+        /* Runs pending close callbacks; the thread (if any) has ended. */
+        uv_run(&w->loop, UV_RUN_NOWAIT);
+        uv_loop_close(&w->loop);
+        w->loop_ready = false;
+    }
+    srv_conn_free_pool(w);
+    nghttp2_session_callbacks_del(w->callbacks);
+    nghttp2_option_del(w->option);
+    w->callbacks = NULL;
+    w->option = NULL;
+    pol_snapshot_release(w->snap);
+    w->snap = NULL;
+}

@@ -1,0 +1,79 @@
+/* srv_worker: one thread, one libuv loop, one SO_REUSEPORT listening socket.
+ *
+ * Workers share nothing mutable on the request path: each owns its loop,
+ * its listener (the kernel spreads connections over the sockets), its
+ * connections, its stream pool and a reference on the config snapshot. The
+ * only cross-thread traffic is the drain request (uv_async) and the
+ * process-wide draining flag (atomic, read by health checks). */
+#ifndef SRV_WORKER_H
+#define SRV_WORKER_H
+
+#include <nghttp2/nghttp2.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "pol_snapshot.h"
+
+#define SRV_READ_BUF_SIZE (64u * 1024u)
+
+typedef struct srv_conn srv_conn;
+typedef struct srv_stream srv_stream;
+
+typedef struct srv_worker {
+    size_t index;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t wake;          /* drain request from the main thread */
+    uv_timer_t goaway_timer;  /* final GOAWAY, one moment after the notice */
+    uv_timer_t force_timer;   /* closes whatever is left at the deadline */
+    uv_thread_t thread;
+    bool loop_ready;
+    bool listener_open;
+    bool draining;            /* this worker has started draining */
+    bool timers_open;
+    atomic_bool *stopping;    /* process-wide: health answers NOT_SERVING */
+    pol_snapshot *snap;       /* own reference */
+    nghttp2_session_callbacks *callbacks;
+    nghttp2_option *option;
+    size_t max_conns;         /* this worker's share of max_connections */
+    size_t conn_count;
+    srv_conn *conns;          /* open connections (doubly linked) */
+    srv_stream *free_streams; /* reusable streams, arenas kept warm */
+    size_t free_count;
+    uint8_t read_buf[SRV_READ_BUF_SIZE]; /* every read is consumed synchronously */
+} srv_worker;
+
+/* Prepares |w| (on the calling thread): loop, nghttp2 callbacks, a socket
+ * bound to |addr| with SO_REUSEPORT and listening. Takes a reference on
+ * |snap|. |stopping| is borrowed and must outlive the worker. Returns 0, or
+ * -1 with |err| (|err_size| bytes) describing the failure; srv_worker_destroy
+ * must be called in both cases. */
+int srv_worker_init(srv_worker *w, size_t index, const struct sockaddr *addr, pol_snapshot *snap,
+                    atomic_bool *stopping, size_t max_conns, char *err, size_t err_size);
+
+/* The port the worker's socket is bound to (for "port 0" configs). */
+int srv_worker_port(const srv_worker *w);
+
+/* Starts the worker thread. Returns 0 or -1. */
+int srv_worker_start(srv_worker *w);
+
+/* Milliseconds a drain may take before connections are closed by force
+ * (under the 5 s a supervisor grants after SIGTERM). */
+#define SRV_DRAIN_DEADLINE_MS 4000u
+
+/* Asks the worker to drain (thread-safe): stop accepting, GOAWAY every
+ * connection, finish in-flight streams, close whatever is left after
+ * SRV_DRAIN_DEADLINE_MS. The thread ends when nothing is left. */
+void srv_worker_drain(srv_worker *w);
+
+/* Waits for the worker thread to end. */
+void srv_worker_join(srv_worker *w);
+
+/* Releases what srv_worker_init took (after join, or when start failed). */
+void srv_worker_destroy(srv_worker *w);
+
+#endif
