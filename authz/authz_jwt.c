@@ -79,8 +79,15 @@ static int decode_json(authz_slice segment, const char *what, const authz_jwt_li
                          limits->max_json_depth);
         goto cleanup;
     }
+    /* jansson leaves the error code unset, and the text empty, when its very
+     * first allocation fails: zeroing tells that case apart from bad JSON. */
     json_error_t err;
+    memset(&err, 0, sizeof err);
     root = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root && (json_error_code(&err) == json_error_out_of_memory || err.text[0] == '\0')) {
+        authz_status_set(status, AUTHZ_REASON_INTERNAL_ERROR, "out of memory parsing the %s", what);
+        goto cleanup;
+    }
     if (!root) {
         authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "%s is not valid JSON: %s", what, err.text);
         goto cleanup;

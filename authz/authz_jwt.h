@@ -97,7 +97,8 @@ authz_jwt_limits authz_jwt_default_limits(void);
  *                    a NumericDate), crit present in any form;
  *   unsupported_alg  alg missing, "none" in any case, HS*, or any algorithm
  *                    authz_alg_from_name does not know;
- *   internal_error   out of memory.
+ *   internal_error   out of memory (jansson reports some of its allocation
+ *                    failures as syntax errors: malformed_token).
  * aud "", [] and [""] parse (the audience check rejects them); exp/nbf/iat
  * of the wrong type parse as AUTHZ_JWT_TIME_INVALID (the time check rejects
  * them). A token carrying jwk/jku/x5u/x5c is parsed but those members are

@@ -649,3 +649,41 @@ Test(jwt, default_limits)
     cr_assert_eq(l.max_token_bytes, AUTHZ_JWT_DEFAULT_MAX_TOKEN);
     cr_assert_eq(l.max_json_depth, AUTHZ_JWT_DEFAULT_MAX_DEPTH);
 }
+
+/* jansson allocations fail from the Nth on; each Criterion test is its own process. */
+static size_t json_allocs, json_fail_at;
+
+static void *failing_json_malloc(size_t size)
+{
+    if (json_allocs++ >= json_fail_at)
+        return NULL;
+    return malloc(size);
+}
+
+Test(jwt, json_out_of_memory_on_every_path)
+{
+    char *token = make_token(GOOD_HEADER,
+                             "{\"iss\":\"i\",\"aud\":[\"a\",\"b\"],\"exp\":1,"
+                             "\"kubernetes.io\":{\"namespace\":\"n\",\"serviceaccount\":{\"name\":\"s\"}}}",
+                             64);
+    json_set_alloc_funcs(failing_json_malloc, free);
+    bool succeeded = false;
+    for (json_fail_at = 0; json_fail_at < 200 && !succeeded; json_fail_at++) {
+        json_allocs = 0;
+        authz_jwt jwt;
+        authz_status st;
+        int rc = authz_jwt_parse(authz_slice_from_cstr(token), NULL, &jwt, &st);
+        if (rc == 0) {
+            succeeded = true;
+            authz_jwt_free(&jwt);
+        } else {
+            /* jansson reports some allocation failures as syntax errors: either way it is a denial. */
+            cr_assert(st.reason == AUTHZ_REASON_INTERNAL_ERROR || st.reason == AUTHZ_REASON_MALFORMED_TOKEN,
+                      "fail at %zu: %s (%s)", json_fail_at, authz_reason_name(st.reason), st.message);
+            cr_assert_null(jwt.header_json);
+        }
+    }
+    cr_assert(succeeded);
+    cr_assert_gt(json_fail_at, 2, "the parse needs several allocations");
+    free(token);
+}
