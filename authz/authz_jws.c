@@ -3,15 +3,12 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/rsa.h>
 
 /* SHA-512 is the longest digest any accepted alg uses. */
 #define JWS_MAX_DIGEST 64u
 /* DER ECDSA-Sig-Value for P-521: SEQUENCE of two INTEGERs of up to 67 bytes
  * (66 plus a sign byte), each with a 2-byte header, under a 3-byte header. */
 #define JWS_MAX_DER_SIG 160u
-/* RFC 7518 §3.5: the PSS salt is as long as the hash output. */
-#define JWS_PSS_SALT_LEN 32
 
 /* Turns raw R||S into DER for OpenSSL after checking 0 < r, s < n. Returns
  * the DER length, or 0 when the signature is out of range or conversion fails. */
@@ -45,17 +42,6 @@ cleanup:
     return der_len;
 }
 
-static int jws_set_rsa_params(EVP_PKEY_CTX *ctx, const authz_key *key, authz_alg alg)
-{
-    if (alg == AUTHZ_ALG_RS256)
-        return EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 ? 0 : -1;
-    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, key->priv.md) != 1 ||
-        EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, JWS_PSS_SALT_LEN) != 1)
-        return -1;
-    return 0;
-}
-
 int authz_jws_verify(const authz_key *key, authz_alg alg, authz_slice signing_input, const unsigned char *sig,
                      size_t sig_len)
 {
@@ -79,12 +65,9 @@ int authz_jws_verify(const authz_key *key, authz_alg alg, authz_slice signing_in
             goto cleanup;
         to_verify = der;
     }
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
-    if (!ctx || EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, key->priv.md) != 1)
-        goto cleanup;
-    if (key->kty == AUTHZ_KTY_RSA && jws_set_rsa_params(ctx, key, alg) != 0)
-        goto cleanup;
-    if (EVP_PKEY_verify(ctx, to_verify, to_verify_len, digest, digest_len) == 1)
+    /* A duplicate of the key's prepared context: the template stays untouched, so threads may share it. */
+    ctx = EVP_PKEY_CTX_dup(key->priv.verify_ctx[alg == AUTHZ_ALG_PS256 ? 1 : 0]);
+    if (ctx && EVP_PKEY_verify(ctx, to_verify, to_verify_len, digest, digest_len) == 1)
         ret = 0;
 cleanup:
     EVP_PKEY_CTX_free(ctx);

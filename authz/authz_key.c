@@ -9,6 +9,7 @@
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -86,6 +87,8 @@ static void key_clear(authz_key *key)
     free(key->kid);
     EVP_MD_free(key->priv.md);
     BN_free(key->priv.ec_order);
+    EVP_PKEY_CTX_free(key->priv.verify_ctx[0]);
+    EVP_PKEY_CTX_free(key->priv.verify_ctx[1]);
     memset(key, 0, sizeof *key);
 }
 
@@ -203,6 +206,24 @@ cleanup:
     return ret;
 }
 
+/* A verify context for |key| with its digest and, for RSA, |padding| set
+ * (PSS: MGF1 with the same digest and a 32-byte salt, RFC 7518 §3.5). */
+static EVP_PKEY_CTX *key_verify_template(const authz_key *key, int padding)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+    if (!ctx || EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, key->priv.md) != 1)
+        goto fail;
+    if (key->kty == AUTHZ_KTY_RSA && EVP_PKEY_CTX_set_rsa_padding(ctx, padding) != 1)
+        goto fail;
+    if (padding == RSA_PKCS1_PSS_PADDING && (EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, key->priv.md) != 1 ||
+                                             EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, 32) != 1))
+        goto fail;
+    return ctx;
+fail:
+    EVP_PKEY_CTX_free(ctx);
+    return NULL;
+}
+
 /* Fills |key| from its |key->pkey| (already set, owned by |key|): checks type
  * and size, precomputes what verification needs, and sets the kid: |kid|
  * (|kid_len| bytes) when given, else the fingerprint. |jwk_alg| pins the
@@ -233,6 +254,16 @@ static int key_finish(authz_key *key, const char *kid, size_t kid_len, authz_alg
         return -1;
     }
     key->alg_pinned = jwk_alg != AUTHZ_ALG_UNSUPPORTED;
+    if (key->kty == AUTHZ_KTY_RSA) {
+        key->priv.verify_ctx[0] = key_verify_template(key, RSA_PKCS1_PADDING);
+        key->priv.verify_ctx[1] = key_verify_template(key, RSA_PKCS1_PSS_PADDING);
+    } else {
+        key->priv.verify_ctx[0] = key_verify_template(key, 0);
+    }
+    if (!key->priv.verify_ctx[0] || (key->kty == AUTHZ_KTY_RSA && !key->priv.verify_ctx[1])) {
+        key_msg(msg, msg_size, "cannot prepare verification for %s", key->priv.describe);
+        return -1;
+    }
 
     char fingerprint[KEY_FINGERPRINT_SIZE];
     if (!kid) {

@@ -42,6 +42,11 @@ typedef struct authz_key {
         size_t sig_len;    /* exact JWS signature length: modulus bytes, or 2 * coord_len */
         size_t coord_len;  /* EC field element bytes (32, 48, 66); 0 for RSA */
         BIGNUM *ec_order;  /* owned, EC group order n for the 0 < r, s < n check; NULL for RSA */
+        /* owned, verify-initialised contexts (digest, padding, PSS salt set):
+         * [0] RS256 or ECDSA, [1] PS256 (RSA only, else NULL). Never used
+         * directly: authz_jws_verify works on a duplicate, which skips
+         * OpenSSL's per-call algorithm fetches and keeps the key shareable. */
+        EVP_PKEY_CTX *verify_ctx[2];
         char describe[24]; /* authz_key_describe's text */
     } priv;
 } authz_key;
