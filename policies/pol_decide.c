@@ -148,17 +148,19 @@ static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const po
     trace_step(ctx, "issuer", true, "iss %.*s is cluster %.*s's issuer", shown(jwt->iss.value), jwt->iss.value.ptr,
                shown(c->name), c->name.ptr);
 
-    char exp[64], nbf[64], iat[64], now[40];
-    format_claim_time("exp", &jwt->exp, exp, sizeof exp);
-    format_claim_time("nbf", &jwt->nbf, nbf, sizeof nbf);
-    format_claim_time("iat", &jwt->iat, iat, sizeof iat);
-    format_time(req->now, now, sizeof now);
-    if (authz_claims_check_time(jwt, &policy, status) != 0) {
-        trace_step(ctx, "expiry", false, "%s (%s, %s, %s, now %s, skew %llds)", status->message, exp, nbf, iat, now,
-                   (long long)snap->clock_skew);
-        return -1;
+    int time_rc = authz_claims_check_time(jwt, &policy, status);
+    if (ctx->trace && ctx->trace->step) {
+        /* Formatting times costs; only explain asks for it. */
+        char exp[64], nbf[64], iat[64], now[40];
+        format_claim_time("exp", &jwt->exp, exp, sizeof exp);
+        format_claim_time("nbf", &jwt->nbf, nbf, sizeof nbf);
+        format_claim_time("iat", &jwt->iat, iat, sizeof iat);
+        format_time(req->now, now, sizeof now);
+        trace_step(ctx, "expiry", time_rc == 0, "%s%s%s, %s, %s, now %s, skew %llds", time_rc == 0 ? "" : status->message,
+                   time_rc == 0 ? "" : ": ", exp, nbf, iat, now, (long long)snap->clock_skew);
     }
-    trace_step(ctx, "expiry", true, "%s, %s, %s, now %s, skew %llds", exp, nbf, iat, now, (long long)snap->clock_skew);
+    if (time_rc != 0)
+        return -1;
 
     if (authz_claims_check_audience(jwt, &policy, status) != 0) {
         trace_fail(ctx, "audience", status);
