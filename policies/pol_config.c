@@ -22,9 +22,9 @@
 #define FILE_PATH_MAX 4096u
 
 typedef struct cfg_ctx {
-    const char *file;  /* the config path, for messages */
-    char *dir;         /* owned: folder of the config file, for relative key paths */
-    char *err;         /* caller's buffer */
+    const char *file; /* the config path, for messages */
+    char *dir;        /* owned: folder of the config file, for relative key paths */
+    char *err;        /* caller's buffer */
     size_t err_size;
     size_t err_used;
     size_t errors;
@@ -99,7 +99,8 @@ static void cfg_fail(cfg_ctx *ctx, const char *path, const json_t *value, const 
 
 static void path_key(char out[PATH_TEXT_MAX], const char *parent, const char *key)
 {
-    int n = parent[0] ? snprintf(out, PATH_TEXT_MAX, "%s.%s", parent, key) : snprintf(out, PATH_TEXT_MAX, "%s", key);
+    int n = parent[0] ? snprintf(out, PATH_TEXT_MAX, "%s.%s", parent, key)
+                      : snprintf(out, PATH_TEXT_MAX, "%s", key);
     if (n < 0)
         out[0] = '\0';
 }
@@ -114,7 +115,8 @@ static void path_index(char out[PATH_TEXT_MAX], const char *parent, size_t index
 
 /* Reads at most |limit| bytes of |path| into a NUL-terminated malloc'd
  * buffer. Returns 0, or -1 with a reason in |why|. */
-static int read_file_bounded(const char *path, size_t limit, char **out, size_t *out_len, char *why, size_t why_size)
+static int read_file_bounded(const char *path, size_t limit, char **out, size_t *out_len, char *why,
+                             size_t why_size)
 {
     int rc = -1;
     char *buf = NULL;
@@ -207,7 +209,8 @@ static void check_keys(cfg_ctx *ctx, const json_t *obj, const char *parent, cons
 {
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)obj, key, value) {
+    json_object_foreach((json_t *)obj, key, value)
+    {
         bool known = false;
         for (size_t i = 0; allowed[i] && !known; i++)
             known = strcmp(allowed[i], key) == 0;
@@ -228,8 +231,8 @@ static bool is_object(cfg_ctx *ctx, const json_t *value, const char *path)
 }
 
 /* Leaves *out alone when |key| is absent. */
-static void get_int(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, int64_t min, int64_t max,
-                    int64_t *out)
+static void get_int(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, int64_t min,
+                    int64_t max, int64_t *out)
 {
     const json_t *v = json_object_get(obj, key);
     if (!v)
@@ -248,8 +251,8 @@ static void get_int(cfg_ctx *ctx, const json_t *obj, const char *parent, const c
     *out = (int64_t)n;
 }
 
-static void get_size(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, int64_t min, int64_t max,
-                     size_t *out)
+static void get_size(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, int64_t min,
+                     int64_t max, size_t *out)
 {
     int64_t v = (int64_t)*out;
     get_int(ctx, obj, parent, key, min, max, &v);
@@ -340,8 +343,8 @@ static void get_string(cfg_ctx *ctx, const json_t *obj, const char *parent, cons
 
 /* The array |key| of |obj|: NULL when absent (an error when |required|) or
  * invalid (not an array, empty, too long). */
-static const json_t *get_array(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, bool required,
-                               bool allow_empty, size_t max, char path[PATH_TEXT_MAX])
+static const json_t *get_array(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key,
+                               bool required, bool allow_empty, size_t max, char path[PATH_TEXT_MAX])
 {
     path_key(path, parent, key);
     const json_t *v = json_object_get(obj, key);
@@ -368,8 +371,8 @@ static const json_t *get_array(cfg_ctx *ctx, const json_t *obj, const char *pare
 }
 
 /* A list of strings, copied (lower-cased when asked) into an owned array. */
-static void get_string_list(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, bool required,
-                            bool lower, string_check check, authz_slice **out, size_t *count)
+static void get_string_list(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key,
+                            bool required, bool lower, string_check check, authz_slice **out, size_t *count)
 {
     char path[PATH_TEXT_MAX];
     const json_t *arr = get_array(ctx, obj, parent, key, required, false, LIST_MAX, path);
@@ -398,8 +401,8 @@ static void get_string_list(cfg_ctx *ctx, const json_t *obj, const char *parent,
     *count = kept;
 }
 
-static void get_cidr_list(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, authz_cidr **out,
-                          size_t *count)
+static void get_cidr_list(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key,
+                          authz_cidr **out, size_t *count)
 {
     char path[PATH_TEXT_MAX];
     const json_t *arr = get_array(ctx, obj, parent, key, false, false, LIST_MAX, path);
@@ -437,8 +440,8 @@ static const char *check_name(authz_slice s)
         return "is too long";
     for (size_t i = 0; i < s.len; i++) {
         char c = s.ptr[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_'
-                  || c == '-';
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '_' || c == '-';
         if (!ok)
             return "may only contain letters, digits, '.', '_' and '-'";
     }
@@ -458,7 +461,8 @@ static bool is_dns_name(authz_slice s)
             label = 0;
             continue;
         }
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                  c == '_';
         if (!ok || ++label > 63)
             return false;
     }
@@ -548,8 +552,8 @@ static const char *check_method(authz_slice s)
 static const char *check_service_account(authz_slice s)
 {
     const char *colon = memchr(s.ptr, ':', s.len);
-    if (!colon || colon == s.ptr || colon == s.ptr + s.len - 1
-        || memchr(colon + 1, ':', (size_t)(s.ptr + s.len - colon - 1)))
+    if (!colon || colon == s.ptr || colon == s.ptr + s.len - 1 ||
+        memchr(colon + 1, ':', (size_t)(s.ptr + s.len - colon - 1)))
         return "must be \"namespace:name\"";
     return NULL;
 }
@@ -584,10 +588,18 @@ cleanup:
 
 static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol_cluster *c)
 {
-    static const char *const keys[] = {"name",        "issuer",     "audiences",
-                                       "jwks_file",   "public_key_files", "source_cidrs",
-                                       "hosts",       "forward_token",    "cidr_claim",
-                                       "max_token_age_seconds", "enforce_warnafter", NULL};
+    static const char *const keys[] = {"name",
+                                       "issuer",
+                                       "audiences",
+                                       "jwks_file",
+                                       "public_key_files",
+                                       "source_cidrs",
+                                       "hosts",
+                                       "forward_token",
+                                       "cidr_claim",
+                                       "max_token_age_seconds",
+                                       "enforce_warnafter",
+                                       NULL};
     authz_keyset_init(&c->keys);
     if (!dup_slice("boundCIDRs", strlen("boundCIDRs"), false, &c->cidr_claim)) {
         cfg_fail(ctx, path, NULL, "out of memory");
@@ -666,10 +678,11 @@ static void check_cluster_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
 
 /* ---- rules -------------------------------------------------------------- */
 
-static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const pol_snapshot *snap, pol_rule *r)
+static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const pol_snapshot *snap,
+                       pol_rule *r)
 {
-    static const char *const keys[] = {"name", "clusters", "path_prefix", "methods", "namespaces",
-                                       "service_accounts", "source_cidrs", NULL};
+    static const char *const keys[] = {"name",       "clusters",         "path_prefix",  "methods",
+                                       "namespaces", "service_accounts", "source_cidrs", NULL};
     if (!is_object(ctx, obj, path))
         return;
     check_keys(ctx, obj, path, keys);
@@ -677,12 +690,13 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const 
     get_string(ctx, obj, path, "path_prefix", false, check_path_prefix, &r->path_prefix);
     get_string_list(ctx, obj, path, "methods", false, false, check_method, &r->methods, &r->method_count);
     get_string_list(ctx, obj, path, "namespaces", false, false, NULL, &r->namespaces, &r->namespace_count);
-    get_string_list(ctx, obj, path, "service_accounts", false, false, check_service_account, &r->service_accounts,
-                    &r->service_account_count);
+    get_string_list(ctx, obj, path, "service_accounts", false, false, check_service_account,
+                    &r->service_accounts, &r->service_account_count);
     get_cidr_list(ctx, obj, path, "source_cidrs", &r->source_cidrs, &r->source_cidr_count);
 
     char list_path[PATH_TEXT_MAX];
-    const json_t *arr = get_array(ctx, obj, path, "clusters", false, false, POL_CONFIG_MAX_CLUSTERS, list_path);
+    const json_t *arr =
+        get_array(ctx, obj, path, "clusters", false, false, POL_CONFIG_MAX_CLUSTERS, list_path);
     if (!arr)
         return;
     r->clusters = calloc(json_array_size(arr), sizeof *r->clusters);
@@ -710,10 +724,19 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const 
 
 static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
 {
-    static const char *const keys[] = {"listen",          "workers",         "clock_skew_seconds",
-                                       "max_token_bytes", "max_message_bytes", "max_connections",
-                                       "max_concurrent_streams", "trusted_proxy_hops", "token_cache",
-                                       "log_decisions",   "clusters",        "rules", NULL};
+    static const char *const keys[] = {"listen",
+                                       "workers",
+                                       "clock_skew_seconds",
+                                       "max_token_bytes",
+                                       "max_message_bytes",
+                                       "max_connections",
+                                       "max_concurrent_streams",
+                                       "trusted_proxy_hops",
+                                       "token_cache",
+                                       "log_decisions",
+                                       "clusters",
+                                       "rules",
+                                       NULL};
     check_keys(ctx, root, "", keys);
     get_string(ctx, root, "", "listen", false, check_listen, &snap->server.listen);
     get_size(ctx, root, "", "workers", 0, 256, &snap->server.workers);
@@ -789,8 +812,8 @@ static pol_snapshot *snapshot_new(const char *path)
     snap->server.trusted_proxy_hops = 0;
     snap->server.token_cache_size = 10000;
     snap->server.log_decisions = true;
-    if (!dup_slice(path, strlen(path), false, &snap->path)
-        || !dup_slice("127.0.0.1:9191", strlen("127.0.0.1:9191"), false, &snap->server.listen)) {
+    if (!dup_slice(path, strlen(path), false, &snap->path) ||
+        !dup_slice("127.0.0.1:9191", strlen("127.0.0.1:9191"), false, &snap->server.listen)) {
         pol_snapshot_release(snap);
         return NULL;
     }

@@ -86,8 +86,8 @@ static bool kid_matches(const authz_key *key, const authz_jwt *jwt)
 
 /* Step 5: tries the keys of every candidate cluster, |target| first. On
  * success returns the issuing cluster and *used the verifying key. */
-static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluster *target, const authz_jwt *jwt,
-                                      const authz_key **used, authz_status *status)
+static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluster *target,
+                                      const authz_jwt *jwt, const authz_key **used, authz_status *status)
 {
     size_t matched = 0;    /* keys selected by kid (or all keys without kid) */
     size_t compatible = 0; /* of those, keys allowing the token's alg */
@@ -107,7 +107,8 @@ static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluste
             if (!authz_key_allows_alg(key, jwt->alg))
                 continue;
             compatible++;
-            if (authz_jws_verify(key, jwt->alg, jwt->signing_input, jwt->signature, jwt->signature_len) == 0) {
+            if (authz_jws_verify(key, jwt->alg, jwt->signing_input, jwt->signature, jwt->signature_len) ==
+                0) {
                 *used = key;
                 return c;
             }
@@ -115,22 +116,24 @@ static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluste
     }
     if (matched == 0) {
         authz_status_set(status, AUTHZ_REASON_UNKNOWN_KEY, "no key with kid %.*s for issuer %.*s",
-                         shown(jwt->kid.value), jwt->kid.value.ptr, shown(jwt->iss.value), jwt->iss.value.ptr);
+                         shown(jwt->kid.value), jwt->kid.value.ptr, shown(jwt->iss.value),
+                         jwt->iss.value.ptr);
     } else if (compatible == 0) {
         authz_status_set(status, AUTHZ_REASON_UNSUPPORTED_ALG, "alg %s does not match key kind %s%s",
                          authz_alg_name(jwt->alg), authz_key_describe(first_matched),
                          matched > 1 ? " (nor any other candidate key)" : "");
     } else {
-        authz_status_set(status, AUTHZ_REASON_BAD_SIGNATURE, "signature does not verify with %zu candidate key%s",
-                         compatible, compatible == 1 ? "" : "s");
+        authz_status_set(status, AUTHZ_REASON_BAD_SIGNATURE,
+                         "signature does not verify with %zu candidate key%s", compatible,
+                         compatible == 1 ? "" : "s");
     }
     return NULL;
 }
 
 /* Step 7, one check at a time so explain can report each; same order as
  * authz_claims_check. */
-static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const pol_request *req, const authz_jwt *jwt,
-                        const pol_decide_ctx *ctx, authz_status *status)
+static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const pol_request *req,
+                        const authz_jwt *jwt, const pol_decide_ctx *ctx, authz_status *status)
 {
     authz_claim_policy policy = {
         .issuer = c->issuer,
@@ -145,8 +148,8 @@ static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const po
         trace_fail(ctx, "issuer", status);
         return -1;
     }
-    trace_step(ctx, "issuer", true, "iss %.*s is cluster %.*s's issuer", shown(jwt->iss.value), jwt->iss.value.ptr,
-               shown(c->name), c->name.ptr);
+    trace_step(ctx, "issuer", true, "iss %.*s is cluster %.*s's issuer", shown(jwt->iss.value),
+               jwt->iss.value.ptr, shown(c->name), c->name.ptr);
 
     int time_rc = authz_claims_check_time(jwt, &policy, status);
     if (ctx->trace && ctx->trace->step) {
@@ -156,8 +159,9 @@ static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const po
         format_claim_time("nbf", &jwt->nbf, nbf, sizeof nbf);
         format_claim_time("iat", &jwt->iat, iat, sizeof iat);
         format_time(req->now, now, sizeof now);
-        trace_step(ctx, "expiry", time_rc == 0, "%s%s%s, %s, %s, now %s, skew %llds", time_rc == 0 ? "" : status->message,
-                   time_rc == 0 ? "" : ": ", exp, nbf, iat, now, (long long)snap->clock_skew);
+        trace_step(ctx, "expiry", time_rc == 0, "%s%s%s, %s, %s, now %s, skew %llds",
+                   time_rc == 0 ? "" : status->message, time_rc == 0 ? "" : ": ", exp, nbf, iat, now,
+                   (long long)snap->clock_skew);
     }
     if (time_rc != 0)
         return -1;
@@ -174,8 +178,8 @@ static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const po
                     matched = jwt->aud[i];
             }
         }
-        trace_step(ctx, "audience", true, "aud %.*s is an audience of cluster %.*s", shown(matched), matched.ptr,
-                   shown(c->name), c->name.ptr);
+        trace_step(ctx, "audience", true, "aud %.*s is an audience of cluster %.*s", shown(matched),
+                   matched.ptr, shown(c->name), c->name.ptr);
     }
 
     if (authz_claims_check_identity(jwt, status) != 0) {
@@ -200,8 +204,9 @@ static int check_source(const pol_cluster *c, const pol_request *req, const auth
             return -1;
         }
         if (!authz_cidr_list_contains(c->source_cidrs, c->source_cidr_count, ip)) {
-            authz_status_set(status, AUTHZ_REASON_SOURCE_NOT_ALLOWED, "source %.*s is outside cluster %.*s's source_cidrs",
-                             shown(req->source), req->source.ptr, shown(c->name), c->name.ptr);
+            authz_status_set(status, AUTHZ_REASON_SOURCE_NOT_ALLOWED,
+                             "source %.*s is outside cluster %.*s's source_cidrs", shown(req->source),
+                             req->source.ptr, shown(c->name), c->name.ptr);
             trace_fail(ctx, "source", status);
             return -1;
         }
@@ -229,14 +234,16 @@ static int check_source(const pol_cluster *c, const pol_request *req, const auth
 }
 
 /* Step 9. */
-static int check_rules(const pol_snapshot *snap, const pol_cluster *c, const pol_request *req, const authz_jwt *jwt,
-                       bool have_ip, const authz_ip *ip, const pol_decide_ctx *ctx, pol_decision *out)
+static int check_rules(const pol_snapshot *snap, const pol_cluster *c, const pol_request *req,
+                       const authz_jwt *jwt, bool have_ip, const authz_ip *ip, const pol_decide_ctx *ctx,
+                       pol_decision *out)
 {
     authz_slice path = pol_rule_path_only(req->path);
     const pol_rule *rule = pol_rule_find(snap, pol_snapshot_cluster_index(snap, c), req->method, path);
     if (!rule) {
         authz_status_set(&out->status, AUTHZ_REASON_FORBIDDEN, "no rule matches %.*s %.*s for cluster %.*s",
-                         shown(req->method), req->method.ptr, shown(path), path.ptr, shown(c->name), c->name.ptr);
+                         shown(req->method), req->method.ptr, shown(path), path.ptr, shown(c->name),
+                         c->name.ptr);
         trace_fail(ctx, "rule", &out->status);
         return -1;
     }
@@ -244,19 +251,21 @@ static int check_rules(const pol_snapshot *snap, const pol_cluster *c, const pol
     authz_slice ns = jwt->k8s_namespace.value;
     authz_slice sa = jwt->k8s_sa_name.value;
     if (!pol_rule_allows_identity(rule, ns, sa)) {
-        authz_status_set(&out->status, AUTHZ_REASON_FORBIDDEN, "rule %.*s does not allow %.*s:%.*s", shown(rule->name),
-                         rule->name.ptr, shown(ns), ns.ptr, shown(sa), sa.ptr);
+        authz_status_set(&out->status, AUTHZ_REASON_FORBIDDEN, "rule %.*s does not allow %.*s:%.*s",
+                         shown(rule->name), rule->name.ptr, shown(ns), ns.ptr, shown(sa), sa.ptr);
         trace_fail(ctx, "rule", &out->status);
         return -1;
     }
-    if (rule->source_cidr_count > 0 && (!have_ip || !authz_cidr_list_contains(rule->source_cidrs, rule->source_cidr_count, ip))) {
-        authz_status_set(&out->status, AUTHZ_REASON_SOURCE_NOT_ALLOWED, "rule %.*s does not allow source %.*s",
-                         shown(rule->name), rule->name.ptr, shown(req->source), req->source.ptr);
+    if (rule->source_cidr_count > 0 &&
+        (!have_ip || !authz_cidr_list_contains(rule->source_cidrs, rule->source_cidr_count, ip))) {
+        authz_status_set(&out->status, AUTHZ_REASON_SOURCE_NOT_ALLOWED,
+                         "rule %.*s does not allow source %.*s", shown(rule->name), rule->name.ptr,
+                         shown(req->source), req->source.ptr);
         trace_fail(ctx, "rule", &out->status);
         return -1;
     }
-    trace_step(ctx, "rule", true, "rule %.*s allows %.*s:%.*s", shown(rule->name), rule->name.ptr, shown(ns), ns.ptr,
-               shown(sa), sa.ptr);
+    trace_step(ctx, "rule", true, "rule %.*s allows %.*s:%.*s", shown(rule->name), rule->name.ptr, shown(ns),
+               ns.ptr, shown(sa), sa.ptr);
     return 0;
 }
 
@@ -347,8 +356,9 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     for (size_t i = 0; i < snap->cluster_count; i++)
         candidates += issuer_candidate(&snap->clusters[i], &jwt) ? 1u : 0u;
     if (candidates == 0) {
-        authz_status_set(&out->status, AUTHZ_REASON_UNKNOWN_ISSUER, "issuer %.*s is not configured for any cluster",
-                         shown(jwt.iss.value), jwt.iss.value.ptr);
+        authz_status_set(&out->status, AUTHZ_REASON_UNKNOWN_ISSUER,
+                         "issuer %.*s is not configured for any cluster", shown(jwt.iss.value),
+                         jwt.iss.value.ptr);
         trace_fail(ctx, "issuer_known", &out->status);
         goto cleanup;
     }
@@ -370,7 +380,8 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     if (signer != target) {
         authz_status_set(&out->status, AUTHZ_REASON_CLUSTER_MISMATCH,
                          "token was issued by cluster %.*s (key kid %s), request is for cluster %.*s",
-                         shown(signer->name), signer->name.ptr, key->kid, shown(target->name), target->name.ptr);
+                         shown(signer->name), signer->name.ptr, key->kid, shown(target->name),
+                         target->name.ptr);
         trace_fail(ctx, "cluster_match", &out->status);
         goto cleanup;
     }

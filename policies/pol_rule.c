@@ -31,7 +31,8 @@ bool pol_rule_selects(const pol_rule *rule, size_t cluster_index, authz_slice me
     return rule->method_count == 0 || slice_in(rule->methods, rule->method_count, method);
 }
 
-const pol_rule *pol_rule_find(const pol_snapshot *snap, size_t cluster_index, authz_slice method, authz_slice path)
+const pol_rule *pol_rule_find(const pol_snapshot *snap, size_t cluster_index, authz_slice method,
+                              authz_slice path)
 {
     for (size_t i = 0; i < snap->rule_count; i++) {
         if (pol_rule_selects(&snap->rules[i], cluster_index, method, path))
@@ -52,8 +53,8 @@ bool pol_rule_allows_identity(const pol_rule *rule, authz_slice namespace_name, 
         authz_slice entry = rule->service_accounts[i];
         if (entry.len != namespace_name.len + 1 + service_account.len)
             continue;
-        if (authz_slice_has_prefix(entry, namespace_name) && entry.ptr[namespace_name.len] == ':'
-            && memcmp(entry.ptr + namespace_name.len + 1, service_account.ptr, service_account.len) == 0)
+        if (authz_slice_has_prefix(entry, namespace_name) && entry.ptr[namespace_name.len] == ':' &&
+            memcmp(entry.ptr + namespace_name.len + 1, service_account.ptr, service_account.len) == 0)
             return true;
     }
     return false;

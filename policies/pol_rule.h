@@ -18,7 +18,8 @@ authz_slice pol_rule_path_only(authz_slice path);
 bool pol_rule_selects(const pol_rule *rule, size_t cluster_index, authz_slice method, authz_slice path);
 
 /* The first rule of |snap| selecting the request, or NULL. */
-const pol_rule *pol_rule_find(const pol_snapshot *snap, size_t cluster_index, authz_slice method, authz_slice path);
+const pol_rule *pol_rule_find(const pol_snapshot *snap, size_t cluster_index, authz_slice method,
+                              authz_slice path);
 
 /* True when the identity passes |rule|'s namespaces and service_accounts
  * lists ("namespace:name"); an absent list allows everyone. */

@@ -22,21 +22,20 @@
 #define CONFIG_ERR_MAX 8192u
 #define EXPLAIN_ARENA_LIMIT (4u * 1024u * 1024u)
 
-static const char usage_text[] =
-    "usage: tokengate <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  serve -c FILE       run the ext_authz gRPC server\n"
-    "  check -c FILE       validate a config file and print a summary\n"
-    "  explain -c FILE [--cluster NAME] [--host H] [--source IP] [--method M]\n"
-    "          [--path P] [--now EPOCH] [--json] TOKEN|-\n"
-    "                      decide one request and report every check\n"
-    "                      ('-' reads the token from stdin)\n"
-    "\n"
-    "  --help, -h          this text (also after any command)\n"
-    "  --version, -V       print the version\n"
-    "\n"
-    "exit codes: 0 ok/allowed, 1 denied (explain), 2 usage or config error\n";
+static const char usage_text[] = "usage: tokengate <command> [options]\n"
+                                 "\n"
+                                 "commands:\n"
+                                 "  serve -c FILE       run the ext_authz gRPC server\n"
+                                 "  check -c FILE       validate a config file and print a summary\n"
+                                 "  explain -c FILE [--cluster NAME] [--host H] [--source IP] [--method M]\n"
+                                 "          [--path P] [--now EPOCH] [--json] TOKEN|-\n"
+                                 "                      decide one request and report every check\n"
+                                 "                      ('-' reads the token from stdin)\n"
+                                 "\n"
+                                 "  --help, -h          this text (also after any command)\n"
+                                 "  --version, -V       print the version\n"
+                                 "\n"
+                                 "exit codes: 0 ok/allowed, 1 denied (explain), 2 usage or config error\n";
 
 static const char check_usage[] = "usage: tokengate check -c FILE\n";
 
@@ -215,8 +214,8 @@ int srv_cli_check_main(int argc, char **argv)
     if (!snap)
         return 2;
     printf("ok: %s: %zu cluster%s, %zu key%s, %zu rule%s\n", o.config, snap->cluster_count,
-           snap->cluster_count == 1 ? "" : "s", snap->key_count, snap->key_count == 1 ? "" : "s", snap->rule_count,
-           snap->rule_count == 1 ? "" : "s");
+           snap->cluster_count == 1 ? "" : "s", snap->key_count, snap->key_count == 1 ? "" : "s",
+           snap->rule_count, snap->rule_count == 1 ? "" : "s");
     pol_snapshot_release(snap);
     return 0;
 }
@@ -227,7 +226,7 @@ typedef struct explain_trace {
     json_t *header; /* deep copies: the token is freed inside pol_decide */
     json_t *claims;
     json_t *checks;
-    bool failed;    /* out of memory while recording */
+    bool failed; /* out of memory while recording */
 } explain_trace;
 
 static void on_token(void *ctx, const authz_jwt *jwt)
@@ -280,7 +279,8 @@ static char *read_stdin_token(void)
     }
     size_t len = fread(buf, 1, STDIN_TOKEN_MAX + 1, stdin);
     if (ferror(stdin) || len > STDIN_TOKEN_MAX) {
-        fprintf(stderr, "tokengate: %s\n", ferror(stdin) ? "cannot read stdin" : "token on stdin is too long");
+        fprintf(stderr, "tokengate: %s\n",
+                ferror(stdin) ? "cannot read stdin" : "token on stdin is too long");
         free(buf);
         return NULL;
     }
@@ -333,28 +333,30 @@ static void print_report(const cli_opts *o, const explain_trace *t, const pol_de
     printf("checks:\n");
     size_t i;
     json_t *step;
-    json_array_foreach(t->checks, i, step) {
+    json_array_foreach(t->checks, i, step)
+    {
         printf("  %s %-14s %s\n", json_is_true(json_object_get(step, "passed")) ? "PASS" : "FAIL",
-               json_string_value(json_object_get(step, "check")), json_string_value(json_object_get(step, "detail")));
+               json_string_value(json_object_get(step, "check")),
+               json_string_value(json_object_get(step, "detail")));
     }
     if (d->allowed)
         printf("subject: %.*s\n", (int)d->subject.len, d->subject.ptr);
-    printf("decision: %s reason: %s message: %s\n", d->allowed ? "ALLOW" : "DENY", authz_reason_name(d->status.reason),
-           d->status.message);
+    printf("decision: %s reason: %s message: %s\n", d->allowed ? "ALLOW" : "DENY",
+           authz_reason_name(d->status.reason), d->status.message);
 }
 
 static int print_json_report(const explain_trace *t, const pol_decision *d)
 {
-    json_t *report = json_pack(
-        "{s:b, s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:O, s:O*, s:O*}", "allowed", d->allowed,
-        "reason", authz_reason_name(d->status.reason), "message",
-        printable_string(d->status.message, strlen(d->status.message)), "cluster",
-        d->cluster ? slice_or_null(d->cluster->name) : json_null(), "issuer_cluster",
-        d->issuer_cluster ? slice_or_null(d->issuer_cluster->name) : json_null(), "rule",
-        d->rule ? slice_or_null(d->rule->name) : json_null(), "subject", slice_or_null(d->subject), "namespace",
-        slice_or_null(d->namespace_name), "service_account", slice_or_null(d->service_account), "pod",
-        slice_or_null(d->pod_name), "node", slice_or_null(d->node_name), "checks", t->checks, "header", t->header,
-        "claims", t->claims);
+    json_t *report =
+        json_pack("{s:b, s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:O, s:O*, s:O*}",
+                  "allowed", d->allowed, "reason", authz_reason_name(d->status.reason), "message",
+                  printable_string(d->status.message, strlen(d->status.message)), "cluster",
+                  d->cluster ? slice_or_null(d->cluster->name) : json_null(), "issuer_cluster",
+                  d->issuer_cluster ? slice_or_null(d->issuer_cluster->name) : json_null(), "rule",
+                  d->rule ? slice_or_null(d->rule->name) : json_null(), "subject", slice_or_null(d->subject),
+                  "namespace", slice_or_null(d->namespace_name), "service_account",
+                  slice_or_null(d->service_account), "pod", slice_or_null(d->pod_name), "node",
+                  slice_or_null(d->node_name), "checks", t->checks, "header", t->header, "claims", t->claims);
     if (!report) {
         fprintf(stderr, "tokengate: cannot build the JSON report\n");
         return -1;

@@ -87,8 +87,10 @@ static void expect_error(const char *json, const char *needle)
     cr_assert(strstr(err, "config.json"), "error names no file: %s", err);
 }
 
-#define CLUSTER_A "{\"name\":\"a\",\"issuer\":\"https://a\",\"audiences\":[\"api\"],\"jwks_file\":\"keys/a.jwks.json\"}"
-#define CLUSTER_B "{\"name\":\"b\",\"issuer\":\"https://b\",\"audiences\":[\"api\"],\"public_key_files\":[\"b.pem\"]}"
+#define CLUSTER_A                                                                                            \
+    "{\"name\":\"a\",\"issuer\":\"https://a\",\"audiences\":[\"api\"],\"jwks_file\":\"keys/a.jwks.json\"}"
+#define CLUSTER_B                                                                                            \
+    "{\"name\":\"b\",\"issuer\":\"https://b\",\"audiences\":[\"api\"],\"public_key_files\":[\"b.pem\"]}"
 
 static bool slice_is(authz_slice s, const char *text)
 {
@@ -97,18 +99,21 @@ static bool slice_is(authz_slice s, const char *text)
 
 Test(pol_config, full_config_values)
 {
-    pol_snapshot *snap = load(
-        "{\"listen\":\"[::1]:8081\",\"workers\":4,\"clock_skew_seconds\":30,\"max_token_bytes\":4096,"
-        "\"max_message_bytes\":2048,\"max_connections\":5,\"max_concurrent_streams\":7,\"trusted_proxy_hops\":2,"
-        "\"token_cache\":{\"size\":0},\"log_decisions\":false,"
-        "\"clusters\":[{\"name\":\"a.1_x-y\",\"issuer\":\"https://a\",\"audiences\":[\"api\",\"other\"],"
-        "\"jwks_file\":\"keys/a.jwks.json\",\"public_key_files\":[\"b.pem\"],"
-        "\"source_cidrs\":[\"10.0.0.0/8\",\"fd00::/8\"],\"hosts\":[\"API.Example.COM\",\"[FD00::1]\"],"
-        "\"forward_token\":true,\"cidr_claim\":\"cidrs\",\"max_token_age_seconds\":600,\"enforce_warnafter\":true},"
-        CLUSTER_B "],"
-        "\"rules\":[{\"name\":\"r1\",\"clusters\":[\"b\"],\"path_prefix\":\"/admin\",\"methods\":[\"GET\",\"POST\"],"
-        "\"namespaces\":[\"ops\"],\"service_accounts\":[\"ops:deployer\"],\"source_cidrs\":[\"192.168.0.0/16\"]},"
-        "{\"name\":\"r2\"}]}");
+    pol_snapshot *snap =
+        load("{\"listen\":\"[::1]:8081\",\"workers\":4,\"clock_skew_seconds\":30,\"max_token_bytes\":4096,"
+             "\"max_message_bytes\":2048,\"max_connections\":5,\"max_concurrent_streams\":7,\"trusted_proxy_"
+             "hops\":2,"
+             "\"token_cache\":{\"size\":0},\"log_decisions\":false,"
+             "\"clusters\":[{\"name\":\"a.1_x-y\",\"issuer\":\"https://a\",\"audiences\":[\"api\",\"other\"],"
+             "\"jwks_file\":\"keys/a.jwks.json\",\"public_key_files\":[\"b.pem\"],"
+             "\"source_cidrs\":[\"10.0.0.0/8\",\"fd00::/8\"],\"hosts\":[\"API.Example.COM\",\"[FD00::1]\"],"
+             "\"forward_token\":true,\"cidr_claim\":\"cidrs\",\"max_token_age_seconds\":600,\"enforce_"
+             "warnafter\":true}," CLUSTER_B "],"
+             "\"rules\":[{\"name\":\"r1\",\"clusters\":[\"b\"],\"path_prefix\":\"/"
+             "admin\",\"methods\":[\"GET\",\"POST\"],"
+             "\"namespaces\":[\"ops\"],\"service_accounts\":[\"ops:deployer\"],\"source_cidrs\":[\"192.168.0."
+             "0/16\"]},"
+             "{\"name\":\"r2\"}]}");
     cr_assert_not_null(snap, "%s", err);
     cr_expect(slice_is(snap->server.listen, "[::1]:8081"));
     cr_expect_eq(snap->server.workers, 4);
@@ -189,7 +194,8 @@ Test(pol_config, absolute_key_path)
 {
     char json[1024];
     snprintf(json, sizeof json,
-             "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"public_key_files\":[\"%s/b.pem\"]}]}",
+             "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"public_key_files\":[\"%"
+             "s/b.pem\"]}]}",
              dir);
     pol_snapshot *snap = load(json);
     cr_assert_not_null(snap, "%s", err);
@@ -229,38 +235,44 @@ Test(pol_config, generation_differs_per_load)
 
 Test(pol_config, unknown_key_top_level)
 {
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"listne\":\"x\"}", "config.json: listne: unknown key (\"x\")");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"listne\":\"x\"}",
+                 "config.json: listne: unknown key (\"x\")");
 }
 
 Test(pol_config, unknown_key_cluster)
 {
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\","
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/"
+                 "a.jwks.json\","
                  "\"isuser\":1}]}",
                  "clusters[0].isuser: unknown key (1)");
 }
 
 Test(pol_config, unknown_key_rule)
 {
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"rules\":[{\"name\":\"r\"},{\"name\":\"s\",\"method\":[\"GET\"]}]}",
+    expect_error("{\"clusters\":[" CLUSTER_A
+                 "],\"rules\":[{\"name\":\"r\"},{\"name\":\"s\",\"method\":[\"GET\"]}]}",
                  "rules[1].method: unknown key ([\"GET\"])");
 }
 
 Test(pol_config, unknown_key_token_cache)
 {
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"token_cache\":{\"sise\":1}}", "token_cache.sise: unknown key (1)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"token_cache\":{\"sise\":1}}",
+                 "token_cache.sise: unknown key (1)");
 }
 
 Test(pol_config, wrong_types)
 {
     expect_error("{\"clusters\":[" CLUSTER_A "],\"workers\":\"4\"}", "workers: must be an integer (\"4\")");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"workers\":4.0}", "workers: must be an integer (4.0)");
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"log_decisions\":1}", "log_decisions: must be true or false (1)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"log_decisions\":1}",
+                 "log_decisions: must be true or false (1)");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"listen\":9191}", "listen: must be a string (9191)");
     expect_error("{\"clusters\":{}}", "clusters: must be an array ({})");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"token_cache\":5}", "token_cache: must be an object (5)");
     expect_error("{\"clusters\":[\"a\"]}", "clusters[0]: must be an object (\"a\")");
     expect_error("[1]", "(top level): must be an object");
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\", 7],\"jwks_file\":\"keys/a.jwks.json\"}]}",
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\", "
+                 "7],\"jwks_file\":\"keys/a.jwks.json\"}]}",
                  "clusters[0].audiences[1]: must be a string (7)");
 }
 
@@ -269,35 +281,42 @@ Test(pol_config, out_of_range)
     expect_error("{\"clusters\":[" CLUSTER_A "],\"clock_skew_seconds\":3601}",
                  "clock_skew_seconds: must be between 0 and 3600 (3601)");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"workers\":-1}", "workers: must be between 0 and 256 (-1)");
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"max_token_bytes\":255}", "max_token_bytes: must be between 256");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"max_token_bytes\":255}",
+                 "max_token_bytes: must be between 256");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"token_cache\":{\"size\":10000001}}",
                  "token_cache.size: must be between 0 and 10000000 (10000001)");
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\","
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/"
+                 "a.jwks.json\","
                  "\"max_token_age_seconds\":31536001}]}",
                  "clusters[0].max_token_age_seconds: must be between 0 and 31536000 (31536001)");
 }
 
 Test(pol_config, bad_listen)
 {
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"listen\":\"127.0.0.1:0\"}", "listen: port must be 1..65535");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"listen\":\"127.0.0.1:0\"}",
+                 "listen: port must be 1..65535");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"listen\":\"127.0.0.1\"}", "listen: must be host:port");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"listen\":\"::1:80\"}", "listen: must be host:port");
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"listen\":\"[zz]:80\"}", "listen: is not a valid [IPv6] literal");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"listen\":\"[zz]:80\"}",
+                 "listen: is not a valid [IPv6] literal");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"listen\":\"host:65536\"}", "port must be 1..65535");
 }
 
 Test(pol_config, bad_cidr_names_path_and_value)
 {
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\","
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/"
+                 "a.jwks.json\","
                  "\"source_cidrs\":[\"10.0.0.0/8\",\"10.0.0.0/33\"]}]}",
                  "config.json: clusters[0].source_cidrs[1]: not a CIDR (\"10.0.0.0/33\")");
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"rules\":[{\"name\":\"r\",\"source_cidrs\":[\"10.0.0.1/8\"]}]}",
+    expect_error("{\"clusters\":[" CLUSTER_A
+                 "],\"rules\":[{\"name\":\"r\",\"source_cidrs\":[\"10.0.0.1/8\"]}]}",
                  "rules[0].source_cidrs[0]: not a CIDR (\"10.0.0.1/8\")");
 }
 
 Test(pol_config, unreadable_key_file)
 {
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"missing.json\"}]}",
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":"
+                 "\"missing.json\"}]}",
                  "clusters[0].jwks_file: ");
     cr_expect(strstr(err, "missing.json"), "%s", err);
     cr_expect(strstr(err, "cannot open"), "%s", err);
@@ -306,8 +325,9 @@ Test(pol_config, unreadable_key_file)
 Test(pol_config, invalid_jwks)
 {
     write_text("bad.jwks", "{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}");
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"bad.jwks\"}]}",
-                 "clusters[0].jwks_file: ");
+    expect_error(
+        "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"bad.jwks\"}]}",
+        "clusters[0].jwks_file: ");
     cr_expect(strstr(err, "bad.jwks"), "%s", err);
 }
 
@@ -327,8 +347,9 @@ Test(pol_config, key_file_too_big)
     memset(big, ' ', len);
     write_file("big.jwks", big, len);
     free(big);
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"big.jwks\"}]}",
-                 "larger than 1048576 bytes");
+    expect_error(
+        "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"big.jwks\"}]}",
+        "larger than 1048576 bytes");
 }
 
 Test(pol_config, cluster_without_keys)
@@ -340,22 +361,27 @@ Test(pol_config, cluster_without_keys)
 Test(pol_config, jwks_without_signing_keys)
 {
     write_text("enc.jwks", "{\"keys\":[]}");
-    pol_snapshot *snap = load("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"enc.jwks\"}]}");
+    pol_snapshot *snap = load("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_"
+                              "file\":\"enc.jwks\"}]}");
     cr_assert_null(snap);
     cr_expect(strstr(err, "clusters[0]"), "%s", err);
 }
 
 Test(pol_config, required_cluster_fields)
 {
-    expect_error("{\"clusters\":[{\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\"}]}",
-                 "clusters[0].name: is required");
+    expect_error(
+        "{\"clusters\":[{\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\"}]}",
+        "clusters[0].name: is required");
     expect_error("{\"clusters\":[{\"name\":\"a\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\"}]}",
                  "clusters[0].issuer: is required");
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[],\"jwks_file\":\"keys/a.jwks.json\"}]}",
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[],\"jwks_file\":\"keys/"
+                 "a.jwks.json\"}]}",
                  "clusters[0].audiences: must not be empty");
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\"}]}",
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/"
+                 "a.jwks.json\"}]}",
                  "clusters[0].issuer: must not be empty");
-    expect_error("{\"clusters\":[{\"name\":\"a b\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\"}]}",
+    expect_error("{\"clusters\":[{\"name\":\"a "
+                 "b\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\"}]}",
                  "clusters[0].name: may only contain");
 }
 
@@ -371,23 +397,27 @@ Test(pol_config, bad_rule_values)
                  "rules[0].path_prefix: must start with '/' (\"admin\")");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"rules\":[{\"name\":\"r\",\"methods\":[\"get\"]}]}",
                  "rules[0].methods[0]: must be an upper-case HTTP method (\"get\")");
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"rules\":[{\"name\":\"r\",\"service_accounts\":[\"deployer\"]}]}",
+    expect_error("{\"clusters\":[" CLUSTER_A
+                 "],\"rules\":[{\"name\":\"r\",\"service_accounts\":[\"deployer\"]}]}",
                  "rules[0].service_accounts[0]: must be \"namespace:name\"");
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"rules\":[{\"path_prefix\":\"/\"}]}", "rules[0].name: is required");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"rules\":[{\"path_prefix\":\"/\"}]}",
+                 "rules[0].name: is required");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"rules\":[{\"name\":\"r\"},{\"name\":\"r\"}]}",
                  "rules[1].name: duplicates the name of rules[0] (\"r\")");
 }
 
 Test(pol_config, duplicate_cluster_name)
 {
-    expect_error("{\"clusters\":[" CLUSTER_A ",{\"name\":\"a\",\"issuer\":\"https://b\",\"audiences\":[\"api\"],"
+    expect_error("{\"clusters\":[" CLUSTER_A
+                 ",{\"name\":\"a\",\"issuer\":\"https://b\",\"audiences\":[\"api\"],"
                  "\"public_key_files\":[\"b.pem\"]}]}",
                  "clusters[1].name: duplicates the name of clusters[0] (\"a\")");
 }
 
 Test(pol_config, duplicate_host_across_clusters)
 {
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\","
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/"
+                 "a.jwks.json\","
                  "\"hosts\":[\"api.example\"]},{\"name\":\"b\",\"issuer\":\"i\",\"audiences\":[\"x\"],"
                  "\"public_key_files\":[\"b.pem\"],\"hosts\":[\"other\",\"API.example\"]}]}",
                  "clusters[1].hosts[1]: host already belongs to clusters[0] (\"api.example\")");
@@ -395,10 +425,12 @@ Test(pol_config, duplicate_host_across_clusters)
 
 Test(pol_config, host_with_port)
 {
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\","
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/"
+                 "a.jwks.json\","
                  "\"hosts\":[\"api.example:443\"]}]}",
                  "clusters[0].hosts[0]: must not carry a port");
-    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/a.jwks.json\","
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/"
+                 "a.jwks.json\","
                  "\"hosts\":[\"[fd00::1]:443\"]}]}",
                  "clusters[0].hosts[0]: must not carry a port");
 }
@@ -410,7 +442,8 @@ Test(pol_config, syntax_error_has_line_and_column)
     cr_expect(strstr(err, "config.json:3:"), "%s", err);
     char *after = strstr(err, "config.json:3:");
     cr_assert_not_null(after);
-    cr_expect(after[strlen("config.json:3:")] >= '1' && after[strlen("config.json:3:")] <= '9', "column: %s", err);
+    cr_expect(after[strlen("config.json:3:")] >= '1' && after[strlen("config.json:3:")] <= '9', "column: %s",
+              err);
 }
 
 Test(pol_config, duplicate_json_keys_rejected)
@@ -453,7 +486,8 @@ Test(pol_config, missing_config_file)
 
 Test(pol_config, collects_several_errors)
 {
-    expect_error("{\"clusters\":[" CLUSTER_A "],\"workers\":-1,\"listne\":1,\"clock_skew_seconds\":\"x\"}", "workers");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"workers\":-1,\"listne\":1,\"clock_skew_seconds\":\"x\"}",
+                 "workers");
     cr_expect(strstr(err, "listne: unknown key"), "%s", err);
     cr_expect(strstr(err, "clock_skew_seconds: must be an integer"), "%s", err);
     cr_expect(strchr(err, '\n'), "one line per error: %s", err);

@@ -94,21 +94,25 @@ static void setup(void)
                 "\"public_key_files\":[\"k1.pem\"]},"
                 "{\"name\":\"k2\",\"issuer\":\"" ISS_SHARED "\",\"audiences\":[\"shared-api\"],"
                 "\"public_key_files\":[\"k2.pem\"]},"
-                "{\"name\":\"net\",\"issuer\":\"" ISS_NET "\",\"audiences\":[\"api-net\"],\"jwks_file\":\"net.jwks\","
+                "{\"name\":\"net\",\"issuer\":\"" ISS_NET
+                "\",\"audiences\":[\"api-net\"],\"jwks_file\":\"net.jwks\","
                 "\"source_cidrs\":[\"10.0.0.0/8\"],\"enforce_warnafter\":true},"
-                "{\"name\":\"rsa\",\"issuer\":\"" ISS_RSA "\",\"audiences\":[\"api-rsa\"],\"jwks_file\":\"rsa.jwks\"},"
-                "{\"name\":\"ec384\",\"issuer\":\"" ISS_384 "\",\"audiences\":[\"api-384\"],\"jwks_file\":\"384.jwks\"}"
+                "{\"name\":\"rsa\",\"issuer\":\"" ISS_RSA
+                "\",\"audiences\":[\"api-rsa\"],\"jwks_file\":\"rsa.jwks\"},"
+                "{\"name\":\"ec384\",\"issuer\":\"" ISS_384
+                "\",\"audiences\":[\"api-384\"],\"jwks_file\":\"384.jwks\"}"
                 "]}");
-    rules_snap = load("rules.json",
-                      "{\"clusters\":["
-                      "{\"name\":\"a\",\"issuer\":\"" ISS_A "\",\"audiences\":[\"api-a\"],\"jwks_file\":\"a.jwks\"},"
-                      "{\"name\":\"b\",\"issuer\":\"" ISS_B "\",\"audiences\":[\"api-b\"],\"jwks_file\":\"b.jwks\"}],"
-                      "\"rules\":["
-                      "{\"name\":\"admin\",\"clusters\":[\"a\"],\"path_prefix\":\"/admin\",\"methods\":[\"POST\"],"
-                      "\"namespaces\":[\"ops\"],\"service_accounts\":[\"ops:deployer\"],"
-                      "\"source_cidrs\":[\"192.168.1.0/24\"]},"
-                      "{\"name\":\"read\",\"clusters\":[\"a\"],\"path_prefix\":\"/api\",\"methods\":[\"GET\"]},"
-                      "{\"name\":\"b-all\",\"clusters\":[\"b\"]}]}");
+    rules_snap =
+        load("rules.json",
+             "{\"clusters\":["
+             "{\"name\":\"a\",\"issuer\":\"" ISS_A "\",\"audiences\":[\"api-a\"],\"jwks_file\":\"a.jwks\"},"
+             "{\"name\":\"b\",\"issuer\":\"" ISS_B "\",\"audiences\":[\"api-b\"],\"jwks_file\":\"b.jwks\"}],"
+             "\"rules\":["
+             "{\"name\":\"admin\",\"clusters\":[\"a\"],\"path_prefix\":\"/admin\",\"methods\":[\"POST\"],"
+             "\"namespaces\":[\"ops\"],\"service_accounts\":[\"ops:deployer\"],"
+             "\"source_cidrs\":[\"192.168.1.0/24\"]},"
+             "{\"name\":\"read\",\"clusters\":[\"a\"],\"path_prefix\":\"/api\",\"methods\":[\"GET\"]},"
+             "{\"name\":\"b-all\",\"clusters\":[\"b\"]}]}");
     authz_arena_init(&arena, NULL, 0, 64 * 1024);
 }
 
@@ -130,8 +134,8 @@ TestSuite(pol_decide, .init = setup, .fini = teardown);
 /* ---- tokens ----------------------------------------------------------- */
 
 typedef struct tok {
-    const char *iss;       /* NULL: no iss */
-    const char *aud;       /* JSON value */
+    const char *iss; /* NULL: no iss */
+    const char *aud; /* JSON value */
     const char *ns, *sa;
     long exp_in, nbf_in, iat_in;
     bool no_exp;
@@ -156,14 +160,18 @@ static char *payload_json(const tok *t)
     if (!t->no_exp)
         snprintf(exp, sizeof exp, "\"exp\":%lld,", (long long)(now + t->exp_in));
     if (!t->no_k8s)
-        snprintf(k8s, sizeof k8s,
-                 ",\"kubernetes.io\":{\"namespace\":\"%s\",\"serviceaccount\":{\"name\":\"%s\",\"uid\":\"u-1\"},"
-                 "\"pod\":{\"name\":\"app-1\",\"uid\":\"p-1\"},\"node\":{\"name\":\"node-1\",\"uid\":\"n-1\"}%s%s}",
-                 t->ns, t->sa, t->k8s_extra ? "," : "", t->k8s_extra ? t->k8s_extra : "");
+        snprintf(
+            k8s, sizeof k8s,
+            ",\"kubernetes.io\":{\"namespace\":\"%s\",\"serviceaccount\":{\"name\":\"%s\",\"uid\":\"u-1\"},"
+            "\"pod\":{\"name\":\"app-1\",\"uid\":\"p-1\"},\"node\":{\"name\":\"node-1\",\"uid\":\"n-1\"}%s%"
+            "s}",
+            t->ns, t->sa, t->k8s_extra ? "," : "", t->k8s_extra ? t->k8s_extra : "");
     if (t->extra)
         snprintf(extra, sizeof extra, ",%s", t->extra);
-    snprintf(out, 4096, "{%s\"sub\":\"system:serviceaccount:%s:%s\",\"aud\":%s,%s\"nbf\":%lld,\"iat\":%lld%s%s}", iss,
-             t->ns, t->sa, t->aud, exp, (long long)(now + t->nbf_in), (long long)(now + t->iat_in), k8s, extra);
+    snprintf(out, 4096,
+             "{%s\"sub\":\"system:serviceaccount:%s:%s\",\"aud\":%s,%s\"nbf\":%lld,\"iat\":%lld%s%s}", iss,
+             t->ns, t->sa, t->aud, exp, (long long)(now + t->nbf_in), (long long)(now + t->iat_in), k8s,
+             extra);
     return out;
 }
 
@@ -226,18 +234,19 @@ static pol_decision decide(req_opts o)
     return decide_in(snap, o, NULL);
 }
 
-#define expect_reason(d, r)                                                                                        \
-    cr_expect_eq((d).status.reason, (r), "reason %s (%s), wanted %s", authz_reason_name((d).status.reason),       \
+#define expect_reason(d, r)                                                                                  \
+    cr_expect_eq((d).status.reason, (r), "reason %s (%s), wanted %s", authz_reason_name((d).status.reason),  \
                  (d).status.message, authz_reason_name(r))
 
-#define expect_denied(d, r)                                                                                        \
-    do {                                                                                                           \
-        cr_expect_not((d).allowed, "allowed: %s", (d).status.message);                                           \
-        expect_reason(d, r);                                                                                       \
-        cr_expect_null((d).subject.ptr, "a denial carries no identity");                                          \
+#define expect_denied(d, r)                                                                                  \
+    do {                                                                                                     \
+        cr_expect_not((d).allowed, "allowed: %s", (d).status.message);                                       \
+        expect_reason(d, r);                                                                                 \
+        cr_expect_null((d).subject.ptr, "a denial carries no identity");                                     \
     } while (0)
 
-#define expect_message(d, text) cr_expect(strstr((d).status.message, (text)), "message \"%s\" lacks \"%s\"", (d).status.message, (text))
+#define expect_message(d, text)                                                                              \
+    cr_expect(strstr((d).status.message, (text)), "message \"%s\" lacks \"%s\"", (d).status.message, (text))
 
 /* ---- allow ------------------------------------------------------------ */
 
@@ -360,7 +369,8 @@ Test(pol_decide, token_longer_than_limit_is_malformed)
     char *h = header_json("ES256", "a1");
     char *p = malloc(20000);
     cr_assert_not_null(p);
-    snprintf(p, 20000, "{\"iss\":\"" ISS_A "\",\"aud\":\"api-a\",\"exp\":%lld,%s}", (long long)(now + 60), extra);
+    snprintf(p, 20000, "{\"iss\":\"" ISS_A "\",\"aud\":\"api-a\",\"exp\":%lld,%s}", (long long)(now + 60),
+             extra);
     char *jws = tg_jws(ka, "ES256", h, p);
     cr_assert_not_null(jws);
     cr_assert_gt(strlen(jws), 16384);
@@ -673,16 +683,17 @@ Test(pol_decide, source_token_cidr_claim)
 
 /* ---- rules ------------------------------------------------------------- */
 
-static pol_decision decide_rules(const char *cluster, const char *method, const char *path, const char *source,
-                                 const char *ns, const char *sa)
+static pol_decision decide_rules(const char *cluster, const char *method, const char *path,
+                                 const char *source, const char *ns, const char *sa)
 {
     bool for_b = strcmp(cluster, "b") == 0;
     tok t = tok_for(for_b ? ISS_B : ISS_A, for_b ? "[\"api-b\"]" : "[\"api-a\"]");
     t.ns = ns;
     t.sa = sa;
     char *jws = mint(for_b ? kb : ka, "ES256", for_b ? "b1" : "a1", &t);
-    pol_decision d = decide_in(rules_snap, (req_opts){.cluster = cluster, .method = method, .path = path,
-                                                      .source = source, .token = jws}, NULL);
+    pol_decision d = decide_in(
+        rules_snap,
+        (req_opts){.cluster = cluster, .method = method, .path = path, .source = source, .token = jws}, NULL);
     free(jws);
     return d;
 }
@@ -776,8 +787,8 @@ Test(pol_decide, trace_reports_each_check)
     pol_decision d = decide_in(snap, (req_opts){.cluster = "a", .token = jws}, &trace);
     cr_assert(d.allowed, "%s", d.status.message);
     cr_expect_eq(r.tokens, 1);
-    const char *want[] = {"cluster", "bearer", "parse", "issuer_known", "signature", "cluster_match",
-                          "issuer", "expiry", "audience", "identity", "source"};
+    const char *want[] = {"cluster", "bearer", "parse",    "issuer_known", "signature", "cluster_match",
+                          "issuer",  "expiry", "audience", "identity",     "source"};
     cr_assert_eq(r.steps, (int)(sizeof want / sizeof want[0]));
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         cr_expect_str_eq(r.names[i], want[i]);
@@ -798,7 +809,8 @@ Test(pol_decide, null_ctx_members_are_safe)
     tok t = tok_for(ISS_A, "[\"api-a\"]");
     char *jws = mint(ka, "ES256", "a1", &t);
     snprintf(auth_buf, sizeof auth_buf, "Bearer %s", jws);
-    pol_request req = {.authorization = authz_slice_from_cstr(auth_buf), .cluster = AUTHZ_SLICE_LIT("a"), .now = now};
+    pol_request req = {
+        .authorization = authz_slice_from_cstr(auth_buf), .cluster = AUTHZ_SLICE_LIT("a"), .now = now};
     pol_trace empty = {NULL, NULL, NULL};
     pol_decide_ctx ctx = {NULL, &empty};
     pol_decision d;
