@@ -30,6 +30,7 @@ struct srv_stream {
     bool timeout_bad;
     bool have_message;
     bool responded;
+    bool rst_after_send;        /* trailers-only answer: reset if the client is still sending */
     int error_status;           /* pending gRPC error found while reading, 0 = none */
     const char *error_message;
     size_t header_bytes;
@@ -144,15 +145,6 @@ void srv_conn_free_pool(srv_worker *w)
 
 /* ---- responses ---- */
 
-static void stream_rst_if_open(srv_stream *s)
-{
-    nghttp2_stream *st = nghttp2_session_find_stream(s->conn->session, s->id);
-    /* The client has not finished sending: tell it to stop (gRPC spec). */
-    if (st != NULL && nghttp2_stream_get_state(st) == NGHTTP2_STREAM_STATE_OPEN) {
-        nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
-    }
-}
-
 static void respond_http(srv_stream *s, const char *status)
 {
     nghttp2_nv nva[2] = {
@@ -164,7 +156,7 @@ static void respond_http(srv_stream *s, const char *status)
 
     s->responded = true;
     nghttp2_submit_response(s->conn->session, s->id, nva, n, NULL);
-    stream_rst_if_open(s);
+    s->rst_after_send = true;
 }
 
 static void respond_error(srv_stream *s, int code, const char *message)
@@ -185,7 +177,7 @@ static void respond_error(srv_stream *s, int code, const char *message)
 
     s->responded = true;
     nghttp2_submit_response(s->conn->session, s->id, nva, msg_len > 0 ? 4 : 3, NULL);
-    stream_rst_if_open(s);
+    s->rst_after_send = true;
 }
 
 static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
@@ -473,6 +465,34 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     return 0;
 }
 
+/* After a trailers-only answer went out: when the client has not ended its
+ * stream, tell it to stop with RST_STREAM(NO_ERROR) (gRPC spec). Submitting
+ * the reset earlier would make nghttp2 drop the queued HEADERS. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    srv_stream *s;
+    nghttp2_stream *st;
+
+    (void)user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        return 0;
+    }
+    s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    st = nghttp2_session_find_stream(session, frame->hd.stream_id);
+    if (s == NULL || !s->rst_after_send || st == NULL) {
+        return 0;
+    }
+    switch (nghttp2_stream_get_state(st)) {
+    case NGHTTP2_STREAM_STATE_OPEN:
+    case NGHTTP2_STREAM_STATE_HALF_CLOSED_LOCAL:
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data)
 {
     srv_conn *c = user_data;
@@ -500,6 +520,7 @@ int srv_conn_setup(srv_worker *w)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk_recv);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     /* Bound what a peer can make us hold for refused streams and RST floods. */
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     w->callbacks = cb;
