@@ -12,7 +12,8 @@
 
 /* Turns raw R||S into DER for OpenSSL after checking 0 < r, s < n. Returns
  * the DER length, or 0 when the signature is out of range or conversion fails. */
-static size_t jws_ecdsa_der(const authz_key *key, const unsigned char *sig, unsigned char *der, size_t der_size)
+static size_t jws_ecdsa_der(const authz_key *key, const unsigned char *sig, unsigned char *der,
+                            size_t der_size)
 {
     size_t der_len = 0;
     size_t half = key->priv.coord_len;

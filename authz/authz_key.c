@@ -52,7 +52,8 @@ static const char *const key_private_members[] = {"d", "p", "q", "dp", "dq", "qi
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void key_msg(char *msg, size_t size, const char *fmt, ...)
+static void
+key_msg(char *msg, size_t size, const char *fmt, ...)
 {
     if (!msg || size == 0)
         return;
@@ -102,7 +103,8 @@ static int key_fingerprint(EVP_PKEY *pkey, char out[KEY_FINGERPRINT_SIZE])
     unsigned int digest_len = 0;
     if (der_len <= 0)
         goto cleanup;
-    if (!EVP_Digest(der, (size_t)der_len, digest, &digest_len, EVP_sha256(), NULL) || digest_len != sizeof digest)
+    if (!EVP_Digest(der, (size_t)der_len, digest, &digest_len, EVP_sha256(), NULL) ||
+        digest_len != sizeof digest)
         goto cleanup;
     if (authz_b64url_encode(digest, sizeof digest, out, KEY_FINGERPRINT_SIZE) != KEY_FINGERPRINT_LEN)
         goto cleanup;
@@ -136,7 +138,8 @@ static int key_finish_rsa(authz_key *key, char *msg, size_t msg_size)
         goto cleanup;
     }
     if (!BN_is_odd(e) || BN_is_one(e) || BN_num_bytes(e) > (int)KEY_MAX_E_BYTES) {
-        key_msg(msg, msg_size, "RSA public exponent must be odd, above 1 and at most %u bytes", KEY_MAX_E_BYTES);
+        key_msg(msg, msg_size, "RSA public exponent must be odd, above 1 and at most %u bytes",
+                KEY_MAX_E_BYTES);
         goto cleanup;
     }
     key->kty = AUTHZ_KTY_RSA;
@@ -237,7 +240,8 @@ static int key_finish(authz_key *key, const char *kid, size_t kid_len, authz_alg
         if (key_finish_rsa(key, msg, msg_size) != 0)
             return -1;
         if (jwk_alg != AUTHZ_ALG_UNSUPPORTED && jwk_alg != AUTHZ_ALG_RS256 && jwk_alg != AUTHZ_ALG_PS256) {
-            key_msg(msg, msg_size, "alg %s does not fit an RSA key (RS256 or PS256)", authz_alg_name(jwk_alg));
+            key_msg(msg, msg_size, "alg %s does not fit an RSA key (RS256 or PS256)",
+                    authz_alg_name(jwk_alg));
             return -1;
         }
         key->alg = jwk_alg != AUTHZ_ALG_UNSUPPORTED ? jwk_alg : AUTHZ_ALG_RS256;
@@ -289,8 +293,8 @@ static int key_finish(authz_key *key, const char *kid, size_t kid_len, authz_alg
 
 /* Decodes the base64url string member |name| of |jwk| into |out|: at least 1
  * and at most |max_len| bytes (exactly |max_len| when |exact|). */
-static int jwk_b64_member(const json_t *jwk, const char *name, unsigned char *out, size_t out_size, size_t max_len,
-                          bool exact, size_t *out_len, char *msg, size_t msg_size)
+static int jwk_b64_member(const json_t *jwk, const char *name, unsigned char *out, size_t out_size,
+                          size_t max_len, bool exact, size_t *out_len, char *msg, size_t msg_size)
 {
     const json_t *v = json_object_get(jwk, name);
     if (!json_is_string(v)) {

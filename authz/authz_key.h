@@ -29,19 +29,19 @@ typedef struct authz_key {
     size_t kid_len;
     bool kid_from_jwk; /* kid was written in the JWK (false: computed) */
     authz_kty kty;
-    authz_alg alg; /* the only alg allowed: JWK "alg" if given, else
-                      RS256 for RSA (PS256 allowed too, see authz_key_allows_alg),
-                      ES256/384/512 by curve for EC */
+    authz_alg alg;   /* the only alg allowed: JWK "alg" if given, else
+                        RS256 for RSA (PS256 allowed too, see authz_key_allows_alg),
+                        ES256/384/512 by curve for EC */
     bool alg_pinned; /* alg came from the JWK: only that one is accepted */
     unsigned bits;   /* RSA modulus bits, or EC field bits (256, 384, 521) */
 
     /* Private to authz_key.c and authz_jws.c: computed once at load so that
      * authz_jws_verify does no lookups or parameter queries per token. */
     struct {
-        EVP_MD *md;        /* owned, explicitly fetched: SHA-256 for RSA and P-256, SHA-384, SHA-512 */
-        size_t sig_len;    /* exact JWS signature length: modulus bytes, or 2 * coord_len */
-        size_t coord_len;  /* EC field element bytes (32, 48, 66); 0 for RSA */
-        BIGNUM *ec_order;  /* owned, EC group order n for the 0 < r, s < n check; NULL for RSA */
+        EVP_MD *md;       /* owned, explicitly fetched: SHA-256 for RSA and P-256, SHA-384, SHA-512 */
+        size_t sig_len;   /* exact JWS signature length: modulus bytes, or 2 * coord_len */
+        size_t coord_len; /* EC field element bytes (32, 48, 66); 0 for RSA */
+        BIGNUM *ec_order; /* owned, EC group order n for the 0 < r, s < n check; NULL for RSA */
         /* owned, verify-initialised contexts (digest, padding, PSS salt set):
          * [0] RS256 or ECDSA, [1] PS256 (RSA only, else NULL). Never used
          * directly: authz_jws_verify works on a duplicate, which skips

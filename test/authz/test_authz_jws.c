@@ -58,7 +58,8 @@ static unsigned char *sign(EVP_PKEY *signer, const char *alg, const char *input,
     return sig;
 }
 
-static int verify(const authz_key *key, authz_alg alg, const char *input, const unsigned char *sig, size_t len)
+static int verify(const authz_key *key, authz_alg alg, const char *input, const unsigned char *sig,
+                  size_t len)
 {
     int rc = authz_jws_verify(key, alg, authz_slice_from_cstr(input), sig, len);
     cr_assert_eq(ERR_peek_error(), 0, "OpenSSL error queue left non-empty");
@@ -405,7 +406,8 @@ Test(jws_forgery, payload_swapped_under_valid_signature)
         fixture f;
         fixture_init(&f, types[t], NULL);
         char *input = input_of(HEADER, PAYLOAD);
-        char *other = input_of(HEADER, "{\"iss\":\"https://cluster-b\",\"sub\":\"system:serviceaccount:ns:sa\"}");
+        char *other =
+            input_of(HEADER, "{\"iss\":\"https://cluster-b\",\"sub\":\"system:serviceaccount:ns:sa\"}");
         char *other_header = input_of("{\"alg\":\"ES256\",\"kid\":\"j\"}", PAYLOAD);
         size_t len = 0;
         unsigned char *sig = sign(f.pkey, algs[t], input, &len);

@@ -438,8 +438,8 @@ Test(key_errors, not_a_jwks_document)
 {
     authz_keyset set;
     authz_keyset_init(&set);
-    const char *docs[] = {"", "[]", "{}", "{\"keys\":{}}", "{\"keys\":[1]}", "{\"kty\":\"EC\"}", "{\"keys\":[",
-                          "null"};
+    const char *docs[] = {
+        "", "[]", "{}", "{\"keys\":{}}", "{\"keys\":[1]}", "{\"kty\":\"EC\"}", "{\"keys\":[", "null"};
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         cr_assert_eq(add_jwks(&set, docs[i]), -1, "accepted %s", docs[i]);
         cr_assert_neq(err[0], '\0');

@@ -18,7 +18,8 @@
 #define MINT_MAX_FILE (1024L * 1024L)
 #define MINT_MAX_AUD 16
 #define MINT_MAX_DROP 16
-/* Bound on any time argument (about 31,700 years): beyond it is a typo, and it keeps now + offset in range. */
+/* Bound on any time argument (about 31,700 years): beyond it is a typo, and it keeps now + offset in range.
+ */
 #define MINT_MAX_SECONDS 1000000000000LL
 
 static const char mint_usage[] =
@@ -136,8 +137,8 @@ static int mint_uuid(char out[37])
         return -1;
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
     return 0;
 }
 
@@ -179,7 +180,8 @@ static int mint_keygen(int argc, char **argv)
         fprintf(stderr, "tg-mint: key export failed\n");
         goto cleanup;
     }
-    if (mint_write_file(priv_path, priv, 0600) != 0 || (pub_path && mint_write_file(pub_path, pub, 0644) != 0))
+    if (mint_write_file(priv_path, priv, 0600) != 0 ||
+        (pub_path && mint_write_file(pub_path, pub, 0644) != 0))
         goto cleanup;
     if (jwks_path) {
         size_t len = strlen(jwks);

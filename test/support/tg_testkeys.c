@@ -333,7 +333,8 @@ static unsigned char *tg_sign_native(EVP_PKEY *key, const char *alg, const void 
     if (!ctx || EVP_PKEY_sign_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, md) != 1)
         goto cleanup;
     if (rsa && alg[0] == 'P' &&
-        (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) != 1 ||
+        (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+         EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) != 1 ||
          EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, (int)digest_len) != 1))
         goto cleanup;
     if (rsa && alg[0] == 'R' && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1)
