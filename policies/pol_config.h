@@ -20,7 +20,11 @@
 /* Loads |path|. On success returns 0 and *out holds a snapshot with one
  * reference (release it with pol_snapshot_release). On failure returns -1,
  * *out is NULL and |err| (|err_size| bytes) holds one or more lines
- * "<file>: <json path>: <problem> (<value>)". */
+ * "<file>: <json path>: <problem> (<value>)" (up to 20 errors are
+ * collected), or "<file>:<line>:<column>: <message>" for a JSON syntax
+ * error. The snapshot's generation is the CLOCK_MONOTONIC time of the load
+ * in nanoseconds: distinct per load without any process-wide counter, as
+ * long as loads are not run concurrently. */
 int pol_config_load(const char *path, pol_snapshot **out, char *err, size_t err_size);
 
 #endif
