@@ -33,7 +33,8 @@ static const char mint_usage[] =
     "               [--hmac-key FILE (with --alg HS256|HS384|HS512, --key optional)]\n"
     "  tg-mint fingerprint --key PEM\n"
     "Defaults: alg from the key, kid = kube-apiserver fingerprint, exp-in 3600, nbf-in 0, iat-in 0.\n"
-    "--alg none gives an unsigned token (empty signature). --payload signs RAW_JSON verbatim.\n";
+    "--alg none gives an unsigned token (empty signature). --payload signs RAW_JSON verbatim.\n"
+    "keygen --kid only names the key in the JWKS: pass the same --kid to sign.\n";
 
 static int mint_usage_error(const char *why)
 {
