@@ -24,6 +24,8 @@
 /* OpenSSL refuses exponents above 64 bits for large moduli; no real key comes close. */
 #define KEY_MAX_E_BYTES 8u
 #define KEY_MAX_COORD 66u
+/* RFC 7518 §3.5: PS256's salt is as long as its SHA-256 hash. */
+#define KEY_PSS_SALT_LEN 32
 #define KEY_MAX_KID 1024u
 /* Message buffer for one key's problem, before the "keys[i]: " prefix. */
 #define KEY_MSG_MAX 200u
@@ -210,7 +212,7 @@ cleanup:
 }
 
 /* A verify context for |key| with its digest and, for RSA, |padding| set
- * (PSS: MGF1 with the same digest and a 32-byte salt, RFC 7518 §3.5). */
+ * (PSS: MGF1 with the same digest and KEY_PSS_SALT_LEN salt bytes). */
 static EVP_PKEY_CTX *key_verify_template(const authz_key *key, int padding)
 {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
@@ -219,7 +221,7 @@ static EVP_PKEY_CTX *key_verify_template(const authz_key *key, int padding)
     if (key->kty == AUTHZ_KTY_RSA && EVP_PKEY_CTX_set_rsa_padding(ctx, padding) != 1)
         goto fail;
     if (padding == RSA_PKCS1_PSS_PADDING && (EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, key->priv.md) != 1 ||
-                                             EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, 32) != 1))
+                                             EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, KEY_PSS_SALT_LEN) != 1))
         goto fail;
     return ctx;
 fail:
