@@ -19,6 +19,9 @@ typedef enum rpc_kind { RPC_UNKNOWN = 0, RPC_CHECK, RPC_HEALTH } rpc_kind;
 struct srv_stream {
     srv_stream *next;           /* pool or connection list */
     srv_stream *prev;
+    srv_stream *ready_next;     /* complete requests waiting for the end of the read */
+    srv_stream *ready_prev;
+    bool ready;
     srv_conn *conn;
     int32_t id;
     authz_arena arena;          /* everything this request allocates */
@@ -53,6 +56,8 @@ struct srv_conn {
     srv_conn *next;
     nghttp2_session *session;
     srv_stream *streams;        /* open streams, returned to the pool on close */
+    srv_stream *ready_head;     /* complete requests, answered after the read is consumed */
+    srv_stream *ready_tail;
     uint8_t *out;               /* gathered output not yet handed to the socket */
     size_t out_len;
     size_t out_cap;
@@ -108,10 +113,47 @@ static srv_stream *stream_get(srv_worker *w, srv_conn *c, int32_t id)
     return s;
 }
 
+static void ready_unlink(srv_conn *c, srv_stream *s)
+{
+    if (!s->ready) {
+        return;
+    }
+    if (s->ready_prev != NULL) {
+        s->ready_prev->ready_next = s->ready_next;
+    } else {
+        c->ready_head = s->ready_next;
+    }
+    if (s->ready_next != NULL) {
+        s->ready_next->ready_prev = s->ready_prev;
+    } else {
+        c->ready_tail = s->ready_prev;
+    }
+    s->ready = false;
+    s->ready_next = NULL;
+    s->ready_prev = NULL;
+}
+
+static void ready_push(srv_conn *c, srv_stream *s)
+{
+    if (s->ready) {
+        return;
+    }
+    s->ready = true;
+    s->ready_next = NULL;
+    s->ready_prev = c->ready_tail;
+    if (c->ready_tail != NULL) {
+        c->ready_tail->ready_next = s;
+    } else {
+        c->ready_head = s;
+    }
+    c->ready_tail = s;
+}
+
 static void stream_put(srv_worker *w, srv_stream *s)
 {
     srv_conn *c = s->conn;
 
+    ready_unlink(c, s);
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
@@ -457,7 +499,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         }
     }
     if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-        on_request_complete(s);
+        /* Decided once the whole read is consumed: a RST_STREAM (client
+         * deadline, cancel) in the same read spares the work. */
+        ready_push(s->conn, s);
     } else if (s->error_status != 0) {
         /* Answer now; the client is told to stop with RST_STREAM(NO_ERROR). */
         respond_error(s, s->error_status, s->error_message);
@@ -552,6 +596,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nghttp2_session_mem_recv(c->session, (const uint8_t *)buf->base, (size_t)nread) < 0) {
         conn_close(c);
         return;
+    }
+    while (c->ready_head != NULL) {
+        srv_stream *s = c->ready_head;
+        ready_unlink(c, s);
+        on_request_complete(s);
     }
     conn_flush(c);
 }
