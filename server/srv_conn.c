@@ -17,32 +17,32 @@
 typedef enum rpc_kind { RPC_UNKNOWN = 0, RPC_CHECK, RPC_HEALTH } rpc_kind;
 
 struct srv_stream {
-    srv_stream *next;           /* pool or connection list */
+    srv_stream *next; /* pool or connection list */
     srv_stream *prev;
-    srv_stream *ready_next;     /* complete requests waiting for the end of the read */
+    srv_stream *ready_next; /* complete requests waiting for the end of the read */
     srv_stream *ready_prev;
     bool ready;
     srv_conn *conn;
     int32_t id;
-    authz_arena arena;          /* everything this request allocates */
+    authz_arena arena; /* everything this request allocates */
     srv_grpc_reader reader;
     rpc_kind rpc;
     bool is_post;
     bool content_type_ok;
-    bool encoding_other;        /* grpc-encoding names a codec other than identity */
+    bool encoding_other; /* grpc-encoding names a codec other than identity */
     bool timeout_bad;
     bool have_message;
     bool responded;
-    bool rst_after_send;        /* trailers-only answer: reset if the client is still sending */
-    int error_status;           /* pending gRPC error found while reading, 0 = none */
+    bool rst_after_send; /* trailers-only answer: reset if the client is still sending */
+    int error_status;    /* pending gRPC error found while reading, 0 = none */
     const char *error_message;
     size_t header_bytes;
-    uint64_t start_ns;          /* uv_hrtime when the headers arrived */
+    uint64_t start_ns; /* uv_hrtime when the headers arrived */
     bool has_deadline;
-    uint64_t deadline_ns;       /* absolute uv_hrtime */
-    const uint8_t *msg;         /* the request message (arena) */
+    uint64_t deadline_ns; /* absolute uv_hrtime */
+    const uint8_t *msg;   /* the request message (arena) */
     size_t msg_len;
-    uint8_t *resp;              /* prefix + response message */
+    uint8_t *resp; /* prefix + response message */
     size_t resp_len;
     size_t resp_off;
     char grpc_message[GRPC_MESSAGE_MAX];
@@ -50,18 +50,18 @@ struct srv_stream {
 };
 
 struct srv_conn {
-    uv_tcp_t tcp;               /* tcp.data = this */
+    uv_tcp_t tcp; /* tcp.data = this */
     srv_worker *w;
     srv_conn *prev;
     srv_conn *next;
     nghttp2_session *session;
-    srv_stream *streams;        /* open streams, returned to the pool on close */
-    srv_stream *ready_head;     /* complete requests, answered after the read is consumed */
+    srv_stream *streams;    /* open streams, returned to the pool on close */
+    srv_stream *ready_head; /* complete requests, answered after the read is consumed */
     srv_stream *ready_tail;
-    uint8_t *out;               /* gathered output not yet handed to the socket */
+    uint8_t *out; /* gathered output not yet handed to the socket */
     size_t out_len;
     size_t out_cap;
-    uint8_t *inflight;          /* buffer owned by the pending uv_write */
+    uint8_t *inflight; /* buffer owned by the pending uv_write */
     size_t inflight_cap;
     uv_write_t wreq;
     bool writing;
@@ -69,10 +69,10 @@ struct srv_conn {
     bool closing;
 };
 
-#define NV_STATIC(n, v)                                                                                        \
-    {                                                                                                          \
-        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1,                                         \
-            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                                      \
+#define NV_STATIC(n, v)                                                                                      \
+    {                                                                                                        \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1,                                        \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                                     \
     }
 
 static void conn_close(srv_conn *c);
@@ -203,11 +203,11 @@ static void respond_http(srv_stream *s, const char *status)
 
 static void respond_error(srv_stream *s, int code, const char *message)
 {
-    static const char *const digits[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8",
+    static const char *const digits[] = {"0", "1",  "2",  "3",  "4",  "5",  "6",  "7", "8",
                                          "9", "10", "11", "12", "13", "14", "15", "16"};
     const char *status = code >= 0 && code <= 16 ? digits[code] : "13";
-    size_t msg_len = srv_grpc_percent_encode(authz_slice_from_cstr(message), s->grpc_message,
-                                             sizeof(s->grpc_message));
+    size_t msg_len =
+        srv_grpc_percent_encode(authz_slice_from_cstr(message), s->grpc_message, sizeof(s->grpc_message));
     nghttp2_nv nva[4] = {
         NV_STATIC(":status", "200"),
         NV_STATIC("content-type", "application/grpc"),
@@ -247,7 +247,8 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_
  * a gRPC prefix in the stream's arena (or the fixed fallback buffer). */
 static void respond_message(srv_stream *s, const uint8_t *msg, size_t len, bool use_fallback)
 {
-    static const nghttp2_nv nva[] = {NV_STATIC(":status", "200"), NV_STATIC("content-type", "application/grpc")};
+    static const nghttp2_nv nva[] = {NV_STATIC(":status", "200"),
+                                     NV_STATIC("content-type", "application/grpc")};
     nghttp2_data_provider prd;
     uint8_t *buf = use_fallback ? s->fallback : authz_arena_alloc(&s->arena, len + SRV_GRPC_PREFIX_LEN);
 
@@ -381,8 +382,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return 0;
 }
 
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
-                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
 {
     srv_stream *s;
     authz_slice v = {(const char *)value, valuelen};
@@ -853,8 +854,9 @@ void srv_conn_goaway_all(srv_worker *w)
 {
     for (srv_conn *c = w->conns; c != NULL; c = c->next) {
         if (!c->closing) {
-            nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->session),
-                                  NGHTTP2_NO_ERROR, NULL, 0);
+            nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(c->session), NGHTTP2_NO_ERROR, NULL,
+                                  0);
         }
     }
     for (srv_conn *c = w->conns; c != NULL; c = c->next) {

@@ -201,7 +201,8 @@ static hv_option *b_header(builder *b, const char *key, authz_slice value)
     envoy__config__core__v3__header_value_option__init(opt);
     opt->header = hv;
     /* Explicit: the zero default would append a second header on new Envoy. */
-    opt->append_action = ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD;
+    opt->append_action =
+        ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD;
     return opt;
 }
 
@@ -382,8 +383,8 @@ static void build_deny(builder *b, const pol_decision *d, Envoy__Service__Auth__
     denied->n_headers = 1;
     if (http == 401) {
         const authz_slice parts[] = {
-            AUTHZ_SLICE_LIT("Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\""), reason,
-            AUTHZ_SLICE_LIT("\"")};
+            AUTHZ_SLICE_LIT("Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\""),
+            reason, AUTHZ_SLICE_LIT("\"")};
         headers[1] = b_header(b, "www-authenticate", slice_of(concat(b, parts, 3)));
         denied->n_headers = 2;
     }
@@ -423,7 +424,8 @@ int srv_extauthz_build_response(const pol_decision *d, authz_arena *arena, uint8
         build_deny(&b, d, &resp, meta);
     }
     b_field(&b, meta, "reason", slice_of(authz_reason_name(allowed ? AUTHZ_REASON_OK : d->status.reason)));
-    if (b.failed || resp.http_response_case == ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE__NOT_SET) {
+    if (b.failed ||
+        resp.http_response_case == ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE__NOT_SET) {
         return -1;
     }
     size = envoy__service__auth__v3__check_response__get_packed_size(&resp);
@@ -440,7 +442,8 @@ size_t srv_extauthz_fallback_response(uint8_t *buf, size_t size)
 {
     Envoy__Service__Auth__V3__CheckResponse resp = ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__INIT;
     Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
-    Envoy__Service__Auth__V3__DeniedHttpResponse denied = ENVOY__SERVICE__AUTH__V3__DENIED_HTTP_RESPONSE__INIT;
+    Envoy__Service__Auth__V3__DeniedHttpResponse denied =
+        ENVOY__SERVICE__AUTH__V3__DENIED_HTTP_RESPONSE__INIT;
     Envoy__Type__V3__HttpStatus http_status = ENVOY__TYPE__V3__HTTP_STATUS__INIT;
 
     status.code = authz_reason_grpc_code(AUTHZ_REASON_INTERNAL_ERROR);
@@ -456,8 +459,8 @@ size_t srv_extauthz_fallback_response(uint8_t *buf, size_t size)
     return envoy__service__auth__v3__check_response__pack(&resp, buf);
 }
 
-int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len, int64_t now, pol_decide_ctx *ctx,
-                       srv_extauthz_result *out)
+int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len, int64_t now,
+                       pol_decide_ctx *ctx, srv_extauthz_result *out)
 {
     srv_pbarena pb;
     Envoy__Service__Auth__V3__CheckRequest *req;

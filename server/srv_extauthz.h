@@ -60,7 +60,7 @@ size_t srv_extauthz_fallback_response(uint8_t *buf, size_t size);
 typedef struct srv_extauthz_result {
     srv_extauthz_view view;
     pol_decision decision;
-    uint8_t *response;   /* packed CheckResponse, arena-owned */
+    uint8_t *response; /* packed CheckResponse, arena-owned */
     size_t response_len;
 } srv_extauthz_result;
 
@@ -70,7 +70,7 @@ typedef struct srv_extauthz_result {
  * (INVALID_ARGUMENT), -2 when the arena ran out while unpacking or building
  * the response (the caller answers with srv_extauthz_fallback_response, a
  * deny). */
-int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len, int64_t now, pol_decide_ctx *ctx,
-                       srv_extauthz_result *out);
+int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len, int64_t now,
+                       pol_decide_ctx *ctx, srv_extauthz_result *out);
 
 #endif

@@ -34,8 +34,8 @@ srv_grpc_read srv_grpc_reader_feed(srv_grpc_reader *r, const uint8_t *data, size
             result = SRV_GRPC_READ_BAD_FLAG;
             goto cleanup;
         }
-        r->msg_len = ((size_t)r->prefix[1] << 24) | ((size_t)r->prefix[2] << 16) | ((size_t)r->prefix[3] << 8) |
-                     (size_t)r->prefix[4];
+        r->msg_len = ((size_t)r->prefix[1] << 24) | ((size_t)r->prefix[2] << 16) |
+                     ((size_t)r->prefix[3] << 8) | (size_t)r->prefix[4];
         /* The bound comes before the allocation: the length is the peer's word. */
         if (r->msg_len > r->max_len) {
             result = SRV_GRPC_READ_TOO_LARGE;

@@ -42,13 +42,13 @@ typedef enum srv_grpc_read {
 
 /* One message being reassembled. Zero-initialise, then set max_len. */
 typedef struct srv_grpc_reader {
-    size_t max_len;       /* bound on a message's length */
+    size_t max_len; /* bound on a message's length */
     uint8_t prefix[SRV_GRPC_PREFIX_LEN];
-    size_t prefix_have;   /* prefix bytes seen so far */
-    uint8_t *msg;         /* arena-owned message bytes once the prefix is complete */
-    size_t msg_len;       /* declared length */
-    size_t msg_have;      /* message bytes seen so far */
-    bool complete;        /* msg holds a whole message */
+    size_t prefix_have; /* prefix bytes seen so far */
+    uint8_t *msg;       /* arena-owned message bytes once the prefix is complete */
+    size_t msg_len;     /* declared length */
+    size_t msg_have;    /* message bytes seen so far */
+    bool complete;      /* msg holds a whole message */
 } srv_grpc_reader;
 
 /* Consumes bytes of |data| (|len| bytes) until a message completes or the

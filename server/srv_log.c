@@ -141,7 +141,8 @@ size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice reques
     put_field(&o, "method", req->method.len > 0 ? req->method : none);
     put_field(&o, "path", req->path.len > 0 ? req->path : none);
     put_field(&o, "decision", d->allowed ? AUTHZ_SLICE_LIT("allow") : AUTHZ_SLICE_LIT("deny"));
-    put_field(&o, "reason", authz_slice_from_cstr(authz_reason_name(d->allowed ? AUTHZ_REASON_OK : d->status.reason)));
+    put_field(&o, "reason",
+              authz_slice_from_cstr(authz_reason_name(d->allowed ? AUTHZ_REASON_OK : d->status.reason)));
     snprintf(num, sizeof(num), ",\"duration_us\":%llu", (unsigned long long)duration_us);
     put_cstr(&o, num);
     put_cstr(&o, ",\"token_sha256\":");
@@ -154,7 +155,8 @@ size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice reques
     return o.len;
 }
 
-void srv_log_decision(authz_slice request_id, const pol_request *req, const pol_decision *d, uint64_t duration_us)
+void srv_log_decision(authz_slice request_id, const pol_request *req, const pol_decision *d,
+                      uint64_t duration_us)
 {
     char line[SRV_LOG_LINE_MAX];
     struct timespec ts;

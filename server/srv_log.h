@@ -26,6 +26,7 @@ size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice reques
 
 /* Formats and writes the line to stderr (fd 2). Errors are ignored: the
  * decision does not depend on the log. */
-void srv_log_decision(authz_slice request_id, const pol_request *req, const pol_decision *d, uint64_t duration_us);
+void srv_log_decision(authz_slice request_id, const pol_request *req, const pol_decision *d,
+                      uint64_t duration_us);
 
 #endif

@@ -27,19 +27,19 @@ typedef struct srv_worker {
     size_t index;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_async_t wake;          /* drain request from the main thread */
-    uv_timer_t goaway_timer;  /* final GOAWAY, one moment after the notice */
-    uv_timer_t force_timer;   /* closes whatever is left at the deadline */
+    uv_async_t wake;         /* drain request from the main thread */
+    uv_timer_t goaway_timer; /* final GOAWAY, one moment after the notice */
+    uv_timer_t force_timer;  /* closes whatever is left at the deadline */
     uv_thread_t thread;
     bool loop_ready;
     bool listener_open;
-    bool draining;            /* this worker has started draining */
+    bool draining; /* this worker has started draining */
     bool timers_open;
-    atomic_bool *stopping;    /* process-wide: health answers NOT_SERVING */
-    pol_snapshot *snap;       /* own reference */
+    atomic_bool *stopping; /* process-wide: health answers NOT_SERVING */
+    pol_snapshot *snap;    /* own reference */
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
-    size_t max_conns;         /* this worker's share of max_connections */
+    size_t max_conns; /* this worker's share of max_connections */
     size_t conn_count;
     srv_conn *conns;          /* open connections (doubly linked) */
     srv_stream *free_streams; /* reusable streams, arenas kept warm */

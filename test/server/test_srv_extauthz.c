@@ -228,17 +228,17 @@ Test(srv_extauthz, unknown_fields_and_negative_size_are_skipped)
     /* CheckRequest{attributes{ 14: "future", 4 request{2 http{3 headers{authorization: "Bearer x"},
      * 9 size: -1, 99: varint 5}}, 10 ctx{cluster: c}}} written by hand. */
     static const uint8_t wire[] = {
-        0x0a, 0x44,                                                 /* attributes, 68 bytes */
-        0x72, 0x06, 'f', 'u', 't', 'u', 'r', 'e',                   /* field 14, string */
-        0x22, 0x2b,                                                 /* request, 43 */
-        0x12, 0x29,                                                 /* http, 41 */
-        0x1a, 0x19,                                                 /* headers entry, 25 */
-        0x0a, 0x0d, 'a', 'u', 't', 'h', 'o', 'r', 'i', 'z', 'a', 't', 'i', 'o', 'n',
-        0x12, 0x08, 'B', 'e', 'a', 'r', 'e', 'r', ' ', 'x',
-        0x48, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, /* size = -1 */
+        0x0a, 0x44,                                    /* attributes, 68 bytes */
+        0x72, 0x06, 'f',  'u',  't',  'u',  'r',  'e', /* field 14, string */
+        0x22, 0x2b,                                    /* request, 43 */
+        0x12, 0x29,                                    /* http, 41 */
+        0x1a, 0x19,                                    /* headers entry, 25 */
+        0x0a, 0x0d, 'a',  'u',  't',  'h',  'o',  'r',  'i',  'z',  'a',  't', 'i',
+        'o',  'n',  0x12, 0x08, 'B',  'e',  'a',  'r',  'e',  'r',  ' ',  'x', 0x48,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, /* size = -1 */
         0x98, 0x06, 0x05,                                           /* field 99, varint */
         0x52, 0x0d,                                                 /* context_extensions entry, 13 */
-        0x0a, 0x07, 'c', 'l', 'u', 's', 't', 'e', 'r', 0x12, 0x02, 'c', '1',
+        0x0a, 0x07, 'c',  'l',  'u',  's',  't',  'e',  'r',  0x12, 0x02, 'c', '1',
     };
     srv_pbarena pb;
     srv_pbarena_init(&pb, &arena);
@@ -282,8 +282,8 @@ static const char *meta_get(const check_resp *r, const char *key)
     return NULL;
 }
 
-static const Envoy__Config__Core__V3__HeaderValueOption *find_opt(Envoy__Config__Core__V3__HeaderValueOption **opts,
-                                                                  size_t n, const char *key)
+static const Envoy__Config__Core__V3__HeaderValueOption *
+find_opt(Envoy__Config__Core__V3__HeaderValueOption **opts, size_t n, const char *key)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(opts[i]->header->key, key) == 0) {
@@ -393,7 +393,8 @@ Test(srv_extauthz, deny_401_response_fields)
     check_resp *r = unpack_resp(buf, len);
     cr_assert_eq(r->status->code, 16);
     cr_assert_str_eq(r->status->message, "expired: exp 100 is before now \"200\"");
-    cr_assert_eq(r->http_response_case, ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_DENIED_RESPONSE);
+    cr_assert_eq(r->http_response_case,
+                 ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_DENIED_RESPONSE);
     Envoy__Service__Auth__V3__DeniedHttpResponse *den = r->denied_response;
     cr_assert_not_null(den->status);
     cr_assert_eq(den->status->code, 401);
@@ -447,7 +448,8 @@ Test(srv_extauthz, deny_without_reason_is_never_an_allow)
     cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
     check_resp *r = unpack_resp(buf, len);
     cr_assert_neq(r->status->code, 0);
-    cr_assert_eq(r->http_response_case, ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_DENIED_RESPONSE);
+    cr_assert_eq(r->http_response_case,
+                 ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_DENIED_RESPONSE);
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
 }
 
@@ -498,7 +500,8 @@ static char *mint(EVP_PKEY *key, const char *iss, const char *aud, long exp_delt
     snprintf(payload, sizeof(payload),
              "{\"iss\":\"%s\",\"aud\":[\"%s\"],\"exp\":%ld,\"iat\":%ld,\"nbf\":%ld,"
              "\"sub\":\"system:serviceaccount:shop:checkout\","
-             "\"kubernetes.io\":{\"namespace\":\"shop\",\"serviceaccount\":{\"name\":\"checkout\",\"uid\":\"u1\"}}}",
+             "\"kubernetes.io\":{\"namespace\":\"shop\",\"serviceaccount\":{\"name\":\"checkout\",\"uid\":"
+             "\"u1\"}}}",
              iss, aud, now + exp_delta, now - 10, now - 10);
     char *tok = tg_jws(key, "RS256", header, payload);
     free(kid);
