@@ -6,6 +6,7 @@ import collections
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import threading
@@ -161,7 +162,7 @@ class DeadlineTest(unittest.TestCase):
         cmd = [NGHTTP, "-v", "-t", "10", "-H", "content-type: application/grpc", "-H", "te: trailers",
                "-H", f"grpc-timeout: {timeout_header}", "-d", body,
                f"http://{SERVER.target}{h.CHECK_METHOD}"]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout
+        out = subprocess.run(cmd, capture_output=True, timeout=20).stdout.decode("utf-8", "replace")
         statuses = re.findall(r"recv \(stream_id=\d+\) grpc-status: (\d+)", out)
         self.assertEqual(len(statuses), 1, out)
         return int(statuses[0])
@@ -175,16 +176,66 @@ class DeadlineTest(unittest.TestCase):
         time.sleep(0.3)
         self.assertEqual(len(SERVER.decisions()), before + 1, "a decision was made after the deadline")
 
-    def test_client_deadline_makes_no_late_decision(self):
+    def test_deadline_passing_while_body_is_late(self):
+        # Headers carry grpc-timeout 50m; the message arrives 300 ms later.
+        # (grpc's own clients cancel at their deadline, and round short
+        # timeouts up to 1 ms, so only raw frames can show what the server
+        # does with a deadline that passed before it could decide.)
         before = len(SERVER.decisions())
-        with SERVER.channel() as channel:
-            stub = h.authz_stub(channel)
-            stub.Check(CASES[0][0], timeout=10)  # connect first so the deadline is all that is short
-            with self.assertRaises(grpc.RpcError) as err:
-                stub.Check(CASES[0][0], timeout=0.000001)
-            self.assertEqual(err.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        frames = raw_h2_call(SERVER.port, "10S", framed(CASES[0][0]), delay=0.3)
+        self.assertIn("DATA", [f for f, _ in frames], "control call got no CheckResponse")
+        self.assertEqual(len(SERVER.wait_decisions(before + 1)), before + 1)
+        frames = raw_h2_call(SERVER.port, "50m", framed(CASES[0][0]), delay=0.3)
+        self.assertNotIn("DATA", [f for f, _ in frames], "a CheckResponse was sent after the deadline")
+        self.assertEqual(frames[-1], ("HEADERS", True), frames)
         time.sleep(0.3)
         self.assertEqual(len(SERVER.decisions()), before + 1, "a decision was made after the deadline")
+
+
+def _frame(ftype, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+def _literal(name, value):
+    # HPACK literal header field without indexing, new name, no Huffman.
+    name, value = name.encode(), value.encode()
+    assert len(name) < 127 and len(value) < 127
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def raw_h2_call(port, grpc_timeout, body, delay):
+    """One Check over a hand-made h2c connection: HEADERS, |delay| seconds of
+    silence, then DATA with END_STREAM. Returns the frames received on the
+    stream as (type name, END_STREAM) until it ends."""
+    names = {0: "DATA", 1: "HEADERS", 3: "RST_STREAM"}
+    block = b"".join(_literal(n, v) for n, v in (
+        (":method", "POST"), (":scheme", "http"), (":path", h.CHECK_METHOD), (":authority", "tokengate"),
+        ("content-type", "application/grpc"), ("te", "trailers"), ("grpc-timeout", grpc_timeout)))
+    got = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b"") + _frame(1, 0x4, 1, block))
+        time.sleep(delay)
+        sock.sendall(_frame(0, 0x1, 1, body))
+        buf = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                length = int.from_bytes(buf[:3], "big")
+                ftype, flags = buf[3], buf[4]
+                stream = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+                buf = buf[9 + length:]
+                if ftype == 4 and not flags & 0x1:
+                    sock.sendall(_frame(4, 0x1, 0, b""))  # SETTINGS ACK
+                if stream != 1:
+                    continue
+                got.append((names.get(ftype, str(ftype)), bool(flags & 0x1)))
+                if flags & 0x1 or ftype == 3:
+                    return got
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return got
 
 
 def run_load(target, calls_per_channel, channels, batch, outcomes, stop=None):
