@@ -12,6 +12,7 @@
 #include "authz_key.h"
 #include "pol_rule.h"
 #include "pol_target.h"
+#include "pol_token_cache.h"
 
 #define SHOWN_MAX 96 /* bytes of a token-supplied value quoted in a message */
 
@@ -128,6 +129,55 @@ static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluste
                          compatible == 1 ? "" : "s");
     }
     return NULL;
+}
+
+/* Steps 3-5: parse |token|, find the clusters configured for its issuer and
+ * the key that verifies it. Returns the issuing cluster with |jwt| parsed
+ * (the caller frees it) and *key set, or NULL with |status| set and |jwt|
+ * freed. */
+static const pol_cluster *parse_and_verify(const pol_snapshot *snap, const pol_cluster *target,
+                                           authz_slice token, const pol_decide_ctx *ctx, authz_jwt *jwt,
+                                           const authz_key **key, authz_status *status)
+{
+    authz_jwt_limits limits = {snap->max_token_bytes, AUTHZ_JWT_DEFAULT_MAX_DEPTH};
+    if (authz_jwt_parse(token, &limits, jwt, status) != 0) {
+        trace_fail(ctx, "parse", status);
+        return NULL;
+    }
+    if (ctx->trace && ctx->trace->token)
+        ctx->trace->token(ctx->trace->ctx, jwt);
+    trace_step(ctx, "parse", true, "alg %s, kid %.*s", authz_alg_name(jwt->alg),
+               jwt->kid.present ? shown(jwt->kid.value) : 6, jwt->kid.present ? jwt->kid.value.ptr : "(none)");
+
+    const pol_cluster *signer = NULL;
+    if (!jwt->iss.present) {
+        authz_status_set(status, AUTHZ_REASON_MISSING_CLAIM, "token has no iss claim");
+        trace_fail(ctx, "issuer_known", status);
+        goto cleanup;
+    }
+    size_t candidates = 0;
+    for (size_t i = 0; i < snap->cluster_count; i++)
+        candidates += issuer_candidate(&snap->clusters[i], jwt) ? 1u : 0u;
+    if (candidates == 0) {
+        authz_status_set(status, AUTHZ_REASON_UNKNOWN_ISSUER, "issuer %.*s is not configured for any cluster",
+                         shown(jwt->iss.value), jwt->iss.value.ptr);
+        trace_fail(ctx, "issuer_known", status);
+        goto cleanup;
+    }
+    trace_step(ctx, "issuer_known", true, "issuer %.*s is configured for %zu cluster%s", shown(jwt->iss.value),
+               jwt->iss.value.ptr, candidates, candidates == 1 ? "" : "s");
+
+    signer = find_signer(snap, target, jwt, key, status);
+    if (!signer) {
+        trace_fail(ctx, "signature", status);
+        goto cleanup;
+    }
+    trace_step(ctx, "signature", true, "verified with key kid %s (%s) of cluster %.*s", (*key)->kid,
+               authz_key_describe(*key), shown(signer->name), signer->name.ptr);
+cleanup:
+    if (!signer)
+        authz_jwt_free(jwt);
+    return signer;
 }
 
 /* Step 7, one check at a time so explain can report each; same order as
@@ -309,7 +359,8 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
 {
     authz_jwt jwt;
     bool parsed = false;
-    pol_decide_ctx no_ctx = {NULL, NULL};
+    bool drop_reservation = false;
+    pol_decide_ctx no_ctx = {NULL, NULL, NULL};
     if (!ctx)
         ctx = &no_ctx;
     memset(&jwt, 0, sizeof jwt);
@@ -334,47 +385,50 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     }
     trace_step(ctx, "bearer", true, "bearer token of %zu bytes", token.len);
 
-    /* 3. Parse. */
-    authz_jwt_limits limits = {snap->max_token_bytes, AUTHZ_JWT_DEFAULT_MAX_DEPTH};
-    if (authz_jwt_parse(token, &limits, &jwt, &out->status) != 0) {
-        trace_fail(ctx, "parse", &out->status);
-        goto cleanup;
-    }
-    parsed = true;
-    if (ctx->trace && ctx->trace->token)
-        ctx->trace->token(ctx->trace->ctx, &jwt);
-    trace_step(ctx, "parse", true, "alg %s, kid %.*s", authz_alg_name(jwt.alg),
-               jwt.kid.present ? shown(jwt.kid.value) : 6, jwt.kid.present ? jwt.kid.value.ptr : "(none)");
-
-    /* 4. Issuer candidates. */
-    if (!jwt.iss.present) {
-        authz_status_set(&out->status, AUTHZ_REASON_MISSING_CLAIM, "token has no iss claim");
-        trace_fail(ctx, "issuer_known", &out->status);
-        goto cleanup;
-    }
-    size_t candidates = 0;
-    for (size_t i = 0; i < snap->cluster_count; i++)
-        candidates += issuer_candidate(&snap->clusters[i], &jwt) ? 1u : 0u;
-    if (candidates == 0) {
-        authz_status_set(&out->status, AUTHZ_REASON_UNKNOWN_ISSUER,
-                         "issuer %.*s is not configured for any cluster", shown(jwt.iss.value),
-                         jwt.iss.value.ptr);
-        trace_fail(ctx, "issuer_known", &out->status);
-        goto cleanup;
-    }
-    trace_step(ctx, "issuer_known", true, "issuer %.*s is configured for %zu cluster%s", shown(jwt.iss.value),
-               jwt.iss.value.ptr, candidates, candidates == 1 ? "" : "s");
-
-    /* 5. Key and signature: the verifying key names the issuing cluster. */
+    /* 3-5 depend on the token bytes and the snapshot alone: a cache hit
+     * skips them, everything after is evaluated on every call. */
+    const authz_jwt *jp = &jwt;
+    const pol_cluster *signer = NULL;
     const authz_key *key = NULL;
-    const pol_cluster *signer = find_signer(snap, target, &jwt, &key, &out->status);
-    if (!signer) {
-        trace_fail(ctx, "signature", &out->status);
-        goto cleanup;
+    const pol_cached_token *hit = NULL;
+    if (ctx->cache)
+        hit = pol_token_cache_get(ctx->cache, snap->generation, token, req->now);
+    if (hit) {
+        jp = &hit->jwt;
+        signer = &snap->clusters[hit->cluster_index];
+        key = &signer->keys.keys[hit->key_index];
+        trace_step(ctx, "signature", true, "verified earlier with key kid %s of cluster %.*s (token cache)",
+                   key->kid, shown(signer->name), signer->name.ptr);
+    } else {
+        authz_slice parse_from = token;
+        bool reserved = false;
+        if (ctx->cache) {
+            authz_slice copy = pol_token_cache_reserve(ctx->cache, token, snap->max_token_bytes);
+            reserved = copy.ptr != NULL;
+            if (reserved)
+                parse_from = copy;
+        }
+        signer = parse_and_verify(snap, target, parse_from, ctx, &jwt, &key, &out->status);
+        if (!signer) {
+            if (reserved)
+                pol_token_cache_abort(ctx->cache);
+            goto cleanup;
+        }
+        /* A token already past exp is not worth keeping: it can only be
+         * denied. Its reservation holds the bytes |jwt| was parsed from, so
+         * it is dropped only after |jwt| is freed. */
+        bool keep = reserved && jwt.exp.state == AUTHZ_JWT_TIME_VALID && req->now < jwt.exp.seconds;
+        if (keep) {
+            size_t key_index = (size_t)(key - signer->keys.keys);
+            jp = &pol_token_cache_commit(ctx->cache, snap->generation, &jwt,
+                                         pol_snapshot_cluster_index(snap, signer), key_index)
+                      ->jwt;
+        } else {
+            parsed = true;
+            drop_reservation = reserved;
+        }
     }
     out->issuer_cluster = signer;
-    trace_step(ctx, "signature", true, "verified with key kid %s (%s) of cluster %.*s", key->kid,
-               authz_key_describe(key), shown(signer->name), signer->name.ptr);
 
     /* 6. The issuing cluster must be the target. */
     if (signer != target) {
@@ -389,21 +443,21 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
                target->name.ptr);
 
     /* 7. Claims. */
-    if (check_claims(target, snap, req, &jwt, ctx, &out->status) != 0)
+    if (check_claims(target, snap, req, jp, ctx, &out->status) != 0)
         goto cleanup;
 
     /* 8. Source. */
     authz_ip ip = {0, {0}};
     bool have_ip = req->source.ptr && req->source.len > 0 && authz_ip_parse(req->source, &ip) == 0;
-    if (check_source(target, req, &jwt, have_ip, &ip, ctx, &out->status) != 0)
+    if (check_source(target, req, jp, have_ip, &ip, ctx, &out->status) != 0)
         goto cleanup;
 
     /* 9. Rules. */
-    if (snap->rule_count > 0 && check_rules(snap, target, req, &jwt, have_ip, &ip, ctx, out) != 0)
+    if (snap->rule_count > 0 && check_rules(snap, target, req, jp, have_ip, &ip, ctx, out) != 0)
         goto cleanup;
 
     /* 10. Allow. */
-    if (!ctx->arena || copy_identity(ctx->arena, &jwt, out) != 0) {
+    if (!ctx->arena || copy_identity(ctx->arena, jp, out) != 0) {
         authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "out of memory copying the identity");
         trace_fail(ctx, "identity_copy", &out->status);
         goto cleanup;
@@ -417,5 +471,7 @@ cleanup:
     }
     if (parsed)
         authz_jwt_free(&jwt);
+    if (drop_reservation)
+        pol_token_cache_abort(ctx->cache);
     return out->allowed;
 }

@@ -52,11 +52,15 @@ typedef struct pol_trace {
     void *ctx;
 } pol_trace;
 
-/* Per-call context: the request's arena (all allocation during the
- * decision comes from it) and the optional trace. */
+typedef struct pol_token_cache pol_token_cache;
+
+/* Per-call context: the request's arena (the identity of an allowed
+ * request is copied into it), the worker's verified-token cache (NULL: no
+ * cache) and the optional trace. */
 typedef struct pol_decide_ctx {
     authz_arena *arena;
     const pol_trace *trace;
+    pol_token_cache *cache;
 } pol_decide_ctx;
 
 /* Decides |req| against |snap| and fills |out|. Never fails: errors

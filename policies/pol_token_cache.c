@@ -163,17 +163,19 @@ authz_slice pol_token_cache_reserve(pol_token_cache *cache, authz_slice token, s
     return e->pub.token;
 }
 
-void pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, authz_jwt *jwt, size_t cluster_index)
+const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, authz_jwt *jwt,
+                                               size_t cluster_index, size_t key_index)
 {
     cache_entry *e = cache->reserved;
     if (!e) {
         authz_jwt_free(jwt);
-        return;
+        return NULL;
     }
     cache->reserved = NULL;
     e->pub.jwt = *jwt;
     memset(jwt, 0, sizeof *jwt);
     e->pub.cluster_index = cluster_index;
+    e->pub.key_index = key_index;
     e->generation = generation;
     e->expires_at = e->pub.jwt.exp.state == AUTHZ_JWT_TIME_VALID ? e->pub.jwt.exp.seconds : INT64_MAX;
     if (cache->count == cache->capacity)
@@ -183,6 +185,7 @@ void pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, authz_j
     *bucket = e;
     lru_push_front(cache, e);
     cache->count++;
+    return &e->pub;
 }
 
 void pol_token_cache_abort(pol_token_cache *cache)

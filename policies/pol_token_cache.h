@@ -27,6 +27,7 @@ typedef struct pol_cached_token {
     authz_slice token;
     authz_jwt jwt;
     size_t cluster_index; /* cluster whose key verified the signature */
+    size_t key_index;     /* that key, within the cluster's keyset */
 } pol_cached_token;
 
 /* Creates a cache of at most |capacity| entries (>= 1). NULL on allocation
@@ -48,9 +49,12 @@ const pol_cached_token *pol_token_cache_get(pol_token_cache *cache, uint64_t gen
 authz_slice pol_token_cache_reserve(pol_token_cache *cache, authz_slice token, size_t max_len);
 
 /* Stores the reserved entry with its parsed |jwt| (ownership moves to the
- * cache) verified by |cluster_index| under |generation|. Evicts the least
- * recently used entry when full. */
-void pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, authz_jwt *jwt, size_t cluster_index);
+ * cache; *jwt is zeroed) verified by key |key_index| of cluster
+ * |cluster_index| under |generation|, evicting the least recently used entry
+ * when full. Returns the stored entry, valid until the cache next changes;
+ * NULL (and |jwt| freed) when nothing was reserved. */
+const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, authz_jwt *jwt,
+                                               size_t cluster_index, size_t key_index);
 
 /* Drops the reserved entry (verification failed or was not attempted). */
 void pol_token_cache_abort(pol_token_cache *cache);

@@ -434,7 +434,7 @@ int srv_cli_explain_main(int argc, char **argv)
         .now = now,
     };
     pol_trace trace = {on_token, on_step, &t};
-    pol_decide_ctx ctx = {&arena, &trace};
+    pol_decide_ctx ctx = {.arena = &arena, .trace = &trace};
     pol_decision d;
     pol_decide(snap, &req, &ctx, &d);
     if (t.failed) {

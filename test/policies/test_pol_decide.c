@@ -11,6 +11,7 @@
 #include "authz_arena.h"
 #include "pol_config.h"
 #include "pol_decide.h"
+#include "pol_token_cache.h"
 #include "tg_testkeys.h"
 
 #define ISS_A "https://a.example"
@@ -222,7 +223,7 @@ static pol_decision decide_in(pol_snapshot *s, req_opts o, const pol_trace *trac
         .path = authz_slice_from_cstr(o.path ? o.path : "/"),
         .now = now,
     };
-    pol_decide_ctx ctx = {&arena, trace};
+    pol_decide_ctx ctx = {.arena = &arena, .trace = trace};
     pol_decision d;
     bool allowed = pol_decide(s, &req, &ctx, &d);
     cr_assert_eq(allowed, d.allowed);
@@ -232,6 +233,24 @@ static pol_decision decide_in(pol_snapshot *s, req_opts o, const pol_trace *trac
 static pol_decision decide(req_opts o)
 {
     return decide_in(snap, o, NULL);
+}
+
+/* A decision through |cache| at |at|. */
+static pol_decision decide_cached(pol_snapshot *s, pol_token_cache *cache, req_opts o, int64_t at)
+{
+    snprintf(auth_buf, sizeof auth_buf, "Bearer %s", o.token);
+    pol_request req = {
+        .authorization = authz_slice_from_cstr(auth_buf),
+        .cluster = authz_slice_from_cstr(o.cluster),
+        .source = authz_slice_from_cstr(o.source),
+        .method = authz_slice_from_cstr("GET"),
+        .path = authz_slice_from_cstr("/"),
+        .now = at,
+    };
+    pol_decide_ctx ctx = {.arena = &arena, .cache = cache};
+    pol_decision d;
+    pol_decide(s, &req, &ctx, &d);
+    return d;
 }
 
 #define expect_reason(d, r)                                                                                  \
@@ -812,9 +831,84 @@ Test(pol_decide, null_ctx_members_are_safe)
     pol_request req = {
         .authorization = authz_slice_from_cstr(auth_buf), .cluster = AUTHZ_SLICE_LIT("a"), .now = now};
     pol_trace empty = {NULL, NULL, NULL};
-    pol_decide_ctx ctx = {NULL, &empty};
+    pol_decide_ctx ctx = {.trace = &empty};
     pol_decision d;
     cr_expect_not(pol_decide(snap, &req, &ctx, &d), "no arena: cannot copy the identity");
     expect_reason(d, AUTHZ_REASON_INTERNAL_ERROR);
     free(jws);
+}
+
+/* ---- verified-token cache: it may skip parsing and the signature, never a
+ * check that depends on the request or the clock ------------------------- */
+
+Test(pol_decide, cache_hit_still_checks_the_target_cluster)
+{
+    pol_token_cache *cache = pol_token_cache_new(16);
+    tok t = tok_for(ISS_A, "[\"api-a\"]");
+    char *jws = mint(ka, "ES256", "a1", &t);
+    pol_decision d = decide_cached(snap, cache, (req_opts){.cluster = "a", .token = jws}, now);
+    cr_expect(d.allowed, "%s", d.status.message);
+    cr_expect_eq(pol_token_cache_count(cache), 1, "a verified token is cached");
+    d = decide_cached(snap, cache, (req_opts){.cluster = "a", .token = jws}, now);
+    cr_expect(d.allowed, "cached: %s", d.status.message);
+    cr_expect(authz_slice_eq_cstr(d.subject, "system:serviceaccount:default:app"));
+    d = decide_cached(snap, cache, (req_opts){.cluster = "b", .token = jws}, now);
+    expect_denied(d, AUTHZ_REASON_CLUSTER_MISMATCH);
+    expect_message(d, "issued by cluster a (key kid a1), request is for cluster b");
+    cr_expect_eq(pol_token_cache_count(cache), 1, "the replay was answered from the cache");
+    d = decide_cached(snap, cache, (req_opts){.cluster = "net", .token = jws}, now);
+    expect_denied(d, AUTHZ_REASON_CLUSTER_MISMATCH);
+    free(jws);
+    pol_token_cache_free(cache);
+}
+
+Test(pol_decide, cache_hit_still_checks_expiry_and_source)
+{
+    pol_token_cache *cache = pol_token_cache_new(16);
+    tok t = tok_for(ISS_NET, "[\"api-net\"]");
+    t.exp_in = 30;
+    char *jws = mint(kn, "ES256", "n1", &t);
+    pol_decision d = decide_cached(snap, cache, (req_opts){.cluster = "net", .token = jws, .source = "10.1.2.3"}, now);
+    cr_expect(d.allowed, "%s", d.status.message);
+    d = decide_cached(snap, cache, (req_opts){.cluster = "net", .token = jws, .source = "192.0.2.1"}, now);
+    expect_denied(d, AUTHZ_REASON_SOURCE_NOT_ALLOWED);
+    cr_expect_eq(pol_token_cache_count(cache), 1);
+    /* 30 s lifetime + 60 s skew: two minutes later the token is expired, cached or not. */
+    d = decide_cached(snap, cache, (req_opts){.cluster = "net", .token = jws, .source = "10.1.2.3"}, now + 120);
+    expect_denied(d, AUTHZ_REASON_EXPIRED);
+    cr_expect_eq(pol_token_cache_count(cache), 0, "the entry is dropped at exp");
+    free(jws);
+    pol_token_cache_free(cache);
+}
+
+Test(pol_decide, cache_keeps_no_failures)
+{
+    pol_token_cache *cache = pol_token_cache_new(16);
+    tok t = tok_for(ISS_A, "[\"api-a\"]");
+    char *forged = mint(kb, "ES256", "a1", &t);
+    for (int i = 0; i < 2; i++) {
+        pol_decision d = decide_cached(snap, cache, (req_opts){.cluster = "a", .token = forged}, now);
+        expect_denied(d, AUTHZ_REASON_BAD_SIGNATURE);
+    }
+    cr_expect_eq(pol_token_cache_count(cache), 0);
+    free(forged);
+    pol_token_cache_free(cache);
+}
+
+Test(pol_decide, cache_entries_do_not_cross_snapshots)
+{
+    pol_token_cache *cache = pol_token_cache_new(16);
+    tok t = tok_for(ISS_A, "[\"api-a\"]");
+    char *jws = mint(ka, "ES256", "a1", &t);
+    pol_decision d = decide_cached(snap, cache, (req_opts){.cluster = "a", .token = jws}, now);
+    cr_expect(d.allowed, "%s", d.status.message);
+    /* rules_snap is another load (another generation): its rules apply and
+     * the entry made under snap is replaced, not reused. */
+    d = decide_cached(rules_snap, cache, (req_opts){.cluster = "a", .token = jws}, now);
+    expect_denied(d, AUTHZ_REASON_FORBIDDEN);
+    cr_expect_eq(pol_token_cache_count(cache), 1);
+    d = decide_cached(snap, cache, (req_opts){.cluster = "a", .token = jws}, now);
+    cr_expect(d.allowed, "%s", d.status.message);
+    free(jws);
+    pol_token_cache_free(cache);
 }

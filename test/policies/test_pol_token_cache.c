@@ -14,7 +14,7 @@ static void put(pol_token_cache *cache, const char *token, uint64_t generation, 
     authz_jwt jwt = {0};
     jwt.exp.state = AUTHZ_JWT_TIME_VALID;
     jwt.exp.seconds = exp;
-    pol_token_cache_commit(cache, generation, &jwt, cluster);
+    cr_assert_not_null(pol_token_cache_commit(cache, generation, &jwt, cluster, 0));
 }
 
 static const pol_cached_token *get(pol_token_cache *cache, const char *token, uint64_t generation, int64_t now)

@@ -524,7 +524,7 @@ Test(srv_extauthz, end_to_end_allow_and_cross_cluster_replay)
     char cfg[1024], err[1024], bearer_a[4096], bearer_b[4096];
     pol_snapshot *snap = NULL;
     authz_arena req_arena;
-    pol_decide_ctx ctx = {&req_arena, NULL};
+    pol_decide_ctx ctx = {.arena = &req_arena};
     srv_extauthz_result res;
     req_builder b;
     size_t len;
