@@ -14,11 +14,12 @@ pkgs=(build-essential cmake pkg-config ca-certificates openssl
 case "$level" in
   build) ;;
   test|bench)
+    # grpc_tools imports pkg_resources, which --no-install-recommends leaves out.
     pkgs+=(libcriterion-dev python3 python3-grpcio python3-grpc-tools
-           python3-protobuf nghttp2-client procps iproute2)
+           python3-protobuf python3-pkg-resources nghttp2-client procps iproute2)
     [ "$level" = bench ] && pkgs+=(nghttp2-server util-linux time valgrind)
     ;;
-  demo) pkgs+=(python3 python3-grpcio python3-grpc-tools python3-protobuf) ;;
+  demo) pkgs+=(python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pkg-resources) ;;
   *) echo "usage: $0 [build|test|bench|demo]" >&2; exit 2 ;;
 esac
 
