@@ -17,7 +17,6 @@ import tg_harness as h
 H2LOAD = os.environ.get("H2LOAD_BIN") or shutil.which("h2load")
 
 
-@unittest.skipUnless(H2LOAD, "h2load (nghttp2-client) is not installed")
 class H2loadTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

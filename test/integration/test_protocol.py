@@ -167,7 +167,6 @@ class DeadlineTest(unittest.TestCase):
         self.assertEqual(len(statuses), 1, out)
         return int(statuses[0])
 
-    @unittest.skipUnless(NGHTTP, "nghttp (nghttp2-client) is not installed")
     def test_expired_grpc_timeout(self):
         before = len(SERVER.decisions())
         self.assertEqual(self.nghttp("10S"), 0)
