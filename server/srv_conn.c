@@ -276,7 +276,7 @@ static bool deadline_passed(const srv_stream *s)
 static void run_check(srv_stream *s)
 {
     srv_worker *w = s->conn->w;
-    pol_decide_ctx ctx = {.arena = &s->arena};
+    pol_decide_ctx ctx = {.arena = &s->arena, .cache = w->cache};
     srv_extauthz_result res;
     uint64_t t0 = uv_hrtime();
     int rc = srv_extauthz_check(w->snap, s->msg, s->msg_len, (int64_t)time(NULL), &ctx, &res);

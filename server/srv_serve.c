@@ -175,6 +175,10 @@ int srv_serve_main(int argc, char **argv)
     }
     rc = 1;
     bound_port = -1;
+    if (srv_worker_probe_addr((struct sockaddr *)&addr, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tokengate serve: %s:%s: %s\n", host, port, err);
+        goto cleanup;
+    }
     for (size_t i = 0; i < nworkers; i++) {
         if (srv_worker_init(&st.workers[i], i, (struct sockaddr *)&addr, snap, &st.stopping, share, err,
                             sizeof(err)) != 0) {

@@ -22,11 +22,40 @@ static void on_connection(uv_stream_t *listener, int status)
     (void)srv_conn_accept(w);
 }
 
+static socklen_t addr_len(const struct sockaddr *addr)
+{
+    return addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+int srv_worker_probe_addr(const struct sockaddr *addr, char *err, size_t err_size)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM, 0);
+    int one = 1;
+    int rc = -1;
+
+    if (fd < 0) {
+        snprintf(err, err_size, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* SO_REUSEADDR only: TIME_WAIT leftovers are fine, a live listener is not. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+        snprintf(err, err_size, "setsockopt: %s", strerror(errno));
+        goto cleanup;
+    }
+    if (bind(fd, addr, addr_len(addr)) != 0) {
+        snprintf(err, err_size, "bind: %s", strerror(errno));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    close(fd);
+    return rc;
+}
+
 static int open_socket(const struct sockaddr *addr, char *err, size_t err_size)
 {
     int fd = socket(addr->sa_family, SOCK_STREAM, 0);
     int one = 1;
-    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 
     if (fd < 0) {
         snprintf(err, err_size, "socket: %s", strerror(errno));
@@ -39,7 +68,7 @@ static int open_socket(const struct sockaddr *addr, char *err, size_t err_size)
         close(fd);
         return -1;
     }
-    if (bind(fd, addr, len) != 0) {
+    if (bind(fd, addr, addr_len(addr)) != 0) {
         snprintf(err, err_size, "bind: %s", strerror(errno));
         close(fd);
         return -1;
@@ -68,6 +97,13 @@ int srv_worker_init(srv_worker *w, size_t index, const struct sockaddr *addr, po
         return -1;
     }
     w->loop_ready = true;
+    if (snap->server.token_cache_size > 0) {
+        w->cache = pol_token_cache_new(snap->server.token_cache_size);
+        if (w->cache == NULL) {
+            snprintf(err, err_size, "out of memory for the token cache");
+            return -1;
+        }
+    }
     if (srv_conn_setup(w) != 0) {
         snprintf(err, err_size, "out of memory");
         return -1;
@@ -194,6 +230,8 @@ void srv_worker_destroy(srv_worker *w)
     nghttp2_option_del(w->option);
     w->callbacks = NULL;
     w->option = NULL;
+    pol_token_cache_free(w->cache);
+    w->cache = NULL;
     pol_snapshot_release(w->snap);
     w->snap = NULL;
 }

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "pol_snapshot.h"
+#include "pol_token_cache.h"
 
 #define SRV_READ_BUF_SIZE (64u * 1024u)
 
@@ -35,8 +36,9 @@ typedef struct srv_worker {
     bool listener_open;
     bool draining; /* this worker has started draining */
     bool timers_open;
-    atomic_bool *stopping; /* process-wide: health answers NOT_SERVING */
-    pol_snapshot *snap;    /* own reference */
+    atomic_bool *stopping;  /* process-wide: health answers NOT_SERVING */
+    pol_snapshot *snap;     /* own reference */
+    pol_token_cache *cache; /* verified tokens, this worker's own; NULL when off */
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
     size_t max_conns; /* this worker's share of max_connections */
@@ -47,8 +49,15 @@ typedef struct srv_worker {
     uint8_t read_buf[SRV_READ_BUF_SIZE]; /* every read is consumed synchronously */
 } srv_worker;
 
+/* Fails when another socket already listens on |addr|: SO_REUSEPORT would
+ * otherwise let a second tokengate share the port silently (same user).
+ * Binds a probe socket without SO_REUSEPORT and closes it. Returns 0, or -1
+ * with |err| set. */
+int srv_worker_probe_addr(const struct sockaddr *addr, char *err, size_t err_size);
+
 /* Prepares |w| (on the calling thread): loop, nghttp2 callbacks, a socket
- * bound to |addr| with SO_REUSEPORT and listening. Takes a reference on
+ * bound to |addr| with SO_REUSEPORT and listening, and the worker's token
+ * cache (token_cache_size entries, none when 0). Takes a reference on
  * |snap|. |stopping| is borrowed and must outlive the worker. Returns 0, or
  * -1 with |err| (|err_size| bytes) describing the failure; srv_worker_destroy
  * must be called in both cases. */
