@@ -1,0 +1,116 @@
+#include <criterion/criterion.h>
+
+#include <jansson.h>
+#include <string.h>
+
+#include "srv_log.h"
+
+static bool contains(const char *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; i + m <= n; i++) {
+        if (memcmp(hay + i, needle, m) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static json_t *format(const pol_request *req, const pol_decision *d, authz_slice request_id)
+{
+    char line[SRV_LOG_LINE_MAX];
+    /* 2024-05-01T12:00:00.123Z */
+    size_t n = srv_log_format(line, sizeof(line), 1714564800123456789LL, request_id, req, d, 42);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(line[n - 1], '\n', "one line");
+    cr_assert_null(memchr(line, '\n', n - 1));
+    json_error_t err;
+    json_t *j = json_loadb(line, n, 0, &err);
+    cr_assert_not_null(j, "valid JSON: %s", err.text);
+    return j;
+}
+
+static const char *str(json_t *j, const char *key)
+{
+    return json_string_value(json_object_get(j, key));
+}
+
+Test(srv_log, allow_line_fields_and_no_token)
+{
+    static const char token[] = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+    pol_cluster c;
+    pol_request req;
+    pol_decision d;
+
+    memset(&c, 0, sizeof(c));
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    c.name = AUTHZ_SLICE_LIT("cluster-a");
+    req.authorization = AUTHZ_SLICE_LIT("Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl");
+    req.source = AUTHZ_SLICE_LIT("10.1.2.3");
+    req.method = AUTHZ_SLICE_LIT("GET");
+    req.path = AUTHZ_SLICE_LIT("/a\"b\x01");
+    d.allowed = true;
+    d.cluster = &c;
+    d.subject = AUTHZ_SLICE_LIT("system:serviceaccount:shop:checkout");
+
+    char line[SRV_LOG_LINE_MAX];
+    size_t n =
+        srv_log_format(line, sizeof(line), 1714564800123456789LL, AUTHZ_SLICE_LIT("rid-7"), &req, &d, 42);
+    cr_assert_not(contains(line, n, token), "the token must never be logged");
+    cr_assert_not(contains(line, n, "c2lnbmF0dXJl"), "nor its signature");
+    cr_assert(contains(line, n, "\"rid-7\""));
+
+    json_t *j = format(&req, &d, AUTHZ_SLICE_LIT("rid-7"));
+    cr_assert_str_eq(str(j, "time"), "2024-05-01T12:00:00.123Z");
+    cr_assert_str_eq(str(j, "request_id"), "rid-7");
+    cr_assert_str_eq(str(j, "cluster"), "cluster-a");
+    cr_assert_str_eq(str(j, "subject"), "system:serviceaccount:shop:checkout");
+    cr_assert_str_eq(str(j, "source"), "10.1.2.3");
+    cr_assert_str_eq(str(j, "method"), "GET");
+    cr_assert_str_eq(str(j, "path"), "/a\"b\x01");
+    cr_assert_str_eq(str(j, "decision"), "allow");
+    cr_assert_str_eq(str(j, "reason"), "ok");
+    cr_assert_eq(json_integer_value(json_object_get(j, "duration_us")), 42);
+    const char *h = str(j, "token_sha256");
+    cr_assert_not_null(h);
+    cr_assert_eq(strlen(h), 8);
+    cr_assert_eq(strspn(h, "0123456789abcdef"), 8);
+    json_decref(j);
+}
+
+Test(srv_log, deny_without_token_or_request_id)
+{
+    pol_request req;
+    pol_decision d;
+
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    req.cluster = AUTHZ_SLICE_LIT("zzz");
+    authz_status_set(&d.status, AUTHZ_REASON_MISSING_TOKEN, "no authorization header");
+    json_t *j = format(&req, &d, (authz_slice){NULL, 0});
+    cr_assert_str_eq(str(j, "decision"), "deny");
+    cr_assert_str_eq(str(j, "reason"), "missing_token");
+    cr_assert_str_eq(str(j, "cluster"), "zzz", "the requested cluster when none was resolved");
+    cr_assert(json_is_null(json_object_get(j, "request_id")));
+    cr_assert(json_is_null(json_object_get(j, "token_sha256")));
+    cr_assert(json_is_null(json_object_get(j, "subject")));
+    json_decref(j);
+}
+
+Test(srv_log, same_token_same_fingerprint)
+{
+    pol_request a, b;
+    pol_decision d;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    memset(&d, 0, sizeof(d));
+    a.authorization = AUTHZ_SLICE_LIT("Bearer abc.def.ghi");
+    b.authorization = AUTHZ_SLICE_LIT("bearer   abc.def.ghi");
+    json_t *ja = format(&a, &d, (authz_slice){NULL, 0});
+    json_t *jb = format(&b, &d, (authz_slice){NULL, 0});
+    cr_assert_str_eq(str(ja, "token_sha256"), str(jb, "token_sha256"),
+                     "the hash covers the token, not the scheme");
+    json_decref(ja);
+    json_decref(jb);
+}
