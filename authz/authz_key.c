@@ -489,7 +489,7 @@ void authz_keyset_init(authz_keyset *set)
     memset(set, 0, sizeof *set);
 }
 
-/* Moves |count| keys from |keys| to the end of |set|; on failure clears them. */
+/* Moves |count| keys from |keys| to the end of |set|; on failure leaves them with the caller. */
 static int keyset_append(authz_keyset *set, authz_key *keys, size_t count)
 {
     if (count == 0)
@@ -497,11 +497,8 @@ static int keyset_append(authz_keyset *set, authz_key *keys, size_t count)
     if (set->count + count > set->capacity) {
         size_t cap = set->count + count;
         authz_key *grown = realloc(set->keys, cap * sizeof *grown);
-        if (!grown) {
-            for (size_t i = 0; i < count; i++)
-                key_clear(&keys[i]);
+        if (!grown)
             return -1;
-        }
         set->keys = grown;
         set->capacity = cap;
     }
@@ -560,7 +557,6 @@ int authz_keyset_add_jwks(authz_keyset *set, const char *json, size_t len, size_
         found[added++] = key;
     }
     if (keyset_append(set, found, added) != 0) {
-        added = 0;
         key_msg(err, err_size, "JWKS: out of memory");
         goto cleanup;
     }
@@ -706,7 +702,6 @@ int authz_keyset_add_pem(authz_keyset *set, const char *pem, size_t len, size_t 
         goto cleanup;
     }
     if (keyset_append(set, found, added) != 0) {
-        added = 0;
         key_msg(err, err_size, "PEM: out of memory");
         goto cleanup;
     }
