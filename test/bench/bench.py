@@ -1,0 +1,280 @@
+"""tokengate benchmark: measured side by side with the two honest limits of the
+machine, HTTP/2 itself (nghttpd serving a same-size body) and the signature
+math (openssl speed on the same core).
+
+Every run checks that every answer was the expected one: h2load's DATA byte
+count must equal requests x the framed CheckResponse size (an allow and a deny
+differ in size), so a fast wrong answer fails the run."""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import tg_harness as h  # noqa: E402
+
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check"
+
+
+def clock_ticks():
+    return os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / clock_ticks()
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def h2load(port, body, requests, clients, streams, rps=None, log_file=None):
+    cmd = ["taskset", "-c", CLIENT_CPU, "h2load", "-n", str(requests), "-c", str(clients), "-m", str(streams),
+           "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", body]
+    if rps:
+        cmd += ["--rps", str(rps)]
+    if log_file:
+        cmd += ["--log-file", log_file]
+    cmd.append(f"http://127.0.0.1:{port}{CHECK_PATH}")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+    done = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                     r"(\d+) errored", out)
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    data = re.search(r"traffic: .*? \((\d+)\) data", out)
+    return {
+        "rate": rate,
+        "succeeded": int(done.group(3)),
+        "failed": int(done.group(4)) + int(done.group(5)),
+        "ok_2xx": int(codes.group(1)),
+        "data_bytes": int(data.group(1)),
+        "output": out,
+    }
+
+
+def measured(proc, port, body, requests, clients, streams, expect_data):
+    """One h2load run against |proc|: rate, CPU per request, and the check
+    that every answer had the expected size."""
+    before = cpu_seconds(proc.pid)
+    res = h2load(port, body, requests, clients, streams)
+    res["cpu_us_per_req"] = (cpu_seconds(proc.pid) - before) / requests * 1e6
+    res["rss_kib"] = peak_rss_kib(proc.pid)
+    bad = []
+    if res["succeeded"] != requests or res["ok_2xx"] != requests or res["failed"]:
+        bad.append(f"{res['succeeded']} succeeded, {res['ok_2xx']} 2xx, {res['failed']} failed of {requests}")
+    if expect_data is not None and res["data_bytes"] != expect_data * requests:
+        bad.append(f"DATA bytes {res['data_bytes']} != {requests} x {expect_data}")
+    if bad:
+        raise SystemExit("wrong answers: " + "; ".join(bad) + "\n" + res["output"])
+    return res
+
+
+def openssl_verify_rate(algorithm):
+    out = subprocess.run(["taskset", "-c", SERVER_CPU, "openssl", "speed", "-seconds", "3", algorithm],
+                         check=True, capture_output=True, text=True).stdout
+    line = [l for l in out.splitlines() if re.match(r"\s*(rsa\s+2048|256 bits ecdsa)", l)][-1]
+    return float(line.split()[-1])
+
+
+class Tokengate:
+    def __init__(self, folder, name, config):
+        self.port = h.free_port()
+        config = dict(config, listen=f"127.0.0.1:{self.port}")
+        self.config_path = os.path.join(folder, f"{name}.json")
+        with open(self.config_path, "w") as f:
+            json.dump(config, f)
+        self.log = open(os.path.join(folder, f"{name}.log"), "w")
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, h.tokengate_bin(), "serve", "-c",
+                                      self.config_path], stderr=self.log)
+        wait_port(self.port)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+
+def latency_run(folder, port, body, requests, rate):
+    """Per-request latencies (us, sorted) at |rate| req/s: h2load --rps paces
+    each of 16 clients, --log-file records every request's duration."""
+    log_file = os.path.join(folder, "latency.log")
+    h2load(port, body, requests, 16, 32, rps=max(1, int(rate / 16)), log_file=log_file)
+    with open(log_file) as f:
+        return sorted(int(line.split()[2]) for line in f if line.strip())
+
+
+def framed(message):
+    data = message.SerializeToString()
+    return struct.pack(">BI", 0, len(data)) + data
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return float("nan")
+    idx = min(len(sorted_values) - 1, max(0, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[idx]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=200000)
+    ap.add_argument("--quick", action="store_true", help="20,000 requests a run, for a smoke check")
+    args = ap.parse_args()
+    n = 20000 if args.quick else args.requests
+
+    folder = tempfile.mkdtemp(prefix="tg-bench-")
+    stubs = h.stubs()
+    issuer = "https://kubernetes.default.svc.cluster.local"
+    keys = {name: h.Key(folder, name, kind, jwks_kid=f"{name}-kid")
+            for name, kind in (("a-ec", "p256"), ("a-rsa", "rsa2048"), ("b", "p256"), ("c", "rsa2048"))}
+    jwks_a = os.path.join(folder, "a.jwks.json")
+    with open(jwks_a, "w") as f:
+        merged = [json.load(open(keys[k].jwks))["keys"][0] for k in ("a-ec", "a-rsa")]
+        json.dump({"keys": merged}, f)
+    clusters = [
+        {"name": "cluster-a", "issuer": issuer, "audiences": ["api-a"], "jwks_file": jwks_a,
+         "source_cidrs": ["10.0.0.0/8"]},
+        {"name": "cluster-b", "issuer": issuer, "audiences": ["api-b"], "jwks_file": keys["b"].jwks},
+        {"name": "cluster-c", "issuer": "https://oidc.c.example", "audiences": ["api-c"],
+         "jwks_file": keys["c"].jwks},
+    ]
+    base = {"workers": 1, "log_decisions": False, "clusters": clusters}
+    token_es = h.mint(keys["a-ec"], iss=issuer, aud=("api-a",), exp_in=3600)
+    token_rs = h.mint(keys["a-rsa"], iss=issuer, aud=("api-a",), exp_in=3600)
+
+    def body_for(token, name):
+        path = os.path.join(folder, f"{name}.bin")
+        with open(path, "wb") as f:
+            f.write(framed(h.check_request(token=token, cluster="cluster-a", source="10.1.2.3")))
+        return path
+
+    body_es, body_rs = body_for(token_es, "es256"), body_for(token_rs, "rs256")
+
+    # The exact allow answer, from a real gRPC call, fixes the expected DATA size.
+    probe = Tokengate(folder, "probe", base)
+    import grpc
+    with grpc.insecure_channel(f"127.0.0.1:{probe.port}") as channel:
+        stub = stubs.ext_grpc.AuthorizationStub(channel)
+        answer = stub.Check(h.check_request(token=token_es, cluster="cluster-a", source="10.1.2.3"), timeout=5)
+        answer_rs = stub.Check(h.check_request(token=token_rs, cluster="cluster-a", source="10.1.2.3"), timeout=5)
+    probe.stop()
+    if answer.status.code != 0 or answer_rs.status.code != 0:
+        raise SystemExit(f"probe was not allowed: {answer.status.message} / {answer_rs.status.message}")
+    response_size = len(framed(answer))
+    response_size_rs = len(framed(answer_rs))
+
+    results = {}
+    # 1. cached path vs nghttpd with a same-size body.
+    server = Tokengate(folder, "cached", base)
+    h2load(server.port, body_es, 2000, 4, 8)  # warm the connection paths and the cache
+    results["cached"] = measured(server.proc, server.port, body_es, n, 16, 32, response_size)
+    cached_rss = results["cached"]["rss_kib"]
+    # 4. latency at half the measured maximum rate, same server.
+    half = results["cached"]["rate"] / 2
+    lat_n = int(min(half * 5, n))
+    durations = latency_run(folder, server.port, body_es, lat_n, half)
+    server.stop()
+
+    docroot = os.path.join(folder, "docroot")
+    os.makedirs(os.path.join(docroot, CHECK_PATH.rsplit("/", 1)[0].lstrip("/")))
+    with open(os.path.join(docroot, CHECK_PATH.lstrip("/")), "wb") as f:
+        f.write(b"x" * response_size)
+    ng_port = h.free_port()
+    nghttpd = subprocess.Popen(["taskset", "-c", SERVER_CPU, "nghttpd", "--no-tls", "-d", docroot, str(ng_port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(ng_port)
+    h2load(ng_port, body_es, 2000, 4, 8)
+    results["nghttpd"] = measured(nghttpd, ng_port, body_es, n, 16, 32, response_size)
+    # The same paced load against nghttpd shows what h2load's own pacing adds.
+    ng_durations = latency_run(folder, ng_port, body_es, lat_n, half)
+    nghttpd.terminate()
+    nghttpd.wait()
+
+    # 2. uncached ES256 and RS256 vs openssl speed.
+    uncached_cfg = dict(base, token_cache={"size": 0})
+    server = Tokengate(folder, "uncached", uncached_cfg)
+    un_n = max(2000, n // 4)
+    results["uncached_es256"] = measured(server.proc, server.port, body_es, un_n, 16, 32, response_size)
+    results["uncached_rs256"] = measured(server.proc, server.port, body_rs, un_n, 16, 32, response_size_rs)
+    server.stop()
+    p256 = openssl_verify_rate("ecdsap256")
+    rsa2048 = openssl_verify_rate("rsa2048")
+
+    # 5. 1,000 concurrent connections x 10 streams.
+    server = Tokengate(folder, "conns", base)
+    conn_n = 1000 * 10 * 2
+    results["conns_1000"] = measured(server.proc, server.port, body_es, conn_n, 1000, 10, response_size)
+    server.stop()
+
+    lat = {"p50_ms": percentile(durations, 50) / 1000, "p99_ms": percentile(durations, 99) / 1000,
+           "p99_9_ms": percentile(durations, 99.9) / 1000, "rate": half, "samples": len(durations),
+           "nghttpd_p50_ms": percentile(ng_durations, 50) / 1000,
+           "nghttpd_p99_ms": percentile(ng_durations, 99) / 1000,
+           "nghttpd_p99_9_ms": percentile(ng_durations, 99.9) / 1000}
+    c, ng = results["cached"], results["nghttpd"]
+    ues, urs = results["uncached_es256"], results["uncached_rs256"]
+    rows = [
+        ("cached Check req/s / nghttpd req/s", c["rate"] / ng["rate"], ">= 0.8",
+         f"{c['rate']:.0f} / {ng['rate']:.0f}"),
+        ("server CPU per cached Check / nghttpd CPU per req", c["cpu_us_per_req"] / ng["cpu_us_per_req"],
+         "<= 1.25", f"{c['cpu_us_per_req']:.2f} us / {ng['cpu_us_per_req']:.2f} us"),
+        ("uncached ES256 req/s / openssl P-256 verify/s", ues["rate"] / p256, ">= 0.8",
+         f"{ues['rate']:.0f} / {p256:.0f} (CPU {ues['cpu_us_per_req']:.1f} us/req)"),
+        ("uncached RS256 req/s / openssl RSA-2048 verify/s", urs["rate"] / rsa2048, ">= 0.5",
+         f"{urs['rate']:.0f} / {rsa2048:.0f} (CPU {urs['cpu_us_per_req']:.1f} us/req)"),
+        ("p99 at half max rate (ms)", lat["p99_ms"], "<= 1",
+         f"p50 {lat['p50_ms']:.3f}, p99.9 {lat['p99_9_ms']:.3f} at {half:.0f} req/s"),
+        ("  nghttpd p99 under the same paced load (ms)", lat["nghttpd_p99_ms"], "(floor)",
+         f"p50 {lat['nghttpd_p50_ms']:.3f}, p99.9 {lat['nghttpd_p99_9_ms']:.3f}"),
+        ("peak RSS, 3 clusters, under load (MiB)", cached_rss / 1024, "<= 32", ""),
+        ("1,000 conns x 10 streams: peak RSS (MiB)", results["conns_1000"]["rss_kib"] / 1024, "<= 64",
+         f"{conn_n} answered"),
+    ]
+    print(f"\ntokengate benchmark ({n} requests a run; server on CPU {SERVER_CPU}, h2load on CPU {CLIENT_CPU})")
+    print(f"| {'figure':52} | {'value':>8} | {'goal':7} | detail")
+    print(f"|{'-' * 54}|{'-' * 10}|{'-' * 9}|{'-' * 40}")
+    for name, value, goal, detail in rows:
+        print(f"| {name:52} | {value:8.3f} | {goal:7} | {detail}")
+    summary = {
+        "requests": n,
+        "cached_rps": c["rate"], "nghttpd_rps": ng["rate"],
+        "cached_cpu_us": c["cpu_us_per_req"], "nghttpd_cpu_us": ng["cpu_us_per_req"],
+        "uncached_es256_rps": ues["rate"], "openssl_p256_verify_s": p256,
+        "uncached_rs256_rps": urs["rate"], "openssl_rsa2048_verify_s": rsa2048,
+        "latency": lat, "peak_rss_kib": cached_rss, "conns_1000_peak_rss_kib": results["conns_1000"]["rss_kib"],
+        "ratios": {name: round(value, 4) for name, value, _, _ in rows},
+    }
+    print(json.dumps(summary, sort_keys=True))
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
