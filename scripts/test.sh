@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Sets up, builds tokengate with AddressSanitizer + UndefinedBehaviorSanitizer
-# and -Werror, and runs every test (Criterion unit tests, integration tests
-# against the real binary with a Python gRPC client, and an h2load smoke run).
+# Sets up and runs every test, as CI does (.ci/run):
+# 1. ThreadSanitizer build of the server, driven by the integration suites
+#    (its worker threads are where data races would live; Criterion's runner
+#    itself cannot run under TSan);
+# 2. AddressSanitizer + UndefinedBehaviorSanitizer build with -Werror, and the
+#    whole suite: Criterion unit tests, CLI tests, fuzz corpus replays,
+#    integration tests against the real binary with a Python gRPC client, and
+#    an h2load run.
+# Extra arguments go to the second ctest (e.g. -R integration).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh test
+jobs=$(nproc)
+
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOKENGATE_TSAN=ON -DTOKENGATE_WERROR=ON >/dev/null
+cmake --build build-tsan -j"$jobs" --target tokengate tg-mint
+TSAN_OPTIONS="halt_on_error=1 exitcode=66" ctest --test-dir build-tsan -L integration --output-on-failure
+
 build=${BUILD_DIR:-build-test}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTOKENGATE_SANITIZE=ON -DTOKENGATE_WERROR=ON >/dev/null
-cmake --build "$build" -j"$(nproc)"
-ctest --test-dir "$build" --output-on-failure -j"$(nproc)" "$@"
+cmake --build "$build" -j"$jobs"
+ctest --test-dir "$build" --output-on-failure -j"$jobs" "$@"
