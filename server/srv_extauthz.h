@@ -1,9 +1,10 @@
 /* srv_extauthz: the Envoy ext_authz v3 adapter.
  *
- * CheckRequest (protobuf) -> pol_request, pol_decide, pol_decision ->
- * CheckResponse (protobuf). Everything is allocated from the caller's arena;
- * slices in the results point into the unpacked request or the arena and
- * stay valid until the arena is reset. No I/O. */
+ * CheckRequest (wire bytes, read by srv_checkreq) -> pol_request,
+ * pol_decide, pol_decision -> CheckResponse (written by srv_checkresp).
+ * Everything is allocated from the caller's arena; slices in the results
+ * point into the request bytes or the arena and stay valid while both do.
+ * No I/O, no protobuf-c on this path. */
 #ifndef SRV_EXTAUTHZ_H
 #define SRV_EXTAUTHZ_H
 
@@ -12,9 +13,9 @@
 
 #include "authz_arena.h"
 #include "authz_slice.h"
-#include "envoy/service/auth/v3/external_auth.pb-c.h"
 #include "pol_decide.h"
 #include "pol_snapshot.h"
+#include "srv_checkreq.h"
 
 /* What the adapter reads of a CheckRequest besides the decision inputs. */
 typedef struct srv_extauthz_view {
@@ -22,7 +23,8 @@ typedef struct srv_extauthz_view {
     authz_slice request_id; /* x-request-id of the original request, or empty */
 } srv_extauthz_view;
 
-/* Fills |view| from |msg| (borrowed; slices point into it):
+/* Fills |view| from |msg| (read by srv_checkreq_parse; slices borrow what
+ * its slices borrow):
  * - authorization: headers map, else header_map (raw_value, else value); the
  *   first entry whose key equals "authorization" ignoring case;
  * - host: request.http.host, else the ":authority" header;
@@ -33,8 +35,7 @@ typedef struct srv_extauthz_view {
  *   rightmost). Fewer than N entries, or an empty entry, leaves the source
  *   unknown (empty), which the decision denies whenever CIDRs apply: a
  *   client could otherwise pick its own address by sending a short header. */
-void srv_extauthz_view_request(const Envoy__Service__Auth__V3__CheckRequest *msg, size_t trusted_proxy_hops,
-                               srv_extauthz_view *view);
+void srv_extauthz_view_request(const srv_checkreq *msg, size_t trusted_proxy_hops, srv_extauthz_view *view);
 
 /* Builds the CheckResponse for |d| and packs it into |arena|:
  * - always status.code = authz_reason_grpc_code (0 on allow);
@@ -64,12 +65,12 @@ typedef struct srv_extauthz_result {
     size_t response_len;
 } srv_extauthz_result;
 
-/* Runs one Check: unpacks |msg| (|len| bytes) with the arena, views it,
- * decides with |snap| at |now| (using |ctx|, whose arena must be |arena|) and
- * builds the response. Returns 0, -1 when the message does not decode
- * (INVALID_ARGUMENT), -2 when the arena ran out while unpacking or building
- * the response (the caller answers with srv_extauthz_fallback_response, a
- * deny). */
+/* Runs one Check: reads |msg| (|len| bytes, borrowed: the view's slices
+ * point into it) in one pass, views it, decides with |snap| at |now| (using
+ * |ctx|) and builds the response in ctx->arena. Returns 0, -1 when the
+ * message does not decode (INVALID_ARGUMENT), -2 when the arena ran out
+ * while building the response (the caller answers with
+ * srv_extauthz_fallback_response, a deny). */
 int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len, int64_t now,
                        pol_decide_ctx *ctx, srv_extauthz_result *out);
 

@@ -1,0 +1,79 @@
+/* srv_checkreq: a zero-copy reader for the parts of an Envoy ext_authz v3
+ * CheckRequest that tokengate uses.
+ *
+ * One pass over the wire bytes, no allocation: every slice points into the
+ * caller's buffer. The whole message tree that proto/ describes is checked
+ * as protobuf-c checks it (known fields must carry their wire type; unknown
+ * fields of wire types 0, 1, 2 and 5 are skipped), so a message this reader
+ * accepts decodes with protobuf-c and the other way round, except:
+ * - a tag whose varint is >= 2^32 or names field 0 in a non-minimal encoding
+ *   (protobuf-c truncates those to some field number and accepts);
+ * - nesting deeper than SRV_CHECKREQ_MAX_DEPTH (protobuf-c has no bound and
+ *   recurses on the C stack).
+ * Values follow the protobuf specification where protobuf-c 1.4 does not:
+ * a singular string keeps its last occurrence even across repeated
+ * occurrences of the enclosing message (protobuf-c keeps the last
+ * enclosing message's own value, empty when it lacks the field), and
+ * repeated socket_address occurrences merge like any embedded message
+ * (protobuf-c keeps only the last one). Strings are byte ranges: an
+ * embedded NUL is part of the value (protobuf-c's char * stops there). */
+#ifndef SRV_CHECKREQ_H
+#define SRV_CHECKREQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "authz_slice.h"
+
+#define SRV_CHECKREQ_MAX_DEPTH 100u
+
+/* The headers looked up during the pass (see srv_checkreq.hdr). */
+typedef enum srv_checkreq_header {
+    SRV_CHECKREQ_H_AUTHORIZATION,
+    SRV_CHECKREQ_H_REQUEST_ID,      /* x-request-id */
+    SRV_CHECKREQ_H_FORWARDED_FOR,   /* x-forwarded-for */
+    SRV_CHECKREQ_H_AUTHORITY,       /* :authority */
+    SRV_CHECKREQ_H_METHOD,          /* :method */
+    SRV_CHECKREQ_H_PATH,            /* :path */
+    SRV_CHECKREQ_H_COUNT
+} srv_checkreq_header;
+
+/* One header lookup. */
+typedef struct srv_checkreq_hit {
+    bool found;        /* some entry's key matched (its value may be empty) */
+    authz_slice value; /* that entry's value */
+} srv_checkreq_hit;
+
+/* What the reader extracts. Absent fields are empty slices (ptr NULL). */
+typedef struct srv_checkreq {
+    /* attributes.source.address.socket_address.address; empty when the
+     * address is a pipe or an internal address (oneof). */
+    authz_slice peer_address;
+    /* attributes.request.http.{method,path,host}: last occurrence wins. */
+    authz_slice method;
+    authz_slice path;
+    authz_slice host;
+    /* attributes.context_extensions["cluster"], the first entry whose key is
+     * exactly "cluster"; cluster_found tells an empty value from none. */
+    authz_slice cluster;
+    bool cluster_found;
+    /* Per header: the first entry of request.http.headers whose key equals
+     * the name ignoring ASCII case ... */
+    srv_checkreq_hit map_hdr[SRV_CHECKREQ_H_COUNT];
+    /* ... and the first of request.http.header_map.headers (raw_value when
+     * non-empty, else value). */
+    srv_checkreq_hit raw_hdr[SRV_CHECKREQ_H_COUNT];
+} srv_checkreq;
+
+/* Reads the CheckRequest in |buf| (|len| bytes; |buf| may be NULL when |len|
+ * is 0) into |out|, whose slices borrow |buf|. Returns 0, or -1 when the
+ * bytes are not a valid CheckRequest (|out| is then unspecified). Never reads
+ * outside [buf, buf + len). This is also the fuzz entry point. */
+int srv_checkreq_parse(const uint8_t *buf, size_t len, srv_checkreq *out);
+
+/* The value of header |h|: the headers map's first match, else the
+ * header_map's first match, else empty. */
+authz_slice srv_checkreq_header_value(const srv_checkreq *req, srv_checkreq_header h);
+
+#endif
