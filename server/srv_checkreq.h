@@ -10,13 +10,12 @@
  *   (protobuf-c truncates those to some field number and accepts);
  * - nesting deeper than SRV_CHECKREQ_MAX_DEPTH (protobuf-c has no bound and
  *   recurses on the C stack).
- * Values follow the protobuf specification where protobuf-c 1.4 does not:
- * a singular string keeps its last occurrence even across repeated
- * occurrences of the enclosing message (protobuf-c keeps the last
- * enclosing message's own value, empty when it lacks the field), and
- * repeated socket_address occurrences merge like any embedded message
- * (protobuf-c keeps only the last one). Strings are byte ranges: an
- * embedded NUL is part of the value (protobuf-c's char * stops there). */
+ * Values follow the protobuf specification: a singular string keeps its
+ * last occurrence, repeated embedded messages merge (repeated fields
+ * concatenate in wire order). One place where protobuf-c 1.4 differs:
+ * repeated socket_address occurrences (a oneof member) merge here, while
+ * protobuf-c keeps only the last one. Strings are byte ranges: an embedded
+ * NUL is part of the value (protobuf-c's char * stops there). */
 #ifndef SRV_CHECKREQ_H
 #define SRV_CHECKREQ_H
 
