@@ -625,3 +625,186 @@ Test(srv_extauthz, end_to_end_allow_and_cross_cluster_replay)
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* ---- the writer against protobuf-c: the old builder as the oracle ---- */
+
+typedef Envoy__Config__Core__V3__HeaderValueOption hv_option;
+
+static char *dup_slice(authz_slice s)
+{
+    char *p = authz_arena_strndup(&arena, s.len > 0 ? s.ptr : "", s.len);
+    cr_assert_not_null(p);
+    return p;
+}
+
+static hv_option *oracle_header(const char *key, const char *value)
+{
+    hv_option *o = authz_arena_calloc(&arena, 1, sizeof(*o));
+    Envoy__Config__Core__V3__HeaderValue *hv = authz_arena_calloc(&arena, 1, sizeof(*hv));
+    envoy__config__core__v3__header_value__init(hv);
+    hv->key = (char *)key;
+    hv->value = (char *)value;
+    envoy__config__core__v3__header_value_option__init(o);
+    o->header = hv;
+    o->append_action = ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD;
+    return o;
+}
+
+static void oracle_field(Google__Protobuf__Struct *st, const char *key, const char *value)
+{
+    Google__Protobuf__Struct__FieldsEntry *e = authz_arena_calloc(&arena, 1, sizeof(*e));
+    Google__Protobuf__Value *v = authz_arena_calloc(&arena, 1, sizeof(*v));
+    google__protobuf__value__init(v);
+    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+    v->string_value = (char *)value;
+    google__protobuf__struct__fields_entry__init(e);
+    e->key = (char *)key;
+    e->value = v;
+    st->fields[st->n_fields++] = e;
+}
+
+/* What the protobuf-c builder packed for an allow (the fields, in order). */
+static size_t oracle_allow(const pol_decision *d, uint8_t *out)
+{
+    check_resp resp = ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__INIT;
+    Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
+    Envoy__Service__Auth__V3__OkHttpResponse ok = ENVOY__SERVICE__AUTH__V3__OK_HTTP_RESPONSE__INIT;
+    Google__Protobuf__Struct meta = GOOGLE__PROTOBUF__STRUCT__INIT;
+    Google__Protobuf__Struct__FieldsEntry *fields[5];
+    hv_option *headers[4];
+    char *remove[] = {(char *)"authorization"};
+    char *cluster = dup_slice(d->cluster->name);
+
+    headers[0] = oracle_header("x-tokengate-cluster", cluster);
+    headers[1] = oracle_header("x-tokengate-subject", dup_slice(d->subject));
+    headers[2] = oracle_header("x-tokengate-namespace", dup_slice(d->namespace_name));
+    headers[3] = oracle_header("x-tokengate-service-account", dup_slice(d->service_account));
+    ok.headers = headers;
+    ok.n_headers = 4;
+    if (!d->cluster->forward_token) {
+        ok.headers_to_remove = remove;
+        ok.n_headers_to_remove = 1;
+    }
+    meta.fields = fields;
+    oracle_field(&meta, "cluster", cluster);
+    oracle_field(&meta, "subject", dup_slice(d->subject));
+    oracle_field(&meta, "namespace", dup_slice(d->namespace_name));
+    oracle_field(&meta, "service_account", dup_slice(d->service_account));
+    oracle_field(&meta, "reason", "ok");
+    resp.status = &status;
+    resp.http_response_case = ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_OK_RESPONSE;
+    resp.ok_response = &ok;
+    resp.dynamic_metadata = &meta;
+    return envoy__service__auth__v3__check_response__pack(&resp, out);
+}
+
+static size_t oracle_deny(const pol_decision *d, const char *status_message, const char *www, const char *body,
+                          uint8_t *out)
+{
+    check_resp resp = ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__INIT;
+    Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
+    Envoy__Service__Auth__V3__DeniedHttpResponse den = ENVOY__SERVICE__AUTH__V3__DENIED_HTTP_RESPONSE__INIT;
+    Envoy__Type__V3__HttpStatus hs = ENVOY__TYPE__V3__HTTP_STATUS__INIT;
+    Google__Protobuf__Struct meta = GOOGLE__PROTOBUF__STRUCT__INIT;
+    Google__Protobuf__Struct__FieldsEntry *fields[5];
+    hv_option *headers[2];
+    const char *reason = authz_reason_name(d->status.reason);
+
+    status.code = authz_reason_grpc_code(d->status.reason);
+    status.message = (char *)status_message;
+    hs.code = (Envoy__Type__V3__StatusCode)authz_reason_http_status(d->status.reason);
+    den.status = &hs;
+    headers[0] = oracle_header("x-tokengate-reason", reason);
+    den.n_headers = 1;
+    if (www != NULL) {
+        headers[1] = oracle_header("www-authenticate", www);
+        den.n_headers = 2;
+    }
+    den.headers = headers;
+    den.body = (char *)body;
+    meta.fields = fields;
+    if (d->cluster != NULL) {
+        oracle_field(&meta, "cluster", dup_slice(d->cluster->name));
+    }
+    oracle_field(&meta, "reason", reason);
+    resp.status = &status;
+    resp.http_response_case = ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_DENIED_RESPONSE;
+    resp.denied_response = &den;
+    resp.dynamic_metadata = &meta;
+    return envoy__service__auth__v3__check_response__pack(&resp, out);
+}
+
+static void assert_bytes(const uint8_t *got, size_t got_len, const uint8_t *want, size_t want_len)
+{
+    cr_assert_eq(got_len, want_len, "length %zu, protobuf-c %zu", got_len, want_len);
+    cr_assert(memcmp(got, want, want_len) == 0, "bytes differ from protobuf-c");
+}
+
+Test(srv_extauthz, writer_matches_protobuf_c_on_allow)
+{
+    uint8_t want[2048];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    /* Raw bytes need no escaping in protobuf strings; long values take
+     * two-byte lengths. */
+    static const char odd[] = "ns-\x01\x7f\xc3\xa9\xff\"\\";
+    char long_subject[300];
+    memset(long_subject, 's', sizeof(long_subject) - 1);
+    long_subject[sizeof(long_subject) - 1] = '\0';
+
+    for (int forward = 0; forward < 2; forward++) {
+        pol_cluster c = test_cluster(forward != 0);
+        pol_decision d = allow_decision(&c);
+        cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+        assert_bytes(buf, len, want, oracle_allow(&d, want));
+        d.namespace_name = authz_slice_from_cstr(odd);
+        d.subject = authz_slice_from_cstr(long_subject);
+        d.service_account.len = 0; /* empty: left out, still a header and a metadata field */
+        cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+        assert_bytes(buf, len, want, oracle_allow(&d, want));
+    }
+}
+
+Test(srv_extauthz, writer_matches_protobuf_c_on_deny)
+{
+    uint8_t want[2048];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    pol_cluster c = test_cluster(false);
+    /* authz_status_set turns control and non-ASCII bytes into '?'; quotes
+     * and backslashes reach the JSON body escaped. */
+    pol_decision d = deny_decision(&c, AUTHZ_REASON_EXPIRED, "exp \"1\" \\ now\x01");
+
+    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    assert_bytes(buf, len, want,
+                 oracle_deny(&d, "expired: exp \"1\" \\ now?",
+                             "Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\"expired\"",
+                             "{\"allowed\":false,\"reason\":\"expired\",\"message\":\"exp \\\"1\\\" \\\\ now?\"}",
+                             want));
+    d = deny_decision(NULL, AUTHZ_REASON_SOURCE_NOT_ALLOWED, "");
+    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    assert_bytes(buf, len, want,
+                 oracle_deny(&d, "source_not_allowed", NULL,
+                             "{\"allowed\":false,\"reason\":\"source_not_allowed\",\"message\":\"\"}", want));
+}
+
+Test(srv_extauthz, fallback_matches_protobuf_c)
+{
+    uint8_t want[64], got[64];
+    check_resp resp = ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__INIT;
+    Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
+    Envoy__Service__Auth__V3__DeniedHttpResponse den = ENVOY__SERVICE__AUTH__V3__DENIED_HTTP_RESPONSE__INIT;
+    Envoy__Type__V3__HttpStatus hs = ENVOY__TYPE__V3__HTTP_STATUS__INIT;
+
+    status.code = 13;
+    status.message = (char *)"internal_error";
+    hs.code = 503;
+    den.status = &hs;
+    resp.status = &status;
+    resp.http_response_case = ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_DENIED_RESPONSE;
+    resp.denied_response = &den;
+    size_t n = envoy__service__auth__v3__check_response__pack(&resp, want);
+    assert_bytes(got, srv_extauthz_fallback_response(got, sizeof(got)), want, n);
+    cr_assert_eq(srv_extauthz_fallback_response(got, n - 1), 0);
+    cr_assert_eq(srv_extauthz_fallback_response(got, n), n);
+}
