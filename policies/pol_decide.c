@@ -131,16 +131,24 @@ static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluste
     return NULL;
 }
 
-/* Steps 3-5: parse |token|, find the clusters configured for its issuer and
- * the key that verifies it. Returns the issuing cluster with |jwt| parsed
- * (the caller frees it) and *key set, or NULL with |status| set and |jwt|
- * freed. */
-static const pol_cluster *parse_and_verify(const pol_snapshot *snap, const pol_cluster *target,
-                                           authz_slice token, const pol_decide_ctx *ctx, authz_jwt *jwt,
-                                           const authz_key **key, authz_status *status)
+/* The limits every parse of a decision uses (cache reservations size their
+ * arenas from the same). */
+static authz_jwt_limits parse_limits(const pol_snapshot *snap)
 {
-    authz_jwt_limits limits = {snap->max_token_bytes, AUTHZ_JWT_DEFAULT_MAX_DEPTH};
-    if (authz_jwt_parse(token, &limits, jwt, status) != 0) {
+    authz_jwt_limits limits = {snap->max_token_bytes, AUTHZ_JWT_DEFAULT_MAX_DEPTH, AUTHZ_JWT_DEFAULT_MAX_NODES};
+    return limits;
+}
+
+/* Steps 3-5: parse |token| into |arena|, find the clusters configured for
+ * its issuer and the key that verifies it. Returns the issuing cluster with
+ * |jwt| parsed (it lives in |arena|) and *key set, or NULL with |status|
+ * set. */
+static const pol_cluster *parse_and_verify(const pol_snapshot *snap, const pol_cluster *target,
+                                           authz_slice token, const pol_decide_ctx *ctx, authz_arena *arena,
+                                           authz_jwt *jwt, const authz_key **key, authz_status *status)
+{
+    authz_jwt_limits limits = parse_limits(snap);
+    if (authz_jwt_parse(token, &limits, arena, jwt, status) != 0) {
         trace_fail(ctx, "parse", status);
         return NULL;
     }
@@ -175,8 +183,6 @@ static const pol_cluster *parse_and_verify(const pol_snapshot *snap, const pol_c
     trace_step(ctx, "signature", true, "verified with key kid %s (%s) of cluster %.*s", (*key)->kid,
                authz_key_describe(*key), shown(signer->name), signer->name.ptr);
 cleanup:
-    if (!signer)
-        authz_jwt_free(jwt);
     return signer;
 }
 
@@ -358,7 +364,6 @@ static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision 
 bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx *ctx, pol_decision *out)
 {
     authz_jwt jwt;
-    bool parsed = false;
     bool drop_reservation = false;
     pol_decide_ctx no_ctx = {NULL, NULL, NULL};
     if (!ctx)
@@ -400,23 +405,36 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
         trace_step(ctx, "signature", true, "verified earlier with key kid %s of cluster %.*s (token cache)",
                    key->kid, shown(signer->name), signer->name.ptr);
     } else {
+        /* Uncached, the token is parsed into the request's arena; with a
+         * cache, into the reserved entry's own arena from its copy, so a
+         * committed entry owns everything it points to. */
         authz_slice parse_from = token;
+        authz_arena *parse_arena = ctx->arena;
         bool reserved = false;
         if (ctx->cache) {
-            authz_slice copy = pol_token_cache_reserve(ctx->cache, token, snap->max_token_bytes);
+            authz_jwt_limits limits = parse_limits(snap);
+            authz_arena *entry_arena = NULL;
+            authz_slice copy = pol_token_cache_reserve(ctx->cache, token, &limits, &entry_arena);
             reserved = copy.ptr != NULL;
-            if (reserved)
+            if (reserved) {
                 parse_from = copy;
+                parse_arena = entry_arena;
+            }
         }
-        signer = parse_and_verify(snap, target, parse_from, ctx, &jwt, &key, &out->status);
+        if (!parse_arena) {
+            authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "no arena to parse the token into");
+            trace_fail(ctx, "parse", &out->status);
+            goto cleanup;
+        }
+        signer = parse_and_verify(snap, target, parse_from, ctx, parse_arena, &jwt, &key, &out->status);
         if (!signer) {
             if (reserved)
                 pol_token_cache_abort(ctx->cache);
             goto cleanup;
         }
         /* A token already past exp is not worth keeping: it can only be
-         * denied. Its reservation holds the bytes |jwt| was parsed from, so
-         * it is dropped only after |jwt| is freed. */
+         * denied. Its reservation's arena holds |jwt|, so it is dropped
+         * only when the decision is done with |jwt|. */
         bool keep = reserved && jwt.exp.state == AUTHZ_JWT_TIME_VALID && req->now < jwt.exp.seconds;
         if (keep) {
             size_t key_index = (size_t)(key - signer->keys.keys);
@@ -424,7 +442,6 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
                                          pol_snapshot_cluster_index(snap, signer), key_index)
                       ->jwt;
         } else {
-            parsed = true;
             drop_reservation = reserved;
         }
     }
@@ -469,8 +486,6 @@ cleanup:
         out->subject = (authz_slice){NULL, 0};
         out->namespace_name = out->service_account = out->pod_name = out->node_name = out->subject;
     }
-    if (parsed)
-        authz_jwt_free(&jwt);
     if (drop_reservation)
         pol_token_cache_abort(ctx->cache);
     return out->allowed;

@@ -3,15 +3,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An entry lives in the first block of its own arena, with the token copy
+ * and everything parsed from it: freeing the arena frees the entry. */
 typedef struct cache_entry {
-    pol_cached_token pub; /* pub.token points at bytes[] */
+    pol_cached_token pub; /* pub.token and pub.jwt point into arena */
     uint64_t hash;
     uint64_t generation;
     int64_t expires_at;
     struct cache_entry *lru_prev, *lru_next; /* lru_head is the most recently used */
     struct cache_entry *chain_next;
-    char bytes[];
+    authz_arena arena;
 } cache_entry;
+
 
 struct pol_token_cache {
     size_t capacity;
@@ -71,8 +74,11 @@ pol_token_cache *pol_token_cache_new(size_t capacity)
 
 static void entry_free(cache_entry *e)
 {
-    authz_jwt_free(&e->pub.jwt);
-    free(e);
+    if (!e)
+        return;
+    /* e lives in its arena: free from a copy of the arena's state. */
+    authz_arena arena = e->arena;
+    authz_arena_free(&arena);
 }
 
 static void lru_unlink(pol_token_cache *cache, cache_entry *e)
@@ -120,7 +126,7 @@ void pol_token_cache_free(pol_token_cache *cache)
         entry_free(e);
         e = next;
     }
-    free(cache->reserved);
+    entry_free(cache->reserved);
     free(cache->buckets);
     free(cache);
 }
@@ -145,35 +151,46 @@ const pol_cached_token *pol_token_cache_get(pol_token_cache *cache, uint64_t gen
     return NULL;
 }
 
-authz_slice pol_token_cache_reserve(pol_token_cache *cache, authz_slice token, size_t max_len)
+authz_slice pol_token_cache_reserve(pol_token_cache *cache, authz_slice token, const authz_jwt_limits *limits,
+                                    authz_arena **arena)
 {
     authz_slice none = {NULL, 0};
+    *arena = NULL;
     pol_token_cache_abort(cache);
-    if (token.len > max_len)
+    if (token.len > limits->max_token_bytes)
         return none;
-    cache_entry *e = malloc(sizeof *e + token.len);
-    if (!e)
+    /* One chunk usually holds the entry, the copy, the decoded JSON and its
+     * nodes (about three times the token); a denser token takes more chunks
+     * up to the budget. */
+    size_t chunk = sizeof(cache_entry) + 3 * token.len + 1024;
+    size_t budget = sizeof(cache_entry) + token.len + 2 * authz_jwt_arena_bound(limits) + 2 * chunk;
+    authz_arena fresh;
+    authz_arena_init(&fresh, NULL, chunk, budget);
+    cache_entry *e = authz_arena_alloc(&fresh, sizeof *e);
+    char *copy = e ? authz_arena_alloc(&fresh, token.len ? token.len : 1) : NULL;
+    if (!copy) {
+        authz_arena_free(&fresh);
         return none;
+    }
     memset(e, 0, sizeof *e);
-    memcpy(e->bytes, token.ptr, token.len);
-    e->pub.token.ptr = e->bytes;
+    memcpy(copy, token.ptr, token.len);
+    e->pub.token.ptr = copy;
     e->pub.token.len = token.len;
     e->hash = token_hash(e->pub.token);
+    e->arena = fresh;
     cache->reserved = e;
+    *arena = &e->arena;
     return e->pub.token;
 }
 
-const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, authz_jwt *jwt,
+const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, const authz_jwt *jwt,
                                                size_t cluster_index, size_t key_index)
 {
     cache_entry *e = cache->reserved;
-    if (!e) {
-        authz_jwt_free(jwt);
+    if (!e)
         return NULL;
-    }
     cache->reserved = NULL;
     e->pub.jwt = *jwt;
-    memset(jwt, 0, sizeof *jwt);
     e->pub.cluster_index = cluster_index;
     e->pub.key_index = key_index;
     e->generation = generation;
@@ -190,7 +207,7 @@ const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t 
 
 void pol_token_cache_abort(pol_token_cache *cache)
 {
-    free(cache->reserved);
+    entry_free(cache->reserved);
     cache->reserved = NULL;
 }
 

@@ -16,13 +16,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "authz_arena.h"
 #include "authz_jwt.h"
 #include "authz_slice.h"
 
 typedef struct pol_token_cache pol_token_cache;
 
-/* A cached verification. The token bytes and |jwt| are owned by the cache
- * and valid until the next call that changes the cache. */
+/* A cached verification. The token bytes and everything |jwt| points to
+ * live in the entry's own arena, owned by the cache and valid until the
+ * next call that changes the cache. */
 typedef struct pol_cached_token {
     authz_slice token;
     authz_jwt jwt;
@@ -42,21 +44,29 @@ void pol_token_cache_free(pol_token_cache *cache);
 const pol_cached_token *pol_token_cache_get(pol_token_cache *cache, uint64_t generation, authz_slice token,
                                             int64_t now);
 
-/* Reserves an entry holding a private copy of |token|, to be parsed from
- * that copy (so the parsed slices point into memory the cache owns).
- * Returns the copy, or NULL on allocation failure or if |token| is longer
- * than |max_len|. Call pol_token_cache_commit or pol_token_cache_abort next. */
-authz_slice pol_token_cache_reserve(pol_token_cache *cache, authz_slice token, size_t max_len);
+/* Reserves an entry holding a private copy of |token| in a fresh arena of
+ * the entry's own, to be parsed from that copy into that arena (so every
+ * slice of the parsed token points into memory the entry owns). The arena
+ * is handed out through *arena; its budget is the token plus twice
+ * authz_jwt_arena_bound(|limits|) and a chunk, so a parse under |limits|
+ * never runs out for lack of budget, and one entry's memory stays bounded.
+ * Returns the copy, or {NULL, 0} with *arena NULL on allocation failure or
+ * if |token| is longer than |limits|->max_token_bytes. A previous
+ * reservation not yet committed is aborted. Call pol_token_cache_commit or
+ * pol_token_cache_abort next; until then the copy and the arena stay valid. */
+authz_slice pol_token_cache_reserve(pol_token_cache *cache, authz_slice token, const authz_jwt_limits *limits,
+                                    authz_arena **arena);
 
-/* Stores the reserved entry with its parsed |jwt| (ownership moves to the
- * cache; *jwt is zeroed) verified by key |key_index| of cluster
- * |cluster_index| under |generation|, evicting the least recently used entry
- * when full. Returns the stored entry, valid until the cache next changes;
- * NULL (and |jwt| freed) when nothing was reserved. */
-const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, authz_jwt *jwt,
+/* Stores the reserved entry with |jwt| (parsed from the reserved copy into
+ * the reserved arena; the struct is copied) verified by key |key_index| of
+ * cluster |cluster_index| under |generation|, evicting the least recently
+ * used entry (and freeing its arena) when full. Returns the stored entry,
+ * valid until the cache next changes; NULL when nothing was reserved. */
+const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, const authz_jwt *jwt,
                                                size_t cluster_index, size_t key_index);
 
-/* Drops the reserved entry (verification failed or was not attempted). */
+/* Drops the reserved entry and frees its arena (verification failed, was
+ * not attempted, or the token is not worth keeping). No-op without one. */
 void pol_token_cache_abort(pol_token_cache *cache);
 
 /* Number of live entries (for tests and metrics). */

@@ -223,17 +223,26 @@ int srv_cli_check_main(int argc, char **argv)
 /* ---- explain -------------------------------------------------------------- */
 
 typedef struct explain_trace {
-    json_t *header; /* deep copies: the token is freed inside pol_decide */
+    json_t *header; /* parsed again from the token's decoded JSON, owned */
     json_t *claims;
     json_t *checks;
     bool failed; /* out of memory while recording */
 } explain_trace;
 
+/* The decision path keeps only a compact DOM; explain shows the header and
+ * claims as sent, so it parses their text again with jansson, off the hot
+ * path. The text already passed the stricter authz_json. */
+static json_t *reparse(authz_slice text)
+{
+    json_error_t err;
+    return json_loadb(text.ptr, text.len, JSON_REJECT_DUPLICATES, &err);
+}
+
 static void on_token(void *ctx, const authz_jwt *jwt)
 {
     explain_trace *t = ctx;
-    t->header = json_deep_copy(jwt->header_json);
-    t->claims = json_deep_copy(jwt->payload_json);
+    t->header = reparse(jwt->header_text);
+    t->claims = reparse(jwt->payload_text);
     if (!t->header || !t->claims)
         t->failed = true;
 }

@@ -7,6 +7,21 @@
 #include "authz_b64.h"
 #include "authz_jwt.h"
 
+/* Every parse of a test allocates from this arena; each Criterion test is its own process. */
+static authz_arena arena;
+
+static void arena_setup(void)
+{
+    authz_arena_init(&arena, NULL, 0, 0);
+}
+
+static void arena_teardown(void)
+{
+    authz_arena_free(&arena);
+}
+
+TestSuite(jwt, .init = arena_setup, .fini = arena_teardown);
+
 #define GOOD_HEADER "{\"alg\":\"RS256\",\"kid\":\"k1\",\"typ\":\"JWT\"}"
 #define GOOD_PAYLOAD "{\"iss\":\"https://kube.example\",\"aud\":[\"api\"],\"exp\":2000000000}"
 
@@ -42,19 +57,20 @@ static char *make_token(const char *header, const char *payload, size_t sig_len)
 
 static authz_reason parse_text(const char *token, authz_jwt *jwt, authz_status *st)
 {
-    int rc = authz_jwt_parse(authz_slice_from_cstr(token), NULL, jwt, st);
+    int rc = authz_jwt_parse(authz_slice_from_cstr(token), NULL, &arena, jwt, st);
     cr_assert_eq(rc == 0, st->reason == AUTHZ_REASON_OK, "rc %d reason %s", rc,
                  authz_reason_name(st->reason));
     if (rc != 0) {
-        cr_assert_null(jwt->header_json);
-        cr_assert_null(jwt->payload_json);
+        cr_assert_null(jwt->header);
+        cr_assert_null(jwt->payload);
+        cr_assert_null(jwt->header_text.ptr);
         cr_assert_null(jwt->signature);
         cr_assert_null(jwt->aud);
     }
     return st->reason;
 }
 
-/* Parses header/payload and expects |want|; on success the jwt is freed. */
+/* Parses header/payload and expects |want|. */
 static void expect(const char *header, const char *payload, authz_reason want)
 {
     char *token = make_token(header, payload, 64);
@@ -63,7 +79,6 @@ static void expect(const char *header, const char *payload, authz_reason want)
     authz_reason got = parse_text(token, &jwt, &st);
     cr_assert_eq(got, want, "header %s payload %s: got %s (%s)", header, payload, authz_reason_name(got),
                  st.message);
-    authz_jwt_free(&jwt);
     free(token);
 }
 
@@ -91,7 +106,6 @@ static authz_jwt_time parse_time_claim(const char *payload)
     char *token;
     parse_ok(payload, &jwt, &token);
     authz_jwt_time t = jwt.exp;
-    authz_jwt_free(&jwt);
     free(token);
     return t;
 }
@@ -123,9 +137,10 @@ Test(jwt, good_token)
     cr_assert_eq(jwt.signature_len, 256);
     for (size_t i = 0; i < 256; i++)
         cr_assert_eq(jwt.signature[i], (unsigned char)(i * 7 + 1));
-    authz_jwt_free(&jwt);
-    cr_assert_null(jwt.header_json);
-    authz_jwt_free(&jwt);
+    cr_assert(authz_slice_eq_cstr(jwt.header_text, GOOD_HEADER));
+    cr_assert(authz_slice_eq_cstr(jwt.payload_text, GOOD_PAYLOAD));
+    cr_assert_eq(authz_json_type_of(jwt.header), AUTHZ_JSON_OBJECT);
+    cr_assert_eq(authz_json_count(jwt.payload), 3);
     free(token);
 }
 
@@ -192,7 +207,6 @@ Test(jwt, embedded_key_headers_ignored)
     cr_assert_eq(parse_text(token, &jwt, &st), AUTHZ_REASON_OK, "%s", st.message);
     cr_assert_eq(jwt.alg, AUTHZ_ALG_ES256);
     cr_assert_not(jwt.kid.present);
-    authz_jwt_free(&jwt);
     free(token);
 }
 
@@ -230,7 +244,7 @@ Test(jwt, segment_count)
     cr_assert_eq(parse_text("abc", &jwt, &st), AUTHZ_REASON_MALFORMED_TOKEN);
     cr_assert_eq(parse_text("", &jwt, &st), AUTHZ_REASON_MALFORMED_TOKEN);
     authz_slice null_token = {NULL, 0};
-    cr_assert_eq(authz_jwt_parse(null_token, NULL, &jwt, &st), -1);
+    cr_assert_eq(authz_jwt_parse(null_token, NULL, &arena, &jwt, &st), -1);
     cr_assert_eq(st.reason, AUTHZ_REASON_MALFORMED_TOKEN);
     free(token);
 }
@@ -284,7 +298,6 @@ Test(jwt, padding_refused)
     authz_status st;
     snprintf(token, sizeof token, "%s.%s.AAAA", header_b64, payload_b64);
     cr_assert_eq(parse_text(token, &jwt, &st), AUTHZ_REASON_OK, "%s", st.message);
-    authz_jwt_free(&jwt);
     snprintf(token, sizeof token, "%s==.%s.AAAA", header_b64, payload_b64);
     cr_assert_eq(parse_text(token, &jwt, &st), AUTHZ_REASON_MALFORMED_TOKEN);
     snprintf(token, sizeof token, "%s.%s.AA==", header_b64, payload_b64);
@@ -312,7 +325,6 @@ Test(jwt, signature_size)
     char *ok = make_token(GOOD_HEADER, GOOD_PAYLOAD, 1024);
     cr_assert_eq(parse_text(ok, &jwt, &st), AUTHZ_REASON_OK, "%s", st.message);
     cr_assert_eq(jwt.signature_len, 1024);
-    authz_jwt_free(&jwt);
     free(ok);
     char *big = make_token(GOOD_HEADER, GOOD_PAYLOAD, 1025);
     cr_assert_eq(parse_text(big, &jwt, &st), AUTHZ_REASON_MALFORMED_TOKEN);
@@ -334,9 +346,9 @@ Test(jwt, huge_token_fast)
     cr_assert(strstr(st.message, "1048576 bytes, limit 16384"), "%s", st.message);
 
     /* With a limit that admits it, a 1 MiB token of dots stops at the third. */
-    authz_jwt_limits limits = {len, 16};
+    authz_jwt_limits limits = {len, 16, 0};
     memset(token, '.', len);
-    cr_assert_eq(authz_jwt_parse((authz_slice){token, len}, &limits, &jwt, &st), -1);
+    cr_assert_eq(authz_jwt_parse((authz_slice){token, len}, &limits, &arena, &jwt, &st), -1);
     cr_assert_eq(st.reason, AUTHZ_REASON_MALFORMED_TOKEN);
     cr_assert(strstr(st.message, "more than three"), "%s", st.message);
     cr_assert_lt((double)(clock() - start) / CLOCKS_PER_SEC, 0.5);
@@ -353,8 +365,8 @@ Test(jwt, hundred_thousand_dots)
     authz_jwt jwt;
     authz_status st;
     clock_t start = clock();
-    authz_jwt_limits limits = {len, 16};
-    cr_assert_eq(authz_jwt_parse((authz_slice){token, len}, &limits, &jwt, &st), -1);
+    authz_jwt_limits limits = {len, 16, 0};
+    cr_assert_eq(authz_jwt_parse((authz_slice){token, len}, &limits, &arena, &jwt, &st), -1);
     cr_assert_eq(st.reason, AUTHZ_REASON_MALFORMED_TOKEN);
     cr_assert(strstr(st.message, "more than three"), "%s", st.message);
     cr_assert_eq(parse_text(token, &jwt, &st), AUTHZ_REASON_MALFORMED_TOKEN);
@@ -380,7 +392,7 @@ static char *nested_header(size_t depth)
 
 Test(jwt, nesting_depth)
 {
-    authz_jwt_limits limits = {1u << 20, AUTHZ_JWT_DEFAULT_MAX_DEPTH};
+    authz_jwt_limits limits = {1u << 20, AUTHZ_JWT_DEFAULT_MAX_DEPTH, 0};
     size_t depths[] = {AUTHZ_JWT_DEFAULT_MAX_DEPTH, AUTHZ_JWT_DEFAULT_MAX_DEPTH + 1, 10000};
     authz_reason want[] = {AUTHZ_REASON_OK, AUTHZ_REASON_MALFORMED_TOKEN, AUTHZ_REASON_MALFORMED_TOKEN};
     for (size_t i = 0; i < 3; i++) {
@@ -388,10 +400,9 @@ Test(jwt, nesting_depth)
         char *token = make_token(header, GOOD_PAYLOAD, 64);
         authz_jwt jwt;
         authz_status st;
-        authz_jwt_parse(authz_slice_from_cstr(token), &limits, &jwt, &st);
+        authz_jwt_parse(authz_slice_from_cstr(token), &limits, &arena, &jwt, &st);
         cr_assert_eq(st.reason, want[i], "depth %zu: %s", depths[i], st.message);
-        authz_jwt_free(&jwt);
-        free(token);
+            free(token);
         free(header);
     }
 }
@@ -428,31 +439,26 @@ Test(jwt, audience_forms)
     parse_ok("{\"aud\":[]}", &jwt, &token);
     cr_assert(jwt.aud_present);
     cr_assert_eq(jwt.aud_count, 0);
-    authz_jwt_free(&jwt);
     free(token);
 
     parse_ok("{\"aud\":\"\"}", &jwt, &token);
     cr_assert(jwt.aud_present);
     cr_assert_eq(jwt.aud_count, 1);
     cr_assert_eq(jwt.aud[0].len, 0);
-    authz_jwt_free(&jwt);
     free(token);
 
     parse_ok("{\"aud\":[\"\"]}", &jwt, &token);
     cr_assert_eq(jwt.aud_count, 1);
-    authz_jwt_free(&jwt);
     free(token);
 
     parse_ok("{\"aud\":[\"a\",\"b\",\"c\"]}", &jwt, &token);
     cr_assert_eq(jwt.aud_count, 3);
     cr_assert(authz_slice_eq_cstr(jwt.aud[2], "c"));
-    authz_jwt_free(&jwt);
     free(token);
 
     parse_ok("{}", &jwt, &token);
     cr_assert_not(jwt.aud_present);
     cr_assert_eq(jwt.aud_count, 0);
-    authz_jwt_free(&jwt);
     free(token);
 }
 
@@ -512,7 +518,7 @@ Test(jwt, numeric_dates_invalid)
         authz_jwt_time t = parse_time_claim(payloads[i]);
         cr_assert_eq(t.state, AUTHZ_JWT_TIME_INVALID, "%s", payloads[i]);
     }
-    /* jansson refuses a real that overflows a double. */
+    /* A real that overflows a double is not JSON we accept. */
     expect_payload("{\"exp\":1e400}", AUTHZ_REASON_MALFORMED_TOKEN);
 }
 
@@ -524,7 +530,6 @@ Test(jwt, nbf_iat)
     cr_assert_eq(jwt.nbf.state, AUTHZ_JWT_TIME_VALID);
     cr_assert_eq(jwt.nbf.seconds, 10);
     cr_assert_eq(jwt.iat.state, AUTHZ_JWT_TIME_INVALID);
-    authz_jwt_free(&jwt);
     free(token);
 }
 
@@ -552,7 +557,6 @@ Test(jwt, kubernetes_claims_extracted)
     cr_assert_eq(jwt.k8s_warnafter.seconds, 1700000607);
     cr_assert_eq(jwt.aud_count, 2);
     cr_assert_eq(jwt.iat.seconds, 1700000000);
-    authz_jwt_free(&jwt);
     free(token);
 }
 
@@ -565,7 +569,6 @@ Test(jwt, kubernetes_claims_partial)
     cr_assert_not(jwt.k8s_sa_name.present);
     cr_assert_not(jwt.k8s_pod_name.present);
     cr_assert_eq(jwt.k8s_warnafter.state, AUTHZ_JWT_TIME_ABSENT);
-    authz_jwt_free(&jwt);
     free(token);
 }
 
@@ -594,7 +597,6 @@ static int cidr_claim(const char *payload, authz_cidr *out, size_t max, size_t *
     parse_ok(payload, &jwt, &token);
     *count = 99;
     int rc = authz_jwt_cidr_claim(&jwt, "boundCIDRs", out, max, count);
-    authz_jwt_free(&jwt);
     free(token);
     return rc;
 }
@@ -640,7 +642,6 @@ Test(jwt, cidr_claim_on_zeroed_jwt)
     size_t count = 5;
     cr_assert_eq(authz_jwt_cidr_claim(&jwt, "boundCIDRs", out, 1, &count), 0);
     cr_assert_eq(count, 0);
-    authz_jwt_free(&jwt);
 }
 
 Test(jwt, default_limits)
@@ -648,42 +649,167 @@ Test(jwt, default_limits)
     authz_jwt_limits l = authz_jwt_default_limits();
     cr_assert_eq(l.max_token_bytes, AUTHZ_JWT_DEFAULT_MAX_TOKEN);
     cr_assert_eq(l.max_json_depth, AUTHZ_JWT_DEFAULT_MAX_DEPTH);
+    cr_assert_eq(l.max_json_nodes, AUTHZ_JWT_DEFAULT_MAX_NODES);
 }
 
-/* jansson allocations fail from the Nth on; each Criterion test is its own process. */
-static size_t json_allocs, json_fail_at;
+/* The allocator behind the arena fails once |budget| calls have succeeded. */
+typedef struct countdown {
+    size_t budget;
+    size_t calls;
+} countdown;
 
-static void *failing_json_malloc(size_t size)
+static void *countdown_malloc(size_t size, void *ctx)
 {
-    if (json_allocs++ >= json_fail_at)
+    countdown *c = ctx;
+    if (c->calls++ >= c->budget)
         return NULL;
     return malloc(size);
 }
 
-Test(jwt, json_out_of_memory_on_every_path)
+static void countdown_free(void *ptr, void *ctx)
+{
+    (void)ctx;
+    free(ptr);
+}
+
+Test(jwt, out_of_memory_on_every_path)
 {
     char *token = make_token(GOOD_HEADER,
-                             "{\"iss\":\"i\",\"aud\":[\"a\",\"b\"],\"exp\":1,"
-                             "\"kubernetes.io\":{\"namespace\":\"n\",\"serviceaccount\":{\"name\":\"s\"}}}",
+                             "{\"iss\":\"https:\\/\\/i\",\"aud\":[\"a\",\"b\"],\"exp\":1,"
+                             "\"kubernetes.io\":{\"namespace\":\"n\\u00e9\",\"serviceaccount\":{\"name\":\"s\"}}}",
                              64);
-    json_set_alloc_funcs(failing_json_malloc, free);
     bool succeeded = false;
-    for (json_fail_at = 0; json_fail_at < 200 && !succeeded; json_fail_at++) {
-        json_allocs = 0;
+    size_t budget;
+    for (budget = 0; budget < 64 && !succeeded; budget++) {
+        countdown c = {budget, 0};
+        authz_alloc alloc = {countdown_malloc, countdown_free, &c};
+        authz_arena small;
+        /* A tiny chunk size puts every arena request through the allocator. */
+        authz_arena_init(&small, &alloc, 16, 0);
         authz_jwt jwt;
         authz_status st;
-        int rc = authz_jwt_parse(authz_slice_from_cstr(token), NULL, &jwt, &st);
+        int rc = authz_jwt_parse(authz_slice_from_cstr(token), NULL, &small, &jwt, &st);
         if (rc == 0) {
             succeeded = true;
-            authz_jwt_free(&jwt);
+            cr_assert(authz_slice_eq_cstr(jwt.iss.value, "https://i"));
+            cr_assert(authz_slice_eq_cstr(jwt.k8s_namespace.value, "n\xc3\xa9"));
+            cr_assert_eq(jwt.aud_count, 2);
         } else {
-            /* jansson reports some allocation failures as syntax errors: either way it is a denial. */
-            cr_assert(st.reason == AUTHZ_REASON_INTERNAL_ERROR || st.reason == AUTHZ_REASON_MALFORMED_TOKEN,
-                      "fail at %zu: %s (%s)", json_fail_at, authz_reason_name(st.reason), st.message);
-            cr_assert_null(jwt.header_json);
+            cr_assert_eq(st.reason, AUTHZ_REASON_INTERNAL_ERROR, "fail at %zu: %s (%s)", budget,
+                         authz_reason_name(st.reason), st.message);
+            cr_assert_null(jwt.header);
+            cr_assert_null(jwt.signature);
         }
+        authz_arena_free(&small);
     }
     cr_assert(succeeded);
-    cr_assert_gt(json_fail_at, 2, "the parse needs several allocations");
+    cr_assert_gt(budget, 6, "texts, node arrays, escaped strings, aud and signature all allocate");
+    free(token);
+}
+
+Test(jwt, arena_budget_exhaustion_is_internal_error)
+{
+    char *token = make_token(GOOD_HEADER, GOOD_PAYLOAD, 64);
+    authz_arena tight;
+    authz_arena_init(&tight, NULL, 64, 256);
+    authz_jwt jwt;
+    authz_status st;
+    cr_assert_eq(authz_jwt_parse(authz_slice_from_cstr(token), NULL, &tight, &jwt, &st), -1);
+    cr_assert_eq(st.reason, AUTHZ_REASON_INTERNAL_ERROR, "%s", st.message);
+    authz_arena_free(&tight);
+    free(token);
+}
+
+/* A token as large as the limits allow, dense with values and escapes. */
+static char *worst_case_token(const authz_jwt_limits *limits)
+{
+    size_t cap = (limits->max_token_bytes - 128) / 4 * 3;
+    char *payload = malloc(cap + 1);
+    size_t pos = (size_t)snprintf(payload, cap, "{\"a\":[");
+    size_t values = 0;
+    while (pos + 16 < cap && values + 8 < limits->max_json_nodes) {
+        pos += (size_t)snprintf(payload + pos, cap - pos, "\"\\n\",");
+        values++;
+    }
+    payload[pos++] = '"';
+    while (pos + 4 < cap) {
+        payload[pos++] = '\\';
+        payload[pos++] = '/';
+    }
+    snprintf(payload + pos, cap + 1 - pos, "\"]}");
+    char *token = make_token("{\"alg\":\"ES256\"}", payload, 64);
+    free(payload);
+    return token;
+}
+
+Test(jwt, arena_bound_is_enough)
+{
+    authz_jwt_limits limits = {16384, 16, 1024};
+    char *token = worst_case_token(&limits);
+    cr_assert_leq(strlen(token), limits.max_token_bytes);
+    size_t chunk = 1024;
+    authz_arena bounded;
+    authz_arena_init(&bounded, NULL, chunk, 2 * authz_jwt_arena_bound(&limits) + chunk);
+    authz_jwt jwt;
+    authz_status st;
+    cr_assert_eq(authz_jwt_parse(authz_slice_from_cstr(token), &limits, &bounded, &jwt, &st), 0, "%s",
+                 st.message);
+    cr_assert_gt(authz_json_count(authz_json_get(jwt.payload, AUTHZ_SLICE_LIT("a"))), 1000);
+    authz_arena_free(&bounded);
+    free(token);
+    cr_assert_gt(authz_jwt_arena_bound(NULL), 3 * AUTHZ_JWT_DEFAULT_MAX_TOKEN / 2);
+}
+
+Test(jwt, json_bounds)
+{
+    /* Values: the default allows 1024 per text. */
+    char payload[16384];
+    size_t pos = (size_t)snprintf(payload, sizeof payload, "{\"a\":[");
+    for (unsigned i = 0; i < AUTHZ_JWT_DEFAULT_MAX_NODES; i++)
+        pos += (size_t)snprintf(payload + pos, sizeof payload - pos, "%s0", i ? "," : "");
+    snprintf(payload + pos, sizeof payload - pos, "]}");
+    expect_payload(payload, AUTHZ_REASON_MALFORMED_TOKEN);
+    /* Members: at most 256 per object. */
+    pos = (size_t)snprintf(payload, sizeof payload, "{");
+    for (unsigned i = 0; i <= AUTHZ_JWT_MAX_MEMBERS; i++)
+        pos += (size_t)snprintf(payload + pos, sizeof payload - pos, "%s\"k%u\":0", i ? "," : "", i);
+    snprintf(payload + pos, sizeof payload - pos, "}");
+    expect_payload(payload, AUTHZ_REASON_MALFORMED_TOKEN);
+    pos = (size_t)snprintf(payload, sizeof payload, "{");
+    for (unsigned i = 1; i < AUTHZ_JWT_MAX_MEMBERS; i++)
+        pos += (size_t)snprintf(payload + pos, sizeof payload - pos, "%s\"k%u\":0", i > 1 ? "," : "", i);
+    snprintf(payload + pos, sizeof payload - pos, "}");
+    expect_payload(payload, AUTHZ_REASON_OK);
+}
+
+Test(jwt, strict_json)
+{
+    expect_payload("{\"iss\":\"a\",\"\\u0069ss\":\"b\"}", AUTHZ_REASON_MALFORMED_TOKEN);
+    expect_payload("{\"iss\":\"a\",}", AUTHZ_REASON_MALFORMED_TOKEN);
+    expect_payload("{\"iss\":\"\xc0\xaf\"}", AUTHZ_REASON_MALFORMED_TOKEN);
+    expect_payload("{\"iss\":\"\\ud800\"}", AUTHZ_REASON_MALFORMED_TOKEN);
+    expect_payload("{\"exp\":01}", AUTHZ_REASON_MALFORMED_TOKEN);
+    expect_payload("{\"exp\":NaN}", AUTHZ_REASON_MALFORMED_TOKEN);
+    expect_payload("\xef\xbb\xbf{}", AUTHZ_REASON_MALFORMED_TOKEN);
+    expect_header("{\"alg\":\"RS256\"}\n", AUTHZ_REASON_OK);
+
+    char *token = make_token(GOOD_HEADER, "{\"iss\":\"x\",\"exp\":01}", 64);
+    authz_jwt jwt;
+    authz_status st;
+    cr_assert_eq(parse_text(token, &jwt, &st), AUTHZ_REASON_MALFORMED_TOKEN);
+    cr_assert(strstr(st.message, "payload is not valid JSON") && strstr(st.message, "offset 17"), "%s",
+              st.message);
+    free(token);
+}
+
+Test(jwt, escaped_claims_are_decoded)
+{
+    authz_jwt jwt;
+    char *token;
+    parse_ok("{\"iss\":\"https:\\/\\/kube\",\"aud\":\"\\u0061pi\",\"kubernetes.io\":{\"namespace\":\"sh\\u006fp\"}}",
+             &jwt, &token);
+    cr_assert(authz_slice_eq_cstr(jwt.iss.value, "https://kube"));
+    cr_assert(authz_slice_eq_cstr(jwt.aud[0], "api"));
+    cr_assert(authz_slice_eq_cstr(jwt.k8s_namespace.value, "shop"));
     free(token);
 }

@@ -39,13 +39,15 @@ static void fuzz_parse(authz_slice token)
     size_t count = (size_t)-1;
     const char *dot1;
     const char *dot2;
+    authz_arena arena;
     int rc;
 
     memset(&jwt, 0, sizeof(jwt));
     memset(&st, 0, sizeof(st));
-    if (authz_jwt_parse(token, NULL, &jwt, &st) != 0) {
+    authz_arena_init(&arena, NULL, 0, 0);
+    if (authz_jwt_parse(token, NULL, &arena, &jwt, &st) != 0) {
         check_denial(&st);
-        authz_jwt_free(&jwt);
+        authz_arena_free(&arena);
         return;
     }
     dot1 = memchr(token.ptr, '.', token.len);
@@ -75,7 +77,7 @@ static void fuzz_parse(authz_slice token)
     if (rc == 1 && count > 1) {
         FAIL("cidr claim wrote %zu into 1", count);
     }
-    authz_jwt_free(&jwt);
+    authz_arena_free(&arena);
 }
 
 static void fuzz_bearer(authz_slice header)

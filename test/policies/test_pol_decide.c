@@ -782,7 +782,8 @@ typedef struct recorder {
 static void rec_token(void *ctx, const authz_jwt *jwt)
 {
     recorder *r = ctx;
-    cr_expect_not_null(jwt->payload_json);
+    cr_expect_not_null(jwt->payload);
+    cr_expect_not_null(jwt->payload_text.ptr);
     r->tokens++;
 }
 
