@@ -99,7 +99,15 @@ static void fuzz_reader(const uint8_t *data, size_t size)
         if (chunk > plen - pos) {
             chunk = plen - pos;
         }
-        /* An empty chunk is a legal DATA frame; feed it, then make progress. */
+        if (chunk == 0) {
+            /* An empty DATA frame is legal: it must change nothing. Then make progress. */
+            srv_grpc_reader before = r;
+            got = srv_grpc_reader_feed(&r, payload + pos, 0, &arena, &consumed);
+            if (got != SRV_GRPC_READ_MORE || consumed != 0 || memcmp(&before, &r, sizeof(r)) != 0) {
+                FAIL("empty chunk gave %d, consumed %zu", (int)got, consumed);
+            }
+            chunk = plen - pos > 0 ? 1 : 0;
+        }
         do {
             got = srv_grpc_reader_feed(&r, payload + pos, chunk, &arena, &consumed);
             if (consumed > chunk) {
