@@ -5,25 +5,39 @@
 /* Longest scheme name quoted in a message; longer ones are cut. */
 #define BEARER_SCHEME_SHOWN 16
 
+/* One class table for every byte test of the scan (bits may combine):
+ * W  optional whitespace (SP, HTAB)
+ * T  b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" (RFC 6750 §2.1), '=' aside
+ * S  auth-scheme-like name character (ALPHA / DIGIT / "-") */
+#define W 1u
+#define T 2u
+#define S 4u
+#define TS (T | S)
+static const unsigned char byte_class[256] = {
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  W,  0,  0,  0,  0,  0,  0,  /* 0x00: HTAB */
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
+    W,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  T,  0,  TS, T,  T,  /* 0x20: SP + - . / */
+    TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, 0,  0,  0,  0,  0,  0,  /* 0x30: 0-9 */
+    0,  TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, /* 0x40: A-O */
+    TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, 0,  0,  0,  0,  T,  /* 0x50: P-Z _ */
+    0,  TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, /* 0x60: a-o */
+    TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, TS, 0,  0,  0,  T,  0,  /* 0x70: p-z ~ */
+};
+#undef TS
+
+static unsigned cls(char c)
+{
+    return byte_class[(unsigned char)c];
+}
+
 static bool is_ows(char c)
 {
-    return c == ' ' || c == '\t';
+    return (cls(c) & W) != 0;
 }
 
 static char ascii_lower(char c)
 {
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-static bool is_alnum(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-/* b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" (RFC 6750 §2.1). */
-static bool is_b64token_char(char c)
-{
-    return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
 }
 
 /* Looks like an auth-scheme name, so it may be quoted in a message without
@@ -33,7 +47,7 @@ static bool is_scheme_like(authz_slice s)
     if (s.len == 0 || s.len > BEARER_SCHEME_SHOWN)
         return false;
     for (size_t i = 0; i < s.len; i++) {
-        if (!is_alnum(s.ptr[i]) && s.ptr[i] != '-')
+        if (!(cls(s.ptr[i]) & S))
             return false;
     }
     return true;
@@ -59,7 +73,7 @@ int authz_bearer_extract(authz_slice header, authz_slice *token, authz_status *s
         return authz_status_set(status, AUTHZ_REASON_MISSING_TOKEN, "authorization header is empty");
 
     size_t scheme_end = begin;
-    while (scheme_end < end && header.ptr[scheme_end] != ' ' && header.ptr[scheme_end] != '\t')
+    while (scheme_end < end && !is_ows(header.ptr[scheme_end]))
         scheme_end++;
     authz_slice scheme = {header.ptr + begin, scheme_end - begin};
 
@@ -86,8 +100,10 @@ int authz_bearer_extract(authz_slice header, authz_slice *token, authz_status *s
     while (cred < end && header.ptr[cred] == ' ')
         cred++;
 
+    /* The hot loop: one table load and test per credential byte. */
+    const unsigned char *p = (const unsigned char *)header.ptr;
     size_t i = cred;
-    while (i < end && is_b64token_char(header.ptr[i]))
+    while (i < end && (byte_class[p[i]] & T))
         i++;
     size_t body_end = i;
     while (i < end && header.ptr[i] == '=')
