@@ -100,9 +100,12 @@ int authz_bearer_extract(authz_slice header, authz_slice *token, authz_status *s
     while (cred < end && header.ptr[cred] == ' ')
         cred++;
 
-    /* The hot loop: one table load and test per credential byte. */
+    /* The hot loop: table loads tested four bytes a step, then one at a time. */
     const unsigned char *p = (const unsigned char *)header.ptr;
     size_t i = cred;
+    while (end - i >= 4 &&
+           (byte_class[p[i]] & byte_class[p[i + 1]] & byte_class[p[i + 2]] & byte_class[p[i + 3]] & T))
+        i += 4;
     while (i < end && (byte_class[p[i]] & T))
         i++;
     size_t body_end = i;

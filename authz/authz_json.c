@@ -401,7 +401,8 @@ static int parse_literal(parser *p, authz_json *node)
         const char *text;
         size_t len;
         authz_json_type type;
-    } literals[] = {{"true", 4, AUTHZ_JSON_TRUE}, {"false", 5, AUTHZ_JSON_FALSE}, {"null", 4, AUTHZ_JSON_NULL}};
+    } literals[] = {
+        {"true", 4, AUTHZ_JSON_TRUE}, {"false", 5, AUTHZ_JSON_FALSE}, {"null", 4, AUTHZ_JSON_NULL}};
     for (size_t k = 0; k < sizeof literals / sizeof literals[0]; k++) {
         size_t n = literals[k].len;
         if (p->len - p->pos >= n && memcmp(p->s + p->pos, literals[k].text, n) == 0) {

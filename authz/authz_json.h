@@ -63,10 +63,13 @@ typedef struct authz_json {
 /* Longest number literal accepted (bytes). */
 #define AUTHZ_JSON_NUMBER_MAX 64u
 
+/* Caller bounds. For max_depth and max_members, 0 and values above the
+ * ceiling mean the ceiling; max_nodes 0 means no bound beyond the text's own
+ * (one node per ',' ':' '[' '{' plus one). */
 typedef struct authz_json_limits {
-    size_t max_depth;   /* arrays/objects nested deeper are refused; 0 and values above the ceiling mean the ceiling */
-    size_t max_nodes;   /* values plus object keys in the whole document; 0 means no bound beyond the text's own */
-    size_t max_members; /* members of one object; 0 and values above the ceiling mean the ceiling */
+    size_t max_depth;   /* arrays/objects nested deeper are refused */
+    size_t max_nodes;   /* values plus object keys in the whole document */
+    size_t max_members; /* members of one object */
     bool allow_nul;     /* accept \u0000 in strings */
 } authz_json_limits;
 

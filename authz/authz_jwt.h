@@ -36,7 +36,8 @@ typedef struct authz_jwt_limits {
 typedef enum authz_jwt_time_state {
     AUTHZ_JWT_TIME_ABSENT = 0,
     AUTHZ_JWT_TIME_VALID,   /* integer or real; a real is floored */
-    AUTHZ_JWT_TIME_INVALID, /* present but not a number (string, bool, null, object...) or a real outside int64 */
+    AUTHZ_JWT_TIME_INVALID, /* present but not a number (string, bool, null, object...) or a real outside
+                               int64 */
 } authz_jwt_time_state;
 
 typedef struct authz_jwt_time {
@@ -61,14 +62,14 @@ typedef struct authz_jwt {
     authz_jwt_str typ;
 
     /* signature */
-    authz_slice signing_input;   /* "header.payload", borrowed from the token passed to parse */
-    unsigned char *signature;    /* decoded, in the arena */
+    authz_slice signing_input; /* "header.payload", borrowed from the token passed to parse */
+    unsigned char *signature;  /* decoded, in the arena */
     size_t signature_len;
 
     /* registered claims */
     authz_jwt_str iss;
     authz_jwt_str sub;
-    authz_slice *aud;            /* array in the arena; a string aud gives one entry */
+    authz_slice *aud; /* array in the arena; a string aud gives one entry */
     size_t aud_count;
     bool aud_present;
     authz_jwt_time exp, nbf, iat;

@@ -135,7 +135,8 @@ static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluste
  * arenas from the same). */
 static authz_jwt_limits parse_limits(const pol_snapshot *snap)
 {
-    authz_jwt_limits limits = {snap->max_token_bytes, AUTHZ_JWT_DEFAULT_MAX_DEPTH, AUTHZ_JWT_DEFAULT_MAX_NODES};
+    authz_jwt_limits limits = {snap->max_token_bytes, AUTHZ_JWT_DEFAULT_MAX_DEPTH,
+                               AUTHZ_JWT_DEFAULT_MAX_NODES};
     return limits;
 }
 
@@ -155,7 +156,8 @@ static const pol_cluster *parse_and_verify(const pol_snapshot *snap, const pol_c
     if (ctx->trace && ctx->trace->token)
         ctx->trace->token(ctx->trace->ctx, jwt);
     trace_step(ctx, "parse", true, "alg %s, kid %.*s", authz_alg_name(jwt->alg),
-               jwt->kid.present ? shown(jwt->kid.value) : 6, jwt->kid.present ? jwt->kid.value.ptr : "(none)");
+               jwt->kid.present ? shown(jwt->kid.value) : 6,
+               jwt->kid.present ? jwt->kid.value.ptr : "(none)");
 
     const pol_cluster *signer = NULL;
     if (!jwt->iss.present) {
@@ -172,8 +174,8 @@ static const pol_cluster *parse_and_verify(const pol_snapshot *snap, const pol_c
         trace_fail(ctx, "issuer_known", status);
         goto cleanup;
     }
-    trace_step(ctx, "issuer_known", true, "issuer %.*s is configured for %zu cluster%s", shown(jwt->iss.value),
-               jwt->iss.value.ptr, candidates, candidates == 1 ? "" : "s");
+    trace_step(ctx, "issuer_known", true, "issuer %.*s is configured for %zu cluster%s",
+               shown(jwt->iss.value), jwt->iss.value.ptr, candidates, candidates == 1 ? "" : "s");
 
     signer = find_signer(snap, target, jwt, key, status);
     if (!signer) {

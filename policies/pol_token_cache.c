@@ -15,7 +15,6 @@ typedef struct cache_entry {
     authz_arena arena;
 } cache_entry;
 
-
 struct pol_token_cache {
     size_t capacity;
     size_t count;
@@ -183,8 +182,8 @@ authz_slice pol_token_cache_reserve(pol_token_cache *cache, authz_slice token, c
     return e->pub.token;
 }
 
-const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, const authz_jwt *jwt,
-                                               size_t cluster_index, size_t key_index)
+const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation,
+                                               const authz_jwt *jwt, size_t cluster_index, size_t key_index)
 {
     cache_entry *e = cache->reserved;
     if (!e)

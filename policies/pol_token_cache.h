@@ -62,8 +62,8 @@ authz_slice pol_token_cache_reserve(pol_token_cache *cache, authz_slice token, c
  * cluster |cluster_index| under |generation|, evicting the least recently
  * used entry (and freeing its arena) when full. Returns the stored entry,
  * valid until the cache next changes; NULL when nothing was reserved. */
-const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation, const authz_jwt *jwt,
-                                               size_t cluster_index, size_t key_index);
+const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation,
+                                               const authz_jwt *jwt, size_t cluster_index, size_t key_index);
 
 /* Drops the reserved entry and frees its arena (verification failed, was
  * not attempted, or the token is not worth keeping). No-op without one. */

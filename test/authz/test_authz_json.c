@@ -48,26 +48,110 @@ static authz_json_errcode code_of(const char *text)
 
 Test(json, accepts_rfc8259_grammar)
 {
-    const char *ok[] = {
-        "{}", "[]", "0", "-0", "1", "-1", "0.5", "-0.0", "1e5", "1E5", "1e+5", "1e-5", "1.5e3", "-1.25E-2",
-        "true", "false", "null", "\"\"", "\"abc\"", " \t\r\n{ \t\r\n} \t\r\n", "[1,2,3]", "[[[]]]",
-        "{\"a\":[1,{\"b\":null}],\"c\":\"d\"}", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\u00e9\\u20AC\"",
-        "\"\\ud83d\\ude00\"", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "\"\x7f\"", "{\"\":0}",
-        "[\"\xef\xbf\xbf\",\"\xf4\x8f\xbf\xbf\",\"\xed\x9f\xbf\",\"\xee\x80\x80\"]", "123456789",
-        "1.7976931348623157e308", "5e-324", "1e-400", "[0,-0,0e0,0.0e-0]"};
+    const char *ok[] = {"{}",
+                        "[]",
+                        "0",
+                        "-0",
+                        "1",
+                        "-1",
+                        "0.5",
+                        "-0.0",
+                        "1e5",
+                        "1E5",
+                        "1e+5",
+                        "1e-5",
+                        "1.5e3",
+                        "-1.25E-2",
+                        "true",
+                        "false",
+                        "null",
+                        "\"\"",
+                        "\"abc\"",
+                        " \t\r\n{ \t\r\n} \t\r\n",
+                        "[1,2,3]",
+                        "[[[]]]",
+                        "{\"a\":[1,{\"b\":null}],\"c\":\"d\"}",
+                        "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+                        "\"\\u00e9\\u20AC\"",
+                        "\"\\ud83d\\ude00\"",
+                        "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"",
+                        "\"\x7f\"",
+                        "{\"\":0}",
+                        "[\"\xef\xbf\xbf\",\"\xf4\x8f\xbf\xbf\",\"\xed\x9f\xbf\",\"\xee\x80\x80\"]",
+                        "123456789",
+                        "1.7976931348623157e308",
+                        "5e-324",
+                        "1e-400",
+                        "[0,-0,0e0,0.0e-0]"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         cr_assert_eq(code_of(ok[i]), AUTHZ_JSON_OK, "%s", ok[i]);
 }
 
 Test(json, rejects_bad_grammar)
 {
-    const char *bad[] = {
-        "", " ", "{", "}", "[", "]", "[1,]", "[,1]", "[1,,2]", "{\"a\":1,}", "{,}", "{\"a\"}", "{\"a\":}",
-        "{\"a\" 1}", "{a:1}", "{'a':1}", "['a']", "[1 2]", "{\"a\":1 \"b\":2}", "01", "-01", "00", "+1",
-        "-", ".5", "5.", "1.e5", "1e", "1e+", "1E-", "0x10", "NaN", "Infinity", "-Infinity", "nul", "tru",
-        "falsey", "True", "NULL", "[true false]", "{} {}", "1 2", "[] x", "\"a\" \"b\"", "//c\n1", "/*c*/1",
-        "[1]\x0b", "\xef\xbb\xbf{}", "\f[]", "[\xc2\xa0]", "\"abc", "\"\\\"", "\"\\x41\"", "\"\\u12\"",
-        "\"\\u12G4\"", "\"\\U0041\"", "\"\\'\"", "\"\\a\"", "[1e5.5]", "1.5.5", "--1", "-.5", "1e5e5"};
+    const char *bad[] = {"",
+                         " ",
+                         "{",
+                         "}",
+                         "[",
+                         "]",
+                         "[1,]",
+                         "[,1]",
+                         "[1,,2]",
+                         "{\"a\":1,}",
+                         "{,}",
+                         "{\"a\"}",
+                         "{\"a\":}",
+                         "{\"a\" 1}",
+                         "{a:1}",
+                         "{'a':1}",
+                         "['a']",
+                         "[1 2]",
+                         "{\"a\":1 \"b\":2}",
+                         "01",
+                         "-01",
+                         "00",
+                         "+1",
+                         "-",
+                         ".5",
+                         "5.",
+                         "1.e5",
+                         "1e",
+                         "1e+",
+                         "1E-",
+                         "0x10",
+                         "NaN",
+                         "Infinity",
+                         "-Infinity",
+                         "nul",
+                         "tru",
+                         "falsey",
+                         "True",
+                         "NULL",
+                         "[true false]",
+                         "{} {}",
+                         "1 2",
+                         "[] x",
+                         "\"a\" \"b\"",
+                         "//c\n1",
+                         "/*c*/1",
+                         "[1]\x0b",
+                         "\xef\xbb\xbf{}",
+                         "\f[]",
+                         "[\xc2\xa0]",
+                         "\"abc",
+                         "\"\\\"",
+                         "\"\\x41\"",
+                         "\"\\u12\"",
+                         "\"\\u12G4\"",
+                         "\"\\U0041\"",
+                         "\"\\'\"",
+                         "\"\\a\"",
+                         "[1e5.5]",
+                         "1.5.5",
+                         "--1",
+                         "-.5",
+                         "1e5e5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(code_of(bad[i]), AUTHZ_JSON_ESYNTAX, "%s", bad[i]);
 }
@@ -105,26 +189,30 @@ Test(json, nul_only_when_allowed)
 Test(json, invalid_utf8)
 {
     const char *bad[] = {
-        "\"\x80\"",             /* lone continuation */
-        "\"\xbf\"",             /* lone continuation */
-        "\"\xc0\xaf\"",         /* overlong '/' */
-        "\"\xc1\xbf\"",         /* overlong */
-        "\"\xe0\x80\xaf\"",     /* overlong 3-byte */
-        "\"\xe0\x9f\xbf\"",     /* overlong 3-byte, highest */
-        "\"\xf0\x80\x80\xaf\"", /* overlong 4-byte */
-        "\"\xf0\x8f\xbf\xbf\"", /* overlong 4-byte, highest */
-        "\"\xed\xa0\x80\"",     /* U+D800 encoded */
-        "\"\xed\xbf\xbf\"",     /* U+DFFF encoded */
+        "\"\x80\"",                     /* lone continuation */
+        "\"\xbf\"",                     /* lone continuation */
+        "\"\xc0\xaf\"",                 /* overlong '/' */
+        "\"\xc1\xbf\"",                 /* overlong */
+        "\"\xe0\x80\xaf\"",             /* overlong 3-byte */
+        "\"\xe0\x9f\xbf\"",             /* overlong 3-byte, highest */
+        "\"\xf0\x80\x80\xaf\"",         /* overlong 4-byte */
+        "\"\xf0\x8f\xbf\xbf\"",         /* overlong 4-byte, highest */
+        "\"\xed\xa0\x80\"",             /* U+D800 encoded */
+        "\"\xed\xbf\xbf\"",             /* U+DFFF encoded */
         "\"\xed\xa0\xbd\xed\xb8\x80\"", /* CESU-8 pair */
-        "\"\xf4\x90\x80\x80\"", /* U+110000 */
-        "\"\xf5\x80\x80\x80\"", /* beyond */
+        "\"\xf4\x90\x80\x80\"",         /* U+110000 */
+        "\"\xf5\x80\x80\x80\"",         /* beyond */
         "\"\xf8\x88\x80\x80\x80\"",
-        "\"\xfe\"", "\"\xff\"",
-        "\"\xc3\"",             /* truncated before the quote */
-        "\"\xe2\x82\"",         /* truncated */
-        "\"\xf0\x9f\x98\"",     /* truncated */
-        "\"\xc3\x28\"",         /* bad continuation */
-        "\"\xe2\x28\xa1\"", "\"\xe2\x82\x28\"", "\"\xf0\x28\x8c\xbc\"", "\"\xf0\x9f\x98\x28\"",
+        "\"\xfe\"",
+        "\"\xff\"",
+        "\"\xc3\"",         /* truncated before the quote */
+        "\"\xe2\x82\"",     /* truncated */
+        "\"\xf0\x9f\x98\"", /* truncated */
+        "\"\xc3\x28\"",     /* bad continuation */
+        "\"\xe2\x28\xa1\"",
+        "\"\xe2\x82\x28\"",
+        "\"\xf0\x28\x8c\xbc\"",
+        "\"\xf0\x9f\x98\x28\"",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(code_of(bad[i]), AUTHZ_JSON_ESYNTAX, "case %zu", i);
@@ -137,9 +225,9 @@ Test(json, invalid_utf8)
 
 Test(json, surrogate_escapes)
 {
-    const char *bad[] = {"\"\\ud800\"",        "\"\\udc00\"",        "\"\\udbff\\u0041\"", "\"\\ud800\\ud800\"",
-                         "\"\\ud800x\"",       "\"\\ud800\\\"",      "\"\\ud800\\n\"",     "\"\\ude00\\ud83d\"",
-                         "\"\\ud83d\\ude0\"",  "\"\\ud83d\\"};
+    const char *bad[] = {"\"\\ud800\"",       "\"\\udc00\"",   "\"\\udbff\\u0041\"", "\"\\ud800\\ud800\"",
+                         "\"\\ud800x\"",      "\"\\ud800\\\"", "\"\\ud800\\n\"",     "\"\\ude00\\ud83d\"",
+                         "\"\\ud83d\\ude0\"", "\"\\ud83d\\"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(code_of(bad[i]), AUTHZ_JSON_ESYNTAX, "%s", bad[i]);
     cr_assert_eq(code_of_n("\"\\ud83d\\ude00", 13, &loose, NULL), AUTHZ_JSON_ESYNTAX, "no closing quote");
@@ -175,20 +263,26 @@ Test(json, string_decoding)
     expect_string("\"\\u0041\\u00e9\\u20ac\"", "A\xc3\xa9\xe2\x82\xac", 6, false);
     expect_string("\"\\uD83D\\uDE00!\"", "\xf0\x9f\x98\x80!", 5, false);
     expect_string("\"\\udbff\\udfff\"", "\xf4\x8f\xbf\xbf", 4, false);
-    expect_string("\"\\u007f\\u0080\\u07ff\\u0800\\uffff\"",
-                  "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 11, false);
+    expect_string("\"\\u007f\\u0080\\u07ff\\u0800\\uffff\"", "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf",
+                  11, false);
     expect_string("\"https:\\/\\/kube.example\"", "https://kube.example", 20, false);
 }
 
 Test(json, duplicate_keys)
 {
-    const char *bad[] = {
-        "{\"a\":1,\"a\":1}", "{\"a\":1,\"b\":2,\"a\":3}", "{\"a\":1,\"\\u0061\":2}", "{\"\\u0061\":1,\"a\":2}",
-        "{\"\":1,\"\":2}", "{\"x\":{\"a\":1,\"a\":2}}", "[{\"a\":1,\"a\":1}]", "{\"a\\/b\":1,\"a/b\":1}",
-        "{\"\xc3\xa9\":1,\"\\u00e9\":2}", "{\"a\":[1,{\"b\":2}],\"c\":3,\"a\":4}"};
+    const char *bad[] = {"{\"a\":1,\"a\":1}",
+                         "{\"a\":1,\"b\":2,\"a\":3}",
+                         "{\"a\":1,\"\\u0061\":2}",
+                         "{\"\\u0061\":1,\"a\":2}",
+                         "{\"\":1,\"\":2}",
+                         "{\"x\":{\"a\":1,\"a\":2}}",
+                         "[{\"a\":1,\"a\":1}]",
+                         "{\"a\\/b\":1,\"a/b\":1}",
+                         "{\"\xc3\xa9\":1,\"\\u00e9\":2}",
+                         "{\"a\":[1,{\"b\":2}],\"c\":3,\"a\":4}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(code_of(bad[i]), AUTHZ_JSON_ESYNTAX, "%s", bad[i]);
-    const char *ok[] = {"{\"a\":1,\"b\":1}", "{\"a\":1,\"A\":1}", "{\"a\":1,\"aa\":1,\"\":1}",
+    const char *ok[] = {"{\"a\":1,\"b\":1}",     "{\"a\":1,\"A\":1}",         "{\"a\":1,\"aa\":1,\"\":1}",
                         "[{\"a\":1},{\"a\":1}]", "{\"a\":{\"a\":{\"a\":1}}}", "{\"ab\":1,\"ba\":1}"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         cr_assert_eq(code_of(ok[i]), AUTHZ_JSON_OK, "%s", ok[i]);
@@ -243,9 +337,9 @@ Test(json, reals)
     static const struct {
         const char *text;
         double value;
-    } cases[] = {{"1.5", 1.5},   {"-1.5", -1.5},          {"1e3", 1000.0},      {"1.7e9", 1.7e9},
-                 {"2E-2", 0.02}, {"9.3e18", 9.3e18},      {"1e300", 1e300},     {"-1e300", -1e300},
-                 {"0.0", 0.0},   {"1e-400", 0.0},         {"1.0", 1.0},         {"123.456e-7", 123.456e-7}};
+    } cases[] = {{"1.5", 1.5},   {"-1.5", -1.5},     {"1e3", 1000.0},  {"1.7e9", 1.7e9},
+                 {"2E-2", 0.02}, {"9.3e18", 9.3e18}, {"1e300", 1e300}, {"-1e300", -1e300},
+                 {"0.0", 0.0},   {"1e-400", 0.0},    {"1.0", 1.0},     {"123.456e-7", 123.456e-7}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         authz_arena arena;
         const authz_json *v = number(cases[i].text, &arena);
@@ -262,8 +356,9 @@ Test(json, reals)
     cr_assert(authz_json_real(number("-0.0", &arena), &d));
     cr_assert(d == 0.0 && signbit(d), "-0.0 keeps its sign");
     authz_arena_free(&arena);
-    const char *overflow[] = {"1e400", "-1e400", "1e309", "2e308", "179769313486231580793728971405303415079934132"
-                                                                   "71.0e290"};
+    const char *overflow[] = {"1e400", "-1e400", "1e309", "2e308",
+                              "179769313486231580793728971405303415079934132"
+                              "71.0e290"};
     for (size_t i = 0; i < sizeof overflow / sizeof overflow[0]; i++)
         cr_assert_eq(code_of(overflow[i]), AUTHZ_JSON_ELIMIT, "%s", overflow[i]);
     /* Long literals are bounded before the stack copy. */
@@ -330,7 +425,8 @@ static char *nested(size_t depth, bool objects)
     char *out = malloc(cap);
     size_t pos = 0;
     for (size_t i = 0; i < depth; i++)
-        pos += (size_t)snprintf(out + pos, cap - pos, "%s", objects ? (i + 1 < depth ? "{\"a\":" : "{") : "[");
+        pos +=
+            (size_t)snprintf(out + pos, cap - pos, "%s", objects ? (i + 1 < depth ? "{\"a\":" : "{") : "[");
     for (size_t i = 0; i < depth; i++)
         out[pos++] = objects ? '}' : ']';
     out[pos] = '\0';

@@ -402,7 +402,7 @@ Test(jwt, nesting_depth)
         authz_status st;
         authz_jwt_parse(authz_slice_from_cstr(token), &limits, &arena, &jwt, &st);
         cr_assert_eq(st.reason, want[i], "depth %zu: %s", depths[i], st.message);
-            free(token);
+        free(token);
         free(header);
     }
 }
@@ -674,10 +674,11 @@ static void countdown_free(void *ptr, void *ctx)
 
 Test(jwt, out_of_memory_on_every_path)
 {
-    char *token = make_token(GOOD_HEADER,
-                             "{\"iss\":\"https:\\/\\/i\",\"aud\":[\"a\",\"b\"],\"exp\":1,"
-                             "\"kubernetes.io\":{\"namespace\":\"n\\u00e9\",\"serviceaccount\":{\"name\":\"s\"}}}",
-                             64);
+    char *token =
+        make_token(GOOD_HEADER,
+                   "{\"iss\":\"https:\\/\\/i\",\"aud\":[\"a\",\"b\"],\"exp\":1,"
+                   "\"kubernetes.io\":{\"namespace\":\"n\\u00e9\",\"serviceaccount\":{\"name\":\"s\"}}}",
+                   64);
     bool succeeded = false;
     size_t budget;
     for (budget = 0; budget < 64 && !succeeded; budget++) {
@@ -806,7 +807,8 @@ Test(jwt, escaped_claims_are_decoded)
 {
     authz_jwt jwt;
     char *token;
-    parse_ok("{\"iss\":\"https:\\/\\/kube\",\"aud\":\"\\u0061pi\",\"kubernetes.io\":{\"namespace\":\"sh\\u006fp\"}}",
+    parse_ok("{\"iss\":\"https:\\/\\/"
+             "kube\",\"aud\":\"\\u0061pi\",\"kubernetes.io\":{\"namespace\":\"sh\\u006fp\"}}",
              &jwt, &token);
     cr_assert(authz_slice_eq_cstr(jwt.iss.value, "https://kube"));
     cr_assert(authz_slice_eq_cstr(jwt.aud[0], "api"));

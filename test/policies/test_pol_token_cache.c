@@ -24,7 +24,8 @@ static void put(pol_token_cache *cache, const char *token, uint64_t generation, 
     cr_assert_not_null(pol_token_cache_commit(cache, generation, &jwt, cluster, 0));
 }
 
-static const pol_cached_token *get(pol_token_cache *cache, const char *token, uint64_t generation, int64_t now)
+static const pol_cached_token *get(pol_token_cache *cache, const char *token, uint64_t generation,
+                                   int64_t now)
 {
     return pol_token_cache_get(cache, generation, authz_slice_from_cstr(token), now);
 }
