@@ -13,8 +13,9 @@
  * when both accept, the documents must be identical (types, int64 values,
  * doubles bit for bit, string bytes, members). When only one side accepts,
  * the input is printed, not asserted: the two differ on purpose (depth,
- * number length and range, duplicate keys after unescaping). Set
- * TG_FUZZ_JSON_QUIET to silence that. */
+ * number length and range, duplicate keys after unescaping); two known
+ * jansson limits are not printed (no NUL in keys, a raw NUL byte ends its
+ * input). Set TG_FUZZ_JSON_QUIET to silence the rest. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -301,8 +302,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FAIL("both accept, documents differ");
         }
     } else if (rc_nul == 0) {
-        note("we accept, jansson refuses", data, size, jerr.text);
-    } else if (j != NULL) {
+        /* jansson cannot hold a NUL in a key: known, not news. */
+        if (strstr(jerr.text, "NUL byte in object key") == NULL) {
+            note("we accept, jansson refuses", data, size, jerr.text);
+        }
+    } else if (j != NULL && err_nul.code == AUTHZ_JSON_ESYNTAX && memchr(data, '\0', size) == NULL) {
+        /* ELIMIT is by design (depth, number length); jansson's decoder stops
+         * at a raw NUL byte and accepts what came before it. */
         note("jansson accepts, we refuse", data, size, err_nul.message);
     }
     json_decref(j);
