@@ -543,6 +543,9 @@ static int parse_value(parser *p, size_t depth)
 int authz_json_parse(const char *text, size_t len, const authz_json_limits *limits, authz_arena *arena,
                      const authz_json **root, authz_json_error *err)
 {
+    static const authz_json_limits unbounded = {0, 0, 0, false};
+    if (!limits)
+        limits = &unbounded;
     parser p;
     memset(&p, 0, sizeof p);
     p.s = (const unsigned char *)text;

@@ -92,7 +92,8 @@ typedef struct authz_json_error {
  * the string had no escape, into the arena otherwise, so the DOM is valid
  * while both |text| and the arena's allocations live. On failure returns -1
  * with |err| set (code ESYNTAX, ELIMIT or ENOMEM) and *root NULL; whatever
- * was allocated stays in the arena until it is reset. Numbers are converted
+ * was allocated stays in the arena until it is reset. |limits| NULL means
+ * all zero (the ceilings, no node bound, \u0000 refused). Numbers are converted
  * with strtod, which must see the C locale's decimal point. */
 int authz_json_parse(const char *text, size_t len, const authz_json_limits *limits, authz_arena *arena,
                      const authz_json **root, authz_json_error *err);

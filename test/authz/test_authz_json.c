@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "authz_json.h"
 
@@ -493,6 +494,22 @@ Test(json, member_bound)
     cr_assert_eq(code_of_n("{\"a\":1,\"b\":2,\"c\":3}", 19, &two, NULL), AUTHZ_JSON_ELIMIT);
 }
 
+Test(json, null_limits_mean_the_ceilings)
+{
+    authz_arena arena;
+    authz_arena_init(&arena, NULL, 0, 0);
+    const authz_json *root;
+    authz_json_error err;
+    cr_assert_eq(authz_json_parse("[[1]]", 5, NULL, &arena, &root, &err), 0);
+    cr_assert_eq(authz_json_parse("\"\\u0000\"", 8, NULL, &arena, &root, &err), -1);
+    cr_assert_eq(err.code, AUTHZ_JSON_ELIMIT);
+    char *deep = nested(AUTHZ_JSON_DEPTH_CEILING + 1, false);
+    cr_assert_eq(authz_json_parse(deep, strlen(deep), NULL, &arena, &root, &err), -1);
+    cr_assert_eq(err.code, AUTHZ_JSON_ELIMIT);
+    free(deep);
+    authz_arena_free(&arena);
+}
+
 Test(json, error_offsets)
 {
     size_t offset = 99;
@@ -620,4 +637,22 @@ Test(json, mutation_smoke)
         authz_arena_free(&arena);
         free(copy);
     }
+}
+
+/* The duplicate check is quadratic in members: at the ceiling with keys of
+ * one length (memcmp on every pair) it still takes little time. */
+Test(json, duplicate_check_worst_case_is_cheap)
+{
+    size_t cap = 64 * 1024;
+    char *text = malloc(cap);
+    size_t pos = 0;
+    text[pos++] = '{';
+    for (size_t i = 0; i < AUTHZ_JSON_MEMBERS_CEILING; i++)
+        pos += (size_t)snprintf(text + pos, cap - pos, "%s\"kkkkkkkkkkkkkkkkkkkkkkkkk%04zu\":0", i ? "," : "",
+                                i);
+    text[pos++] = '}';
+    clock_t start = clock();
+    cr_assert_eq(code_of_n(text, pos, &loose, NULL), AUTHZ_JSON_OK);
+    cr_assert_lt((double)(clock() - start) / CLOCKS_PER_SEC, 0.5);
+    free(text);
 }

@@ -757,6 +757,16 @@ Test(jwt, arena_bound_is_enough)
                  st.message);
     cr_assert_gt(authz_json_count(authz_json_get(jwt.payload, AUTHZ_SLICE_LIT("a"))), 1000);
     authz_arena_free(&bounded);
+
+    /* The server's request arena (16 KiB chunks) keeps 256 KiB beyond what
+     * unpacking the message takes: the densest default-limit parse fits in
+     * that slack alone. */
+    authz_arena request;
+    authz_arena_init(&request, NULL, 16384, 0);
+    cr_assert_eq(authz_jwt_parse(authz_slice_from_cstr(token), &limits, &request, &jwt, &st), 0, "%s",
+                 st.message);
+    cr_assert_leq(request.held, 256u * 1024u, "held %zu", request.held);
+    authz_arena_free(&request);
     free(token);
     cr_assert_gt(authz_jwt_arena_bound(NULL), 3 * AUTHZ_JWT_DEFAULT_MAX_TOKEN / 2);
 }
