@@ -1,7 +1,9 @@
 /* fuzz_jwt: authz_jwt_parse on the input as a compact JWS (default limits),
  * and authz_bearer_extract on "Bearer " + input and on the input alone.
  *
- * Checks: a failure leaves a denial reason; a parsed token's signing input is
+ * Checks: a failure leaves a denial reason and a zeroed output; an arena of
+ * twice authz_jwt_arena_bound never runs out, a starved one gives the same
+ * answer or internal_error; a parsed token's signing input is
  * the token up to its second dot, its signature is at most 1024 bytes, its
  * audience list is bounded, and the bound-CIDR claim reader stays in its
  * bounds. An extracted bearer credential lies inside the header, is not
@@ -31,8 +33,34 @@ static void check_denial(const authz_status *st)
     }
 }
 
+/* A second parse in an arena too small for most tokens: it either gives
+ * the same answer or runs out, and running out is internal_error. */
+static void fuzz_parse_starved(authz_slice token, const authz_jwt *full, int full_rc, const authz_status *full_st)
+{
+    authz_arena arena;
+    authz_jwt jwt;
+    authz_status st;
+    int rc;
+
+    authz_arena_init(&arena, NULL, 256, 1536);
+    memset(&st, 0, sizeof(st));
+    rc = authz_jwt_parse(token, NULL, &arena, &jwt, &st);
+    if (rc != 0) {
+        check_denial(&st);
+    }
+    if (rc != 0 && st.reason != AUTHZ_REASON_INTERNAL_ERROR && (full_rc == 0 || st.reason != full_st->reason)) {
+        FAIL("starved arena: reason %d, with room %d", (int)st.reason, full_rc == 0 ? 0 : (int)full_st->reason);
+    }
+    if (rc == 0 && (full_rc != 0 || jwt.alg != full->alg || jwt.signature_len != full->signature_len ||
+                    jwt.aud_count != full->aud_count || memcmp(jwt.signature, full->signature, jwt.signature_len))) {
+        FAIL("starved arena parses differently");
+    }
+    authz_arena_free(&arena);
+}
+
 static void fuzz_parse(authz_slice token)
 {
+    static const authz_jwt zero;
     authz_jwt jwt;
     authz_status st;
     authz_cidr cidrs[AUTHZ_JWT_MAX_CIDRS];
@@ -42,11 +70,20 @@ static void fuzz_parse(authz_slice token)
     authz_arena arena;
     int rc;
 
-    memset(&jwt, 0, sizeof(jwt));
+    memset(&jwt, 0x5A, sizeof(jwt));
     memset(&st, 0, sizeof(st));
-    authz_arena_init(&arena, NULL, 0, 0);
-    if (authz_jwt_parse(token, NULL, &arena, &jwt, &st) != 0) {
+    /* authz_jwt_arena_bound's promise: this budget never runs out. */
+    authz_arena_init(&arena, NULL, 4096, 2 * authz_jwt_arena_bound(NULL) + 4096);
+    rc = authz_jwt_parse(token, NULL, &arena, &jwt, &st);
+    fuzz_parse_starved(token, &jwt, rc, &st);
+    if (rc != 0) {
         check_denial(&st);
+        if (st.reason == AUTHZ_REASON_INTERNAL_ERROR) {
+            FAIL("ran out of an arena of twice authz_jwt_arena_bound");
+        }
+        if (memcmp(&jwt, &zero, sizeof(jwt)) != 0) {
+            FAIL("failure leaves the output not zeroed");
+        }
         authz_arena_free(&arena);
         return;
     }
