@@ -124,5 +124,5 @@ int authz_bearer_extract(authz_slice header, authz_slice *token, authz_status *s
 
     token->ptr = header.ptr + cred;
     token->len = end - cred;
-    return authz_status_set(status, AUTHZ_REASON_OK, "ok");
+    return authz_status_ok(status);
 }

@@ -74,7 +74,7 @@ int authz_claims_check_issuer(const authz_jwt *jwt, const authz_claim_policy *po
         return authz_status_set(status, AUTHZ_REASON_UNKNOWN_ISSUER, "token issuer \"%.*s\" is not \"%.*s\"",
                                 shown(jwt->iss.value, CLAIMS_SHOWN), text(jwt->iss.value),
                                 shown(policy->issuer, CLAIMS_SHOWN), text(policy->issuer));
-    return authz_status_set(status, AUTHZ_REASON_OK, "ok");
+    return authz_status_ok(status);
 }
 
 int authz_claims_check_audience(const authz_jwt *jwt, const authz_claim_policy *policy, authz_status *status)
@@ -87,7 +87,7 @@ int authz_claims_check_audience(const authz_jwt *jwt, const authz_claim_policy *
             continue;
         for (size_t j = 0; j < policy->audience_count; j++) {
             if (authz_slice_eq(jwt->aud[i], policy->audiences[j]))
-                return authz_status_set(status, AUTHZ_REASON_OK, "ok");
+                return authz_status_ok(status);
         }
     }
 
@@ -159,7 +159,7 @@ int authz_claims_check_time(const authz_jwt *jwt, const authz_claim_policy *poli
         return authz_status_set(
             status, AUTHZ_REASON_STALE_TOKEN, "token passed kubernetes.io.warnafter %s, now %s",
             format_time(jwt->k8s_warnafter.seconds, t1, sizeof t1), format_time(now, t2, sizeof t2));
-    return authz_status_set(status, AUTHZ_REASON_OK, "ok");
+    return authz_status_ok(status);
 }
 
 int authz_claims_check_identity(const authz_jwt *jwt, authz_status *status)
@@ -188,7 +188,7 @@ int authz_claims_check_identity(const authz_jwt *jwt, authz_status *status)
                                     shown(sub, CLAIMS_SHOWN), text(sub), shown(ns, CLAIMS_AUD_SHOWN),
                                     text(ns), shown(sa, CLAIMS_AUD_SHOWN), text(sa));
     }
-    return authz_status_set(status, AUTHZ_REASON_OK, "ok");
+    return authz_status_ok(status);
 }
 
 int authz_claims_check(const authz_jwt *jwt, const authz_claim_policy *policy, authz_status *status)

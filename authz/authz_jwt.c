@@ -328,7 +328,7 @@ int authz_jwt_parse(authz_slice token, const authz_jwt_limits *limits, authz_are
     jwt.signing_input = (authz_slice){token.ptr, seg[0].len + 1 + seg[1].len};
 
     *out = jwt;
-    rc = authz_status_set(status, AUTHZ_REASON_OK, "ok");
+    rc = authz_status_ok(status);
 cleanup:
     return rc;
 }

@@ -80,3 +80,10 @@ int authz_status_set(authz_status *status, authz_reason reason, const char *fmt,
     status->reason = reason;
     return reason == AUTHZ_REASON_OK ? 0 : -1;
 }
+
+int authz_status_ok(authz_status *status)
+{
+    status->reason = AUTHZ_REASON_OK;
+    memcpy(status->message, "ok", sizeof "ok");
+    return 0;
+}
