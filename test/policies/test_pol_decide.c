@@ -287,6 +287,7 @@ Test(pol_decide, allow_with_identity)
     cr_expect(authz_slice_eq_cstr(d.pod_name, "app-1"));
     cr_expect(authz_slice_eq_cstr(d.node_name, "node-1"));
     cr_expect_eq(d.subject.ptr[d.subject.len], '\0', "identity copies are NUL-terminated");
+    cr_expect_str_eq(d.status.message, "allowed system:serviceaccount:default:app");
 }
 
 Test(pol_decide, string_audience_allowed)
