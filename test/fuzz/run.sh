@@ -3,7 +3,7 @@
 # Usage: test/fuzz/run.sh BUILD_DIR SECONDS [TARGET...]
 #   BUILD_DIR  a build configured with -DTOKENGATE_FUZZ=ON
 #   SECONDS    -max_total_time for each target
-#   TARGET     b64 cidr jwt json grpc config checkreq (default: all)
+#   TARGET     b64 cidr jwt json grpc keys config checkreq (default: all)
 # New inputs go to BUILD_DIR/test/fuzz/work/<target>/ (never into the source
 # tree); crashes land in BUILD_DIR/test/fuzz/artifacts/.
 set -euo pipefail
@@ -13,7 +13,7 @@ seconds=${2:?usage: run.sh BUILD_DIR SECONDS [TARGET...]}
 shift 2
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(b64 cidr jwt json grpc config checkreq)
+  targets=(b64 cidr jwt json grpc keys config checkreq)
 fi
 bin="$build/test/fuzz"
 mkdir -p "$bin/artifacts"
@@ -28,5 +28,5 @@ for t in "${targets[@]}"; do
   echo "== fuzz_$t for ${seconds}s"
   "$bin/fuzz_$t" "${dict[@]}" -max_total_time="$seconds" -rss_limit_mb=1024 -print_final_stats=1 \
     -artifact_prefix="$bin/artifacts/$t-" "$work" "$src/corpus/$t" 2>&1 |
-    grep -E '^(stat::|==[0-9]+==|SUMMARY|#[0-9]+ +DONE)|^(json|jwt|grpc|cidr|b64|config|checkreq): ' || true
+    grep -E '^(stat::|==[0-9]+==|SUMMARY|#[0-9]+ +DONE)|^(json|jwt|grpc|cidr|b64|keys|config|checkreq): ' || true
 done
