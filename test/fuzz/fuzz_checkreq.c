@@ -1,8 +1,8 @@
 /* fuzz_checkreq: the zero-copy CheckRequest reader (server/srv_checkreq.h)
  * differentially against protobuf-c's unpack.
  *
- * 1. What srv_checkreq_parse accepts, protobuf-c accepts, and every slice
- *    lies inside the input.
+ * 1. What srv_checkreq_parse accepts, protobuf-c accepts (but for one
+ *    protobuf-c quirk, see below), and every slice lies inside the input.
  * 2. When protobuf-c accepts, its tree is packed again (canonical bytes: one
  *    occurrence per field, strings cut at their first NUL as protobuf-c's
  *    char * sees them). The reader must accept those bytes (unless the tree
@@ -16,6 +16,7 @@
  *    the last occurrence of that oneof member, the reader merges them.
  * The reader refusing what protobuf-c accepts is allowed on the original
  * bytes (over-long or field-0 tags are documented); (2) catches the rest. */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,7 +231,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m = envoy__service__auth__v3__check_request__unpack(NULL, size, data);
     if (rc == 0) {
         check_all_inside(&got, data, size);
-        if (m == NULL) {
+        /* protobuf-c 1.4.1 refuses an Address repeated with its oneof unset
+         * in both occurrences (attributes{source{address{} address{}}}), which
+         * protobuf allows; that shape needs an empty field 1 ("\x0a\x00"). */
+        if (m == NULL && memmem(data, size, "\x0a\x00", 2) == NULL) {
             FAIL("the reader accepts what protobuf-c refuses");
         }
     }
