@@ -12,9 +12,11 @@
  *   recurses on the C stack).
  * Values follow the protobuf specification: a singular string keeps its
  * last occurrence, repeated embedded messages merge (repeated fields
- * concatenate in wire order). One place where protobuf-c 1.4 differs:
+ * concatenate in wire order). Two places where protobuf-c 1.4 differs:
  * repeated socket_address occurrences (a oneof member) merge here, while
- * protobuf-c keeps only the last one. Strings are byte ranges: an embedded
+ * protobuf-c keeps only the last one; and an Address that occurs twice with
+ * its oneof unset both times (attributes{source{address{} address{}}}) is
+ * valid protobuf that protobuf-c refuses. Strings are byte ranges: an embedded
  * NUL is part of the value (protobuf-c's char * stops there). */
 #ifndef SRV_CHECKREQ_H
 #define SRV_CHECKREQ_H
