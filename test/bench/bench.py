@@ -220,13 +220,17 @@ def main():
 
     # 2. uncached ES256 and RS256 vs openssl speed.
     uncached_cfg = dict(base, token_cache={"size": 0})
+    # The machine's speed drifts (a shared VM): each side is the best of two
+    # runs, and openssl runs right beside the server run it is compared with.
     server = Tokengate(folder, "uncached", uncached_cfg)
     un_n = max(2000, n // 4)
-    results["uncached_es256"] = measured(server.proc, server.port, body_es, un_n, 16, 32, response_size)
-    results["uncached_rs256"] = measured(server.proc, server.port, body_rs, un_n, 16, 32, response_size_rs)
+    p256 = max(openssl_verify_rate("ecdsap256") for _ in range(2))
+    results["uncached_es256"] = max((measured(server.proc, server.port, body_es, un_n, 16, 32, response_size)
+                                     for _ in range(2)), key=lambda r: r["rate"])
+    rsa2048 = max(openssl_verify_rate("rsa2048") for _ in range(2))
+    results["uncached_rs256"] = max((measured(server.proc, server.port, body_rs, un_n, 16, 32, response_size_rs)
+                                     for _ in range(2)), key=lambda r: r["rate"])
     server.stop()
-    p256 = openssl_verify_rate("ecdsap256")
-    rsa2048 = openssl_verify_rate("rsa2048")
 
     # 5. 1,000 concurrent connections x 10 streams.
     server = Tokengate(folder, "conns", base)
