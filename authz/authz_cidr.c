@@ -3,24 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "authz_ascii.h"
+
 /* Longest IPv6 text form: 8 groups of 4 hex digits or 6 groups and a dotted quad. */
 #define IP_TEXT_MAX 45
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Strict dotted quad: exactly four decimal octets 0..255, no leading zeros. */
 static int parse_ipv4(const char *s, size_t len, uint8_t out[4])
@@ -34,12 +20,13 @@ static int parse_ipv4(const char *s, size_t len, uint8_t out[4])
         }
         size_t start = i;
         unsigned value = 0;
-        while (i < len && is_digit(s[i]) && i - start < 3) {
+        while (i < len && authz_is_digit((unsigned char)s[i]) && i - start < 3) {
             value = value * 10 + (unsigned)(s[i] - '0');
             i++;
         }
         size_t digits = i - start;
-        if (digits == 0 || (digits > 1 && s[start] == '0') || value > 255 || (i < len && is_digit(s[i])))
+        if (digits == 0 || (digits > 1 && s[start] == '0') || value > 255 ||
+            (i < len && authz_is_digit((unsigned char)s[i])))
             return -1;
         out[part] = (uint8_t)value;
     }
@@ -66,8 +53,8 @@ static int parse_ipv6(const char *s, size_t len, uint8_t out[16])
     while (i < len) {
         size_t start = i;
         unsigned value = 0;
-        while (i < len && hex_value(s[i]) >= 0 && i - start < 4) {
-            value = value << 4 | (unsigned)hex_value(s[i]);
+        while (i < len && authz_hex_value((unsigned char)s[i]) >= 0 && i - start < 4) {
+            value = value << 4 | (unsigned)authz_hex_value((unsigned char)s[i]);
             i++;
         }
         if (i < len && s[i] == '.') {
@@ -186,7 +173,7 @@ int authz_cidr_parse(authz_slice text, authz_cidr *out)
             return -1;
         prefix_len = 0;
         for (size_t i = 0; i < n; i++) {
-            if (!is_digit(digits[i]))
+            if (!authz_is_digit((unsigned char)digits[i]))
                 return -1;
             prefix_len = prefix_len * 10 + (unsigned)(digits[i] - '0');
         }

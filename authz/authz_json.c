@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz_ascii.h"
+
 /* Byte classes. The low three bits classify a byte inside a string; bit 3
  * marks the bytes that can start a node (',' ':' '[' '{'), counted to bound
  * the node array before parsing. */
@@ -123,17 +125,6 @@ static size_t utf8_sequence(const unsigned char *b, size_t avail)
     return n;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Four hex digits at |b| (|avail| bytes readable) as a code unit, or -1. */
 static long hex4(const unsigned char *b, size_t avail)
 {
@@ -141,7 +132,7 @@ static long hex4(const unsigned char *b, size_t avail)
         return -1;
     long v = 0;
     for (size_t k = 0; k < 4; k++) {
-        int h = hex_value(b[k]);
+        int h = authz_hex_value((unsigned char)b[k]);
         if (h < 0)
             return -1;
         v = v * 16 + h;
@@ -311,11 +302,6 @@ static int parse_string(parser *p, authz_json *node)
     return 0;
 }
 
-static bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 /* number = [ "-" ] int [ frac ] [ exp ] (RFC 8259 §6). */
 static int parse_number(parser *p, authz_json *node)
 {
@@ -326,17 +312,17 @@ static int parse_number(parser *p, authz_json *node)
         neg = true;
         i++;
     }
-    if (i >= p->len || !is_digit(s[i]))
+    if (i >= p->len || !authz_is_digit((unsigned char)s[i]))
         return fail(p, AUTHZ_JSON_ESYNTAX, i, "invalid number");
     uint64_t mag = 0;
     const uint64_t max_mag = neg ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX;
     bool overflow = false;
     if (s[i] == '0') {
         i++;
-        if (i < p->len && is_digit(s[i]))
+        if (i < p->len && authz_is_digit((unsigned char)s[i]))
             return fail(p, AUTHZ_JSON_ESYNTAX, start, "number with a leading zero");
     } else {
-        while (i < p->len && is_digit(s[i])) {
+        while (i < p->len && authz_is_digit((unsigned char)s[i])) {
             uint64_t d = (uint64_t)(s[i] - '0');
             if (mag > (max_mag - d) / 10)
                 overflow = true;
@@ -349,9 +335,9 @@ static int parse_number(parser *p, authz_json *node)
     if (i < p->len && s[i] == '.') {
         integral = false;
         i++;
-        if (i >= p->len || !is_digit(s[i]))
+        if (i >= p->len || !authz_is_digit((unsigned char)s[i]))
             return fail(p, AUTHZ_JSON_ESYNTAX, i, "fraction without digits");
-        while (i < p->len && is_digit(s[i]))
+        while (i < p->len && authz_is_digit((unsigned char)s[i]))
             i++;
     }
     if (i < p->len && (s[i] == 'e' || s[i] == 'E')) {
@@ -359,9 +345,9 @@ static int parse_number(parser *p, authz_json *node)
         i++;
         if (i < p->len && (s[i] == '+' || s[i] == '-'))
             i++;
-        if (i >= p->len || !is_digit(s[i]))
+        if (i >= p->len || !authz_is_digit((unsigned char)s[i]))
             return fail(p, AUTHZ_JSON_ESYNTAX, i, "exponent without digits");
-        while (i < p->len && is_digit(s[i]))
+        while (i < p->len && authz_is_digit((unsigned char)s[i]))
             i++;
     }
     if (integral) {
