@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 
 import grpc
 
@@ -57,6 +58,8 @@ def build_request(ext, args):
     http.headers[":authority"] = args.host
     http.headers[":method"] = args.method
     http.headers[":path"] = args.path
+    # Envoy forwards the request's x-request-id; tokengate logs it with the decision.
+    http.headers["x-request-id"] = args.request_id or str(uuid.uuid4())
     if args.token:
         http.headers["authorization"] = "Bearer " + args.token
     if args.cluster:
@@ -75,6 +78,7 @@ def main():
     parser.add_argument("--method", default="GET")
     parser.add_argument("--path", default="/")
     parser.add_argument("--token", help="service-account token (no Authorization header if omitted)")
+    parser.add_argument("--request-id", help="x-request-id of the request (default: a random UUID)")
     parser.add_argument("--timeout", type=float, default=5.0)
     args = parser.parse_args()
 
