@@ -732,6 +732,8 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "max_connections",
                                        "max_concurrent_streams",
                                        "trusted_proxy_hops",
+                                       "idle_timeout_seconds",
+                                       "request_timeout_seconds",
                                        "token_cache",
                                        "log_decisions",
                                        "clusters",
@@ -746,6 +748,8 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
     get_size(ctx, root, "", "max_connections", 1, 1000000, &snap->server.max_connections);
     get_size(ctx, root, "", "max_concurrent_streams", 1, 65536, &snap->server.max_concurrent_streams);
     get_size(ctx, root, "", "trusted_proxy_hops", 0, 16, &snap->server.trusted_proxy_hops);
+    get_size(ctx, root, "", "idle_timeout_seconds", 0, 86400, &snap->server.idle_timeout_seconds);
+    get_size(ctx, root, "", "request_timeout_seconds", 1, 3600, &snap->server.request_timeout_seconds);
     get_bool(ctx, root, "", "log_decisions", &snap->server.log_decisions);
     const json_t *cache = json_object_get(root, "token_cache");
     if (cache && is_object(ctx, cache, "token_cache")) {
@@ -811,6 +815,8 @@ static pol_snapshot *snapshot_new(const char *path)
     snap->server.max_concurrent_streams = 1024;
     snap->server.trusted_proxy_hops = 0;
     snap->server.token_cache_size = 10000;
+    snap->server.idle_timeout_seconds = 300;
+    snap->server.request_timeout_seconds = 30;
     snap->server.log_decisions = true;
     if (!dup_slice(path, strlen(path), false, &snap->path) ||
         !dup_slice("127.0.0.1:9191", strlen("127.0.0.1:9191"), false, &snap->server.listen)) {

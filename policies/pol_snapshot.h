@@ -57,6 +57,8 @@ typedef struct pol_server_settings {
     size_t max_concurrent_streams;/* per connection, default 1024 */
     size_t trusted_proxy_hops;    /* 0 = use the peer address Envoy saw */
     size_t token_cache_size;      /* entries per worker, 0 = off, default 10000 */
+    size_t idle_timeout_seconds;  /* close a connection idle this long, 0 = off, default 300 */
+    size_t request_timeout_seconds; /* a request must be complete this long after its headers, default 30 */
     bool log_decisions;           /* one JSON line per decision on stderr, default true */
 } pol_server_settings;
 

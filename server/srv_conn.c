@@ -13,6 +13,9 @@
 #define STREAM_ARENA_CHUNK (16u * 1024u)
 #define GRPC_MESSAGE_MAX 256u
 #define FALLBACK_MAX 80u
+/* After an idle GOAWAY: how long a peer that does not read gets before the
+ * connection is closed with output still unsent. */
+#define IDLE_CLOSE_GRACE_MS 5000u
 
 typedef enum rpc_kind { RPC_UNKNOWN = 0, RPC_CHECK, RPC_HEALTH } rpc_kind;
 
@@ -39,8 +42,9 @@ struct srv_stream {
     size_t header_bytes;
     uint64_t start_ns; /* uv_hrtime when the headers arrived */
     bool has_deadline;
-    uint64_t deadline_ns; /* absolute uv_hrtime */
-    const uint8_t *msg;   /* the request message (arena) */
+    uint64_t deadline_ns;    /* absolute uv_hrtime */
+    uint64_t request_due_ms; /* uv_now by which the request must be complete */
+    const uint8_t *msg;      /* the request message (arena) */
     size_t msg_len;
     uint8_t *resp; /* prefix + response message */
     size_t resp_len;
@@ -64,6 +68,11 @@ struct srv_conn {
     uint8_t *inflight; /* buffer owned by the pending uv_write */
     size_t inflight_cap;
     uv_write_t wreq;
+    uv_timer_t timer;      /* request and idle timeouts; timer.data = this */
+    uint64_t timer_due_ms; /* uv_now the timer fires at, while active */
+    uint64_t last_recv_ms; /* uv_now of the last read with bytes */
+    unsigned open_handles; /* tcp and timer: freed when both are closed */
+    bool idle_goaway;      /* idle GOAWAY sent: the next expiry closes */
     bool writing;
     bool reading;
     bool closing;
@@ -77,6 +86,8 @@ struct srv_conn {
 
 static void conn_close(srv_conn *c);
 static void conn_flush(srv_conn *c);
+static void conn_timer_arm(srv_conn *c, uint64_t due_ms);
+static void on_conn_timer(uv_timer_t *t);
 
 /* ---- stream pool ---- */
 
@@ -105,6 +116,11 @@ static srv_stream *stream_get(srv_worker *w, srv_conn *c, int32_t id)
     s->id = id;
     s->reader.max_len = max_msg;
     s->start_ns = uv_hrtime();
+    s->request_due_ms = uv_now(&w->loop) + (uint64_t)w->snap->server.request_timeout_seconds * 1000u;
+    /* Later streams never expire earlier: only an idle expiry past this one moves the timer. */
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due_ms > s->request_due_ms) {
+        conn_timer_arm(c, s->request_due_ms);
+    }
     s->next = c->streams;
     if (c->streams != NULL) {
         c->streams->prev = s;
@@ -594,6 +610,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) {
         return;
     }
+    c->last_recv_ms = uv_now(&c->w->loop);
     if (nghttp2_session_mem_recv(c->session, (const uint8_t *)buf->base, (size_t)nread) < 0) {
         conn_close(c);
         return;
@@ -723,11 +740,73 @@ static void conn_flush(srv_conn *c)
     }
 }
 
+/* ---- timeouts ---- */
+
+static void conn_timer_arm(srv_conn *c, uint64_t due_ms)
+{
+    uint64_t now = uv_now(&c->w->loop);
+
+    c->timer_due_ms = due_ms;
+    uv_timer_start(&c->timer, on_conn_timer, due_ms > now ? due_ms - now : 0, 0);
+}
+
+/* One timer per connection, armed lazily: it answers the streams whose
+ * request is overdue, then re-arms to the earliest of the remaining request
+ * deadlines and the idle check. */
+static void on_conn_timer(uv_timer_t *t)
+{
+    srv_conn *c = t->data;
+    const pol_server_settings *cfg = &c->w->snap->server;
+    uint64_t now = uv_now(&c->w->loop);
+    uint64_t idle_ms = (uint64_t)cfg->idle_timeout_seconds * 1000u;
+    uint64_t next = UINT64_MAX;
+
+    if (c->closing) {
+        return;
+    }
+    if (c->idle_goaway) {
+        conn_close(c);
+        return;
+    }
+    for (srv_stream *s = c->streams; s != NULL; s = s->next) {
+        if (s->responded) {
+            continue;
+        }
+        if (now >= s->request_due_ms) {
+            /* Never decided: the request is not all there. */
+            respond_error(s, SRV_GRPC_DEADLINE_EXCEEDED, "request not complete in time");
+        } else if (s->request_due_ms < next) {
+            next = s->request_due_ms;
+        }
+    }
+    if (idle_ms > 0) {
+        if (c->streams == NULL && now - c->last_recv_ms >= idle_ms) {
+            /* GOAWAY with no stream open: conn_flush closes once it is written. */
+            nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(c->session), NGHTTP2_NO_ERROR, NULL,
+                                  0);
+            c->idle_goaway = true;
+            next = now + IDLE_CLOSE_GRACE_MS;
+        } else {
+            /* Streams still open (answers waiting on flow control): look again later. */
+            uint64_t idle_due = c->streams == NULL ? c->last_recv_ms + idle_ms : now + idle_ms;
+            next = idle_due < next ? idle_due : next;
+        }
+    }
+    if (next != UINT64_MAX) {
+        conn_timer_arm(c, next);
+    }
+    conn_flush(c);
+}
+
 static void on_conn_closed(uv_handle_t *handle)
 {
     srv_conn *c = handle->data;
     srv_worker *w = c->w;
 
+    if (--c->open_handles > 0) {
+        return;
+    }
     if (c->session != NULL) {
         nghttp2_session_del(c->session);
     }
@@ -761,6 +840,7 @@ static void conn_close(srv_conn *c)
     }
     c->closing = true;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
 static void on_reject_closed(uv_handle_t *handle)
@@ -806,6 +886,9 @@ int srv_conn_accept(srv_worker *w)
         return rc;
     }
     c->tcp.data = c;
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 2;
     c->next = w->conns;
     if (w->conns != NULL) {
         w->conns->prev = c;
@@ -833,6 +916,10 @@ int srv_conn_accept(srv_worker *w)
         nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, 16 << 20) != 0) {
         conn_close(c);
         return UV_ENOMEM;
+    }
+    c->last_recv_ms = uv_now(&w->loop);
+    if (w->snap->server.idle_timeout_seconds > 0) {
+        conn_timer_arm(c, c->last_recv_ms + (uint64_t)w->snap->server.idle_timeout_seconds * 1000u);
     }
     conn_flush(c);
     return 0;

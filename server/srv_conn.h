@@ -7,6 +7,14 @@
  * When more than SRV_CONN_HIGH_WATER bytes wait to be written the
  * connection stops reading until the backlog drains.
  *
+ * Timeouts (one uv_timer per connection, re-armed to the earliest due time):
+ * - request_timeout_seconds after its HEADERS, a stream whose request is not
+ *   complete and not yet answered gets a trailers-only DEADLINE_EXCEEDED
+ *   (never a decision), then RST_STREAM(NO_ERROR);
+ * - a connection with no open stream that received nothing for
+ *   idle_timeout_seconds gets GOAWAY and is closed once that is written (or
+ *   a few seconds later if the peer does not read).
+ *
  * gRPC behaviour (grpc doc/PROTOCOL-HTTP2.md):
  * - :method other than POST: HTTP 405, no grpc-status.
  * - content-type not starting with "application/grpc": HTTP 415.

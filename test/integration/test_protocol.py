@@ -237,6 +237,135 @@ def raw_h2_call(port, grpc_timeout, body, delay):
     return got
 
 
+def _read_frames(sock, stop, timeout, ack_settings=True):
+    """Frames received on |sock| as (type, flags, stream id) until
+    stop(frame) is true, EOF or |timeout| s. Returns (frames, saw_eof)."""
+    frames, buf = [], b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            length = int.from_bytes(buf[:3], "big")
+            frame = (buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF)
+            buf = buf[9 + length:]
+            if ack_settings and frame[0] == 4 and not frame[1] & 0x1:
+                sock.sendall(_frame(4, 0x1, 0, b""))
+            frames.append(frame)
+            if stop(frame):
+                return frames, False
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            return frames, True
+        buf += chunk
+    return frames, False
+
+
+class TimeoutsTest(unittest.TestCase):
+    """idle_timeout_seconds and request_timeout_seconds, both at 1 s on a
+    server of their own."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = h.Server(FOLDER, WORLD.config(idle_timeout_seconds=1, request_timeout_seconds=1),
+                              "timeouts").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        code, _ = cls.server.stop()
+        if code != 0:
+            raise AssertionError(f"tokengate exited {code}:\n{cls.server.log_text()[-4000:]}")
+
+    def connect(self):
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        self.addCleanup(sock.close)
+        return sock
+
+    def test_idle_connection_is_closed(self):
+        sock = self.connect()
+        start = time.monotonic()
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b""))
+        frames, eof = _read_frames(sock, lambda f: False, 4.0, ack_settings=False)
+        elapsed = time.monotonic() - start
+        self.assertTrue(eof, f"connection still open after {elapsed:.1f}s: {frames}")
+        self.assertGreaterEqual(elapsed, 0.9)
+        self.assertLessEqual(elapsed, 3.0)
+        self.assertIn(7, [f[0] for f in frames], "closed without GOAWAY")
+
+    def test_busy_channel_is_not_disturbed(self):
+        # The calls alone would pass across a reconnect: the channel's states
+        # show the connection itself stayed up.
+        errors, calls, states = [], 0, []
+        with self.server.channel() as channel:
+            channel.subscribe(states.append, try_to_connect=True)
+            stub = h.authz_stub(channel)
+            end = time.monotonic() + 3.0
+            while time.monotonic() < end:
+                try:
+                    resp = stub.Check(CASES[0][0], timeout=5)
+                    problem = CASES[0][1].problem(resp)
+                    if problem:
+                        errors.append(problem)
+                except grpc.RpcError as err:
+                    errors.append(f"{err.code()} {err.details()}")
+                calls += 1
+                time.sleep(0.3)
+            channel.unsubscribe(states.append)
+        self.assertEqual(errors, [])
+        ready = states.index(grpc.ChannelConnectivity.READY)
+        self.assertEqual(states[ready:], [grpc.ChannelConnectivity.READY], states)
+        self.assertGreaterEqual(calls, 8)
+
+    def stalled_headers(self, sock):
+        block = b"".join(_literal(n, v) for n, v in (
+            (":method", "POST"), (":scheme", "http"), (":path", h.CHECK_METHOD), (":authority", "tokengate"),
+            ("content-type", "application/grpc"), ("te", "trailers")))
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b"") + _frame(1, 0x4, 1, block))
+
+    def test_incomplete_request_is_answered_trailers_only(self):
+        before = len(self.server.decisions())
+        sock = self.connect()
+        start = time.monotonic()
+        self.stalled_headers(sock)
+        frames, _ = _read_frames(sock, lambda f: f[0] == 3 and f[2] == 1, 4.0)
+        elapsed = time.monotonic() - start
+        on_stream = [(f[0], bool(f[1] & 0x1)) for f in frames if f[2] == 1]
+        # Trailers-only: one HEADERS with END_STREAM, no DATA, then RST_STREAM.
+        self.assertEqual(on_stream, [(1, True), (3, False)], frames)
+        self.assertGreaterEqual(elapsed, 0.9)
+        self.assertLessEqual(elapsed, 3.0)
+        time.sleep(0.3)
+        self.assertEqual(len(self.server.decisions()), before, "a decision was made for an incomplete request")
+
+    def test_incomplete_request_status_is_deadline_exceeded(self):
+        # A client stream that never sends its message: the status and
+        # message seen are the server's (the call has no client deadline).
+        before = len(self.server.decisions())
+        release = threading.Event()
+
+        def nothing():
+            release.wait(10)
+            return
+            yield
+
+        with self.server.channel() as channel:
+            call = channel.stream_unary(h.CHECK_METHOD, request_serializer=identity,
+                                        response_deserializer=identity)
+            start = time.monotonic()
+            try:
+                with self.assertRaises(grpc.RpcError) as err:
+                    call(nothing())
+            finally:
+                release.set()
+        self.assertLessEqual(time.monotonic() - start, 3.0)
+        self.assertEqual(err.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertEqual(err.exception.details(), "request not complete in time")
+        time.sleep(0.3)
+        self.assertEqual(len(self.server.decisions()), before, "a decision was made for an incomplete request")
+
+
 def run_load(target, calls_per_channel, channels, batch, outcomes, stop=None):
     """|channels| threads, each with its own channel, sending CASES round
     robin in batches of |batch| concurrent futures. Appends (expect, resp or

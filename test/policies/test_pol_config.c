@@ -102,7 +102,7 @@ Test(pol_config, full_config_values)
     pol_snapshot *snap =
         load("{\"listen\":\"[::1]:8081\",\"workers\":4,\"clock_skew_seconds\":30,\"max_token_bytes\":4096,"
              "\"max_message_bytes\":2048,\"max_connections\":5,\"max_concurrent_streams\":7,\"trusted_proxy_"
-             "hops\":2,"
+             "hops\":2,\"idle_timeout_seconds\":0,\"request_timeout_seconds\":3600,"
              "\"token_cache\":{\"size\":0},\"log_decisions\":false,"
              "\"clusters\":[{\"name\":\"a.1_x-y\",\"issuer\":\"https://a\",\"audiences\":[\"api\",\"other\"],"
              "\"jwks_file\":\"keys/a.jwks.json\",\"public_key_files\":[\"b.pem\"],"
@@ -124,6 +124,8 @@ Test(pol_config, full_config_values)
     cr_expect_eq(snap->server.max_concurrent_streams, 7);
     cr_expect_eq(snap->server.trusted_proxy_hops, 2);
     cr_expect_eq(snap->server.token_cache_size, 0);
+    cr_expect_eq(snap->server.idle_timeout_seconds, 0);
+    cr_expect_eq(snap->server.request_timeout_seconds, 3600);
     cr_expect_not(snap->server.log_decisions);
     cr_assert_eq(snap->cluster_count, 2);
     const pol_cluster *a = &snap->clusters[0];
@@ -169,6 +171,8 @@ Test(pol_config, defaults)
     cr_expect_eq(snap->server.max_concurrent_streams, 1024);
     cr_expect_eq(snap->server.trusted_proxy_hops, 0);
     cr_expect_eq(snap->server.token_cache_size, 10000);
+    cr_expect_eq(snap->server.idle_timeout_seconds, 300);
+    cr_expect_eq(snap->server.request_timeout_seconds, 30);
     cr_expect(snap->server.log_decisions);
     cr_expect_eq(snap->rule_count, 0);
     const pol_cluster *a = &snap->clusters[0];
@@ -285,6 +289,14 @@ Test(pol_config, out_of_range)
                  "max_token_bytes: must be between 256");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"token_cache\":{\"size\":10000001}}",
                  "token_cache.size: must be between 0 and 10000000 (10000001)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"idle_timeout_seconds\":86401}",
+                 "idle_timeout_seconds: must be between 0 and 86400 (86401)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"idle_timeout_seconds\":-1}",
+                 "idle_timeout_seconds: must be between 0 and 86400 (-1)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"request_timeout_seconds\":0}",
+                 "request_timeout_seconds: must be between 1 and 3600 (0)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"request_timeout_seconds\":3601}",
+                 "request_timeout_seconds: must be between 1 and 3600 (3601)");
     expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/"
                  "a.jwks.json\","
                  "\"max_token_age_seconds\":31536001}]}",
