@@ -1,6 +1,8 @@
 #include "authz_bearer.h"
 
+#include <openssl/evp.h>
 #include <stdbool.h>
+#include <string.h>
 
 /* Longest scheme name quoted in a message; longer ones are cut. */
 #define BEARER_SCHEME_SHOWN 16
@@ -125,4 +127,16 @@ int authz_bearer_extract(authz_slice header, authz_slice *token, authz_status *s
     token->ptr = header.ptr + cred;
     token->len = end - cred;
     return authz_status_ok(status);
+}
+
+int authz_bearer_digest(authz_slice credential, uint8_t out[AUTHZ_BEARER_DIGEST_LEN])
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    if (!credential.ptr || credential.len == 0 ||
+        EVP_Digest(credential.ptr, credential.len, digest, &digest_len, EVP_sha256(), NULL) != 1 ||
+        digest_len < AUTHZ_BEARER_DIGEST_LEN)
+        return -1;
+    memcpy(out, digest, AUTHZ_BEARER_DIGEST_LEN);
+    return 0;
 }

@@ -363,6 +363,13 @@ static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision 
     return 0;
 }
 
+/* The log's token fingerprint, computed once per cached token. */
+static void copy_digest(const pol_cached_token *entry, pol_decision *out)
+{
+    out->has_token_digest = entry->has_token_digest;
+    memcpy(out->token_digest, entry->token_digest, sizeof out->token_digest);
+}
+
 /* "allowed <subject>" without printf: this runs on every allowed request. */
 static void status_allowed(authz_status *status, authz_slice subject)
 {
@@ -405,6 +412,7 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
         trace_fail(ctx, "bearer", &out->status);
         goto cleanup;
     }
+    out->token = token;
     trace_step(ctx, "bearer", true, "bearer token of %zu bytes", token.len);
 
     /* 3-5 depend on the token bytes and the snapshot alone: a cache hit
@@ -417,6 +425,7 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
         hit = pol_token_cache_get(ctx->cache, snap->generation, token, req->now);
     if (hit) {
         jp = &hit->jwt;
+        copy_digest(hit, out);
         signer = &snap->clusters[hit->cluster_index];
         key = &signer->keys.keys[hit->key_index];
         trace_step(ctx, "signature", true, "verified earlier with key kid %s of cluster %.*s (token cache)",
@@ -455,9 +464,10 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
         bool keep = reserved && jwt.exp.state == AUTHZ_JWT_TIME_VALID && req->now < jwt.exp.seconds;
         if (keep) {
             size_t key_index = (size_t)(key - signer->keys.keys);
-            jp = &pol_token_cache_commit(ctx->cache, snap->generation, &jwt,
-                                         pol_snapshot_cluster_index(snap, signer), key_index)
-                      ->jwt;
+            const pol_cached_token *stored = pol_token_cache_commit(
+                ctx->cache, snap->generation, &jwt, pol_snapshot_cluster_index(snap, signer), key_index);
+            jp = &stored->jwt;
+            copy_digest(stored, out);
         } else {
             drop_reservation = reserved;
         }

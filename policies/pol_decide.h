@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "authz_arena.h"
+#include "authz_bearer.h"
 #include "authz_jwt.h"
 #include "authz_reason.h"
 #include "authz_slice.h"
@@ -42,6 +43,9 @@ typedef struct pol_decision {
     authz_slice service_account;
     authz_slice pod_name;
     authz_slice node_name;
+    authz_slice token;          /* the bearer credential, borrowed from the request; empty when none */
+    bool has_token_digest;      /* token_digest holds authz_bearer_digest(token) */
+    uint8_t token_digest[AUTHZ_BEARER_DIGEST_LEN]; /* from the token cache: logs need not hash every request */
 } pol_decision;
 
 /* Optional observer for `tokengate explain`: called once per check with

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz_bearer.h"
+
 /* An entry lives in the first block of its own arena, with the token copy
  * and everything parsed from it: freeing the arena frees the entry. */
 typedef struct cache_entry {
@@ -192,6 +194,7 @@ const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t 
     e->pub.jwt = *jwt;
     e->pub.cluster_index = cluster_index;
     e->pub.key_index = key_index;
+    e->pub.has_token_digest = authz_bearer_digest(e->pub.token, e->pub.token_digest) == 0;
     e->generation = generation;
     e->expires_at = e->pub.jwt.exp.state == AUTHZ_JWT_TIME_VALID ? e->pub.jwt.exp.seconds : INT64_MAX;
     if (cache->count == cache->capacity)

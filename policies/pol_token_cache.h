@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "authz_arena.h"
+#include "authz_bearer.h"
 #include "authz_jwt.h"
 #include "authz_slice.h"
 
@@ -30,6 +31,8 @@ typedef struct pol_cached_token {
     authz_jwt jwt;
     size_t cluster_index; /* cluster whose key verified the signature */
     size_t key_index;     /* that key, within the cluster's keyset */
+    bool has_token_digest;
+    uint8_t token_digest[AUTHZ_BEARER_DIGEST_LEN]; /* authz_bearer_digest of the token, for logs */
 } pol_cached_token;
 
 /* Creates a cache of at most |capacity| entries (>= 1). NULL on allocation

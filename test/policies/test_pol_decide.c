@@ -851,8 +851,14 @@ Test(pol_decide, cache_hit_still_checks_the_target_cluster)
     pol_decision d = decide_cached(snap, cache, (req_opts){.cluster = "a", .token = jws}, now);
     cr_expect(d.allowed, "%s", d.status.message);
     cr_expect_eq(pol_token_cache_count(cache), 1, "a verified token is cached");
+    uint8_t digest[AUTHZ_BEARER_DIGEST_LEN];
+    cr_assert_eq(authz_bearer_digest(authz_slice_from_cstr(jws), digest), 0);
+    cr_expect(authz_slice_eq_cstr(d.token, jws), "the decision names the credential it judged");
+    cr_expect(d.has_token_digest && memcmp(d.token_digest, digest, sizeof digest) == 0,
+              "the cache hands the log its fingerprint");
     d = decide_cached(snap, cache, (req_opts){.cluster = "a", .token = jws}, now);
     cr_expect(d.allowed, "cached: %s", d.status.message);
+    cr_expect(d.has_token_digest && memcmp(d.token_digest, digest, sizeof digest) == 0, "and on a hit");
     cr_expect(authz_slice_eq_cstr(d.subject, "system:serviceaccount:default:app"));
     d = decide_cached(snap, cache, (req_opts){.cluster = "b", .token = jws}, now);
     expect_denied(d, AUTHZ_REASON_CLUSTER_MISMATCH);

@@ -1,7 +1,9 @@
 #include <criterion/criterion.h>
 
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "srv_log.h"
 
@@ -107,10 +109,58 @@ Test(srv_log, same_token_same_fingerprint)
     memset(&d, 0, sizeof(d));
     a.authorization = AUTHZ_SLICE_LIT("Bearer abc.def.ghi");
     b.authorization = AUTHZ_SLICE_LIT("bearer   abc.def.ghi");
+    d.token = AUTHZ_SLICE_LIT("abc.def.ghi"); /* what pol_decide extracted */
     json_t *ja = format(&a, &d, (authz_slice){NULL, 0});
     json_t *jb = format(&b, &d, (authz_slice){NULL, 0});
     cr_assert_str_eq(str(ja, "token_sha256"), str(jb, "token_sha256"),
                      "the hash covers the token, not the scheme");
     json_decref(ja);
     json_decref(jb);
+}
+
+Test(srv_log, cached_digest_is_used_as_is)
+{
+    pol_request req;
+    pol_decision d;
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    req.authorization = AUTHZ_SLICE_LIT("Bearer abc.def.ghi");
+    d.token = AUTHZ_SLICE_LIT("abc.def.ghi");
+    uint8_t digest[AUTHZ_BEARER_DIGEST_LEN];
+    cr_assert_eq(authz_bearer_digest(d.token, digest), 0);
+    json_t *j = format(&req, &d, (authz_slice){NULL, 0});
+    char hex[2 * AUTHZ_BEARER_DIGEST_LEN + 1];
+    for (size_t i = 0; i < AUTHZ_BEARER_DIGEST_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    cr_assert_str_eq(str(j, "token_sha256"), hex, "hashed here when the decision carries no digest");
+    json_decref(j);
+
+    d.has_token_digest = true;
+    memcpy(d.token_digest, "\xde\xad\xbe\xef", 4);
+    j = format(&req, &d, (authz_slice){NULL, 0});
+    cr_assert_str_eq(str(j, "token_sha256"), "deadbeef", "the token cache's digest, not a new hash");
+    json_decref(j);
+}
+
+Test(srv_log, time_matches_gmtime_across_years)
+{
+    pol_request req;
+    pol_decision d;
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    /* Steps of a little over a day and a prime number of seconds walk through
+     * leap years, month ends and every time of day from 1970 to 2100. */
+    for (int64_t secs = 0; secs < 4102444800LL; secs += 86400 + 7919) {
+        int64_t ns = secs * 1000000000LL + 987000000LL;
+        char line[SRV_LOG_LINE_MAX];
+        size_t n = srv_log_format(line, sizeof(line), ns, (authz_slice){NULL, 0}, &req, &d, 0);
+        cr_assert_gt(n, 0);
+        time_t t = (time_t)secs;
+        struct tm tm;
+        cr_assert_not_null(gmtime_r(&t, &tm));
+        char want[40];
+        strftime(want, sizeof want, "{\"time\":\"%Y-%m-%dT%H:%M:%S.987Z\"", &tm);
+        cr_assert(strncmp(line, want, strlen(want)) == 0, "at %lld: %.40s, wanted %s", (long long)secs, line,
+                  want);
+    }
 }
