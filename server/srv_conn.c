@@ -306,7 +306,8 @@ static void run_check(srv_stream *s)
         return;
     }
     if (w->snap->server.log_decisions) {
-        srv_log_decision(res.view.request_id, &res.view.req, &res.decision, (uv_hrtime() - t0) / 1000u);
+        srv_log_decision(&w->log, res.view.request_id, &res.view.req, &res.decision,
+                         (uv_hrtime() - t0) / 1000u);
     }
     if (rc == -2) {
         size_t n = srv_extauthz_fallback_response(s->fallback + SRV_GRPC_PREFIX_LEN, FALLBACK_MAX);
@@ -620,6 +621,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         ready_unlink(c, s);
         on_request_complete(s);
     }
+    srv_log_flush(&c->w->log);
     conn_flush(c);
 }
 

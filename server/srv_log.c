@@ -7,6 +7,8 @@
 #include "authz_bearer.h"
 #include "authz_reason.h"
 
+_Static_assert(SRV_LOG_LINE_MAX <= SRV_LOG_BATCH_BYTES, "a whole line fits an empty batch");
+
 typedef struct out_buf {
     char *p;
     size_t size;
@@ -193,8 +195,21 @@ size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice reques
     return o.len;
 }
 
-void srv_log_decision(authz_slice request_id, const pol_request *req, const pol_decision *d,
-                      uint64_t duration_us)
+void srv_log_flush(srv_log_batch *batch)
+{
+    size_t off = 0;
+    while (off < batch->len) {
+        ssize_t n = write(STDERR_FILENO, batch->data + off, batch->len - off);
+        if (n <= 0) {
+            break;
+        }
+        off += (size_t)n;
+    }
+    batch->len = 0;
+}
+
+void srv_log_decision(srv_log_batch *batch, authz_slice request_id, const pol_request *req,
+                      const pol_decision *d, uint64_t duration_us)
 {
     char line[SRV_LOG_LINE_MAX];
     struct timespec ts;
@@ -205,7 +220,12 @@ void srv_log_decision(authz_slice request_id, const pol_request *req, const pol_
     }
     n = srv_log_format(line, sizeof(line), (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, request_id, req, d,
                        duration_us);
-    if (n > 0 && write(STDERR_FILENO, line, n) < 0) {
+    if (n == 0) {
         return;
     }
+    if (batch->len + n > sizeof(batch->data)) {
+        srv_log_flush(batch);
+    }
+    memcpy(batch->data + batch->len, line, n);
+    batch->len += n;
 }

@@ -4,8 +4,9 @@
  *  "subject":..,"source":..,"method":..,"path":..,"decision":"allow"|"deny",
  *  "reason":..,"duration_us":N,"token_sha256":"<first 8 hex>"|null}
  * The token itself is never logged, only a short prefix of its SHA-256.
- * Each line is one write(2) call, so lines from several workers do not
- * interleave and no lock is taken. */
+ * Lines are gathered per worker and written whole, at most PIPE_BUF bytes
+ * a write(2), so lines from several workers do not interleave and no lock is
+ * taken. */
 #ifndef SRV_LOG_H
 #define SRV_LOG_H
 
@@ -24,9 +25,26 @@
 size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice request_id, const pol_request *req,
                       const pol_decision *d, uint64_t duration_us);
 
-/* Formats and writes the line to stderr (fd 2). Errors are ignored: the
- * decision does not depend on the log. */
-void srv_log_decision(authz_slice request_id, const pol_request *req, const pol_decision *d,
-                      uint64_t duration_us);
+/* Bytes of decision lines gathered before one write(2): PIPE_BUF, so each
+ * write of whole lines is atomic even on a pipe and lines from several
+ * workers never interleave. */
+#define SRV_LOG_BATCH_BYTES 4096u
+
+/* A worker's pending decision lines (one per worker, no lock). */
+typedef struct srv_log_batch {
+    size_t len;
+    char data[SRV_LOG_BATCH_BYTES];
+} srv_log_batch;
+
+/* Formats the decision line and appends it to |batch|, writing the batch
+ * to stderr first when the line would not fit. The caller flushes with
+ * srv_log_flush once it has answered what one read brought in. Errors are
+ * ignored: the decision does not depend on the log. */
+void srv_log_decision(srv_log_batch *batch, authz_slice request_id, const pol_request *req,
+                      const pol_decision *d, uint64_t duration_us);
+
+/* Writes the pending lines to stderr (fd 2) in one write(2) and empties
+ * |batch|. */
+void srv_log_flush(srv_log_batch *batch);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "pol_snapshot.h"
 #include "pol_token_cache.h"
+#include "srv_log.h"
 
 #define SRV_READ_BUF_SIZE (64u * 1024u)
 
@@ -46,6 +47,7 @@ typedef struct srv_worker {
     srv_conn *conns;          /* open connections (doubly linked) */
     srv_stream *free_streams; /* reusable streams, arenas kept warm */
     size_t free_count;
+    srv_log_batch log;                   /* decision lines of the current read, written after it */
     uint8_t read_buf[SRV_READ_BUF_SIZE]; /* every read is consumed synchronously */
 } srv_worker;
 

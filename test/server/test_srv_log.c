@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "srv_log.h"
 
@@ -163,4 +164,52 @@ Test(srv_log, time_matches_gmtime_across_years)
         cr_assert(strncmp(line, want, strlen(want)) == 0, "at %lld: %.40s, wanted %s", (long long)secs, line,
                   want);
     }
+}
+
+/* Lines gathered in a batch reach stderr (captured through a pipe) whole,
+ * in order and none lost; the batch, and so each write(2), never holds more
+ * than PIPE_BUF bytes. */
+Test(srv_log, batch_writes_whole_lines)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    int saved = dup(STDERR_FILENO);
+    cr_assert_eq(dup2(fds[1], STDERR_FILENO), STDERR_FILENO);
+
+    pol_request req;
+    pol_decision d;
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    req.path = AUTHZ_SLICE_LIT("/orders");
+    static srv_log_batch batch;
+    enum { LINES = 40 };
+    for (int i = 0; i < LINES; i++) {
+        srv_log_decision(&batch, AUTHZ_SLICE_LIT("rid"), &req, &d, (uint64_t)i);
+        cr_assert_leq(batch.len, SRV_LOG_BATCH_BYTES);
+    }
+    srv_log_flush(&batch);
+    cr_assert_eq(batch.len, 0);
+    cr_assert_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+
+    static char all[64 * 1024];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(fds[0], all + got, sizeof(all) - got)) > 0)
+        got += (size_t)n;
+    close(fds[0]);
+    int lines = 0;
+    for (char *line = all; line < all + got;) {
+        char *end = memchr(line, '\n', (size_t)(all + got - line));
+        cr_assert_not_null(end, "every line ends in a newline");
+        json_error_t err;
+        json_t *j = json_loadb(line, (size_t)(end - line), 0, &err);
+        cr_assert_not_null(j, "line %d is JSON: %s", lines, err.text);
+        cr_assert_eq(json_integer_value(json_object_get(j, "duration_us")), lines, "in order");
+        json_decref(j);
+        lines++;
+        line = end + 1;
+    }
+    cr_assert_eq(lines, LINES);
 }
