@@ -9,6 +9,7 @@
 
 #include "pol_config.h"
 #include "envoy/service/auth/v3/external_auth.pb-c.h"
+#include "checkreq_builder.h"
 #include "srv_checkreq.h"
 #include "srv_extauthz.h"
 #include "srv_pbarena.h"
@@ -16,8 +17,6 @@
 
 typedef Envoy__Service__Auth__V3__CheckRequest check_req;
 typedef Envoy__Service__Auth__V3__CheckResponse check_resp;
-typedef Envoy__Service__Auth__V3__AttributeContext__HttpRequest__HeadersEntry hdr_entry;
-typedef Envoy__Service__Auth__V3__AttributeContext__ContextExtensionsEntry ext_entry;
 
 static authz_arena arena;
 
@@ -33,82 +32,6 @@ static void teardown(void)
 
 TestSuite(srv_extauthz, .init = setup, .fini = teardown);
 
-/* A CheckRequest under construction, all storage inside the struct. */
-typedef struct req_builder {
-    check_req req;
-    Envoy__Service__Auth__V3__AttributeContext attrs;
-    Envoy__Service__Auth__V3__AttributeContext__Peer source;
-    Envoy__Config__Core__V3__Address addr;
-    Envoy__Config__Core__V3__SocketAddress sock;
-    Envoy__Service__Auth__V3__AttributeContext__Request request;
-    Envoy__Service__Auth__V3__AttributeContext__HttpRequest http;
-    hdr_entry headers[8];
-    hdr_entry *header_ptrs[8];
-    Envoy__Config__Core__V3__HeaderMap header_map;
-    Envoy__Config__Core__V3__HeaderValue raw[8];
-    Envoy__Config__Core__V3__HeaderValue *raw_ptrs[8];
-    ext_entry ext[2];
-    ext_entry *ext_ptrs[2];
-} req_builder;
-
-static void rb_init(req_builder *b)
-{
-    memset(b, 0, sizeof(*b));
-    envoy__service__auth__v3__check_request__init(&b->req);
-    envoy__service__auth__v3__attribute_context__init(&b->attrs);
-    envoy__service__auth__v3__attribute_context__peer__init(&b->source);
-    envoy__config__core__v3__address__init(&b->addr);
-    envoy__config__core__v3__socket_address__init(&b->sock);
-    envoy__service__auth__v3__attribute_context__request__init(&b->request);
-    envoy__service__auth__v3__attribute_context__http_request__init(&b->http);
-    envoy__config__core__v3__header_map__init(&b->header_map);
-    b->req.attributes = &b->attrs;
-    b->attrs.request = &b->request;
-    b->request.http = &b->http;
-    b->http.headers = b->header_ptrs;
-    b->header_map.headers = b->raw_ptrs;
-    b->attrs.context_extensions = b->ext_ptrs;
-}
-
-static void rb_peer(req_builder *b, const char *ip)
-{
-    b->attrs.source = &b->source;
-    b->source.address = &b->addr;
-    b->addr.address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
-    b->addr.socket_address = &b->sock;
-    b->sock.address = (char *)ip;
-    b->sock.port_specifier_case = ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PORT_SPECIFIER_PORT_VALUE;
-    b->sock.port_value = 44123;
-}
-
-static void rb_header(req_builder *b, const char *key, const char *value)
-{
-    hdr_entry *e = &b->headers[b->http.n_headers];
-    envoy__service__auth__v3__attribute_context__http_request__headers_entry__init(e);
-    e->key = (char *)key;
-    e->value = (char *)value;
-    b->header_ptrs[b->http.n_headers++] = e;
-}
-
-static void rb_raw_header(req_builder *b, const char *key, const char *value)
-{
-    Envoy__Config__Core__V3__HeaderValue *h = &b->raw[b->header_map.n_headers];
-    envoy__config__core__v3__header_value__init(h);
-    h->key = (char *)key;
-    h->raw_value.data = (uint8_t *)value;
-    h->raw_value.len = strlen(value);
-    b->raw_ptrs[b->header_map.n_headers++] = h;
-    b->http.header_map = &b->header_map;
-}
-
-static void rb_ext(req_builder *b, const char *key, const char *value)
-{
-    ext_entry *e = &b->ext[b->attrs.n_context_extensions];
-    envoy__service__auth__v3__attribute_context__context_extensions_entry__init(e);
-    e->key = (char *)key;
-    e->value = (char *)value;
-    b->ext_ptrs[b->attrs.n_context_extensions++] = e;
-}
 
 /* Packs with protobuf-c and reads the bytes back with srv_checkreq, so every
  * test goes through the wire format. */
@@ -173,9 +96,9 @@ Test(srv_extauthz, view_from_raw_header_map_case_insensitive)
     srv_extauthz_view v;
 
     rb_init(&b);
-    rb_raw_header(&b, "x-other", "1");
-    rb_raw_header(&b, "Authorization", "Bearer first");
-    rb_raw_header(&b, "authorization", "Bearer second");
+    rb_raw_header(&b, "x-other", NULL, "1");
+    rb_raw_header(&b, "Authorization", NULL, "Bearer first");
+    rb_raw_header(&b, "authorization", NULL, "Bearer second");
     srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
     assert_slice(v.req.authorization, "Bearer first");
 }
@@ -187,7 +110,7 @@ Test(srv_extauthz, view_headers_map_before_header_map)
 
     rb_init(&b);
     rb_header(&b, "authorization", "Bearer map");
-    rb_raw_header(&b, "authorization", "Bearer raw");
+    rb_raw_header(&b, "authorization", NULL, "Bearer raw");
     srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
     assert_slice(v.req.authorization, "Bearer map");
 }
