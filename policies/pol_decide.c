@@ -254,6 +254,13 @@ static int check_source(const pol_cluster *c, const pol_request *req, const auth
                         const authz_ip *ip, const pol_decide_ctx *ctx, authz_status *status)
 {
     if (c->source_cidr_count > 0) {
+        if (!have_ip && req->source.len == 0) {
+            authz_status_set(status, AUTHZ_REASON_SOURCE_NOT_ALLOWED,
+                             "the request carries no source address and cluster %.*s restricts sources",
+                             shown(c->name), c->name.ptr);
+            trace_fail(ctx, "source", status);
+            return -1;
+        }
         if (!have_ip) {
             authz_status_set(status, AUTHZ_REASON_SOURCE_NOT_ALLOWED,
                              "source %.*s is not an IP address and cluster %.*s restricts sources",

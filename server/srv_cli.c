@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "authz_arena.h"
@@ -422,16 +423,20 @@ int srv_cli_explain_main(int argc, char **argv)
     if (!snap)
         goto cleanup;
 
-    /* The header exactly as Envoy would pass it. */
+    /* The header exactly as Envoy would pass it; a value pasted with its
+     * scheme ("Bearer eyJ...") is taken as the whole header. */
     size_t token_len = strlen(token);
-    authorization = malloc(token_len + sizeof "Bearer ");
+    bool has_scheme = token_len > 7 && strncasecmp(token, "bearer ", 7) == 0;
+    const char *prefix = has_scheme ? "" : "Bearer ";
+    size_t prefix_len = strlen(prefix);
+    authorization = malloc(prefix_len + token_len + 1);
     t.checks = json_array();
     if (!authorization || !t.checks) {
         fprintf(stderr, "tokengate: out of memory\n");
         goto cleanup;
     }
-    memcpy(authorization, "Bearer ", sizeof "Bearer " - 1);
-    memcpy(authorization + sizeof "Bearer " - 1, token, token_len + 1);
+    memcpy(authorization, prefix, prefix_len);
+    memcpy(authorization + prefix_len, token, token_len + 1);
 
     pol_request req = {
         .authorization = authz_slice_from_cstr(authorization),

@@ -674,8 +674,10 @@ Test(pol_decide, source_cluster_cidr)
     expect_message(d, "192.168.0.1");
     d = decide((req_opts){.cluster = "net", .token = jws});
     expect_denied(d, AUTHZ_REASON_SOURCE_NOT_ALLOWED);
+    expect_message(d, "no source address");
     d = decide((req_opts){.cluster = "net", .source = "10.1.2.3:5555", .token = jws});
     expect_denied(d, AUTHZ_REASON_SOURCE_NOT_ALLOWED);
+    expect_message(d, "source 10.1.2.3:5555 is not an IP address");
     free(jws);
 }
 

@@ -124,6 +124,12 @@ class CliTest(unittest.TestCase):
         self.assertRegex(text, r"exp \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
         self.assertNotIn(self.token_a.rsplit(".", 1)[1], text, "the signature is never printed")
 
+    def test_explain_accepts_a_pasted_header_value(self):
+        for value in ("Bearer " + self.token_a, "bearer " + self.token_a):
+            out = run("explain", "-c", self.config, "--cluster", "a", "--source", "10.0.0.1", "--json", value)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertTrue(json.loads(out.stdout)["allowed"])
+
     def test_explain_replay_is_cluster_mismatch(self):
         out = run("explain", "-c", self.config, "--cluster", "a", "--json", self.token_b)
         self.assertEqual(out.returncode, 1, out.stderr)
