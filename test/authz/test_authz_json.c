@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "authz_json.h"
+#include "tg_failalloc.h"
 
 static const authz_json_limits loose = {0, 0, 0, false};
 
@@ -523,37 +524,17 @@ Test(json, error_offsets)
     cr_assert_eq(offset, 3);
 }
 
-/* The allocator behind the arena fails once |budget| calls have succeeded. */
-typedef struct countdown {
-    size_t budget;
-    size_t calls;
-} countdown;
-
-static void *countdown_malloc(size_t size, void *ctx)
-{
-    countdown *c = ctx;
-    if (c->calls++ >= c->budget)
-        return NULL;
-    return malloc(size);
-}
-
-static void countdown_free(void *ptr, void *ctx)
-{
-    (void)ctx;
-    free(ptr);
-}
-
 Test(json, every_allocation_failure_is_enomem)
 {
     const char *text = "{\"a\\u0041\":[\"x\\n\",\"\\u00e9\",{\"b\":\"\\/\"}],\"c\":\"plain\",\"d\":\"\\t\"}";
     bool succeeded = false;
     size_t budget;
     for (budget = 0; budget < 64 && !succeeded; budget++) {
-        countdown c = {budget, 0};
-        authz_alloc alloc = {countdown_malloc, countdown_free, &c};
+        tg_failalloc fa;
+        tg_failalloc_init(&fa, budget);
         authz_arena arena;
         /* A tiny chunk size puts every allocation through the allocator. */
-        authz_arena_init(&arena, &alloc, 16, 0);
+        authz_arena_init(&arena, &fa.alloc, 16, 0);
         const authz_json *root = NULL;
         authz_json_error err;
         int rc = authz_json_parse(text, strlen(text), &loose, &arena, &root, &err);

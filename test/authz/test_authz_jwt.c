@@ -6,6 +6,7 @@
 
 #include "authz_b64.h"
 #include "authz_jwt.h"
+#include "tg_failalloc.h"
 
 /* Every parse of a test allocates from this arena; each Criterion test is its own process. */
 static authz_arena arena;
@@ -652,26 +653,6 @@ Test(jwt, default_limits)
     cr_assert_eq(l.max_json_nodes, AUTHZ_JWT_DEFAULT_MAX_NODES);
 }
 
-/* The allocator behind the arena fails once |budget| calls have succeeded. */
-typedef struct countdown {
-    size_t budget;
-    size_t calls;
-} countdown;
-
-static void *countdown_malloc(size_t size, void *ctx)
-{
-    countdown *c = ctx;
-    if (c->calls++ >= c->budget)
-        return NULL;
-    return malloc(size);
-}
-
-static void countdown_free(void *ptr, void *ctx)
-{
-    (void)ctx;
-    free(ptr);
-}
-
 Test(jwt, out_of_memory_on_every_path)
 {
     char *token =
@@ -682,11 +663,11 @@ Test(jwt, out_of_memory_on_every_path)
     bool succeeded = false;
     size_t budget;
     for (budget = 0; budget < 64 && !succeeded; budget++) {
-        countdown c = {budget, 0};
-        authz_alloc alloc = {countdown_malloc, countdown_free, &c};
+        tg_failalloc fa;
+        tg_failalloc_init(&fa, budget);
         authz_arena small;
         /* A tiny chunk size puts every arena request through the allocator. */
-        authz_arena_init(&small, &alloc, 16, 0);
+        authz_arena_init(&small, &fa.alloc, 16, 0);
         authz_jwt jwt;
         authz_status st;
         int rc = authz_jwt_parse(authz_slice_from_cstr(token), NULL, &small, &jwt, &st);
