@@ -24,6 +24,7 @@
 #include "pol_token_cache.h"
 #include "tg_testdir.h"
 #include "tg_testkeys.h"
+#include "tg_testtoken.h"
 
 #define ISS_A "https://a.example"
 #define ISS_SHARED "https://kubernetes.default.svc.cluster.local"
@@ -105,17 +106,9 @@ static void teardown(void)
 
 /* ---- tokens --------------------------------------------------------------- */
 
-/* Claims of a valid token of |iss| for |aud| and namespace:sa, valid from t0
- * for an hour. */
 static json_t *claims(const char *iss, const char *aud, const char *ns, const char *sa)
 {
-    char sub[160];
-    snprintf(sub, sizeof sub, "system:serviceaccount:%s:%s", ns, sa);
-    json_t *c = json_pack(
-        "{s:s, s:s, s:[s], s:I, s:I, s:I, s:{s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}}}", "iss", iss,
-        "sub", sub, "aud", aud, "exp", (json_int_t)(t0 + 3600), "nbf", (json_int_t)t0, "iat", (json_int_t)t0,
-        "kubernetes.io", "namespace", ns, "serviceaccount", "name", sa, "uid", "sa-uid", "pod", "name",
-        "pod-1", "uid", "pod-uid", "node", "name", "node-1", "uid", "node-uid");
+    json_t *c = tg_k8s_claims(iss, aud, ns, sa, t0);
     cr_assert_not_null(c);
     return c;
 }
@@ -144,16 +137,8 @@ static json_t *without(json_t *c, const char *name)
  * leaves the kid out. */
 static char *sign(EVP_PKEY *key, const char *alg, const char *kid, json_t *c)
 {
-    json_t *header = kid ? json_pack("{s:s, s:s, s:s}", "alg", alg, "kid", kid, "typ", "JWT")
-                         : json_pack("{s:s, s:s}", "alg", alg, "typ", "JWT");
-    char *h = json_dumps(header, JSON_COMPACT);
-    char *p = json_dumps(c, JSON_COMPACT);
-    cr_assert(h && p);
-    char *jws = tg_jws(key, alg, h, p);
+    char *jws = tg_jws_claims(key, alg, kid, c);
     cr_assert_not_null(jws);
-    free(h);
-    free(p);
-    json_decref(header);
     json_decref(c);
     return jws;
 }
