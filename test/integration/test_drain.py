@@ -21,7 +21,7 @@ import hpack
 
 import tg_harness as h
 
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, CONTINUATION = 0, 1, 3, 4, 6, 7, 9
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 NO_ERROR, REFUSED_STREAM = 0, 7
 LAST_STREAM_NOTICE = (1 << 31) - 1  # RFC 9113 6.8: the graceful shutdown notice
@@ -149,11 +149,9 @@ class RawH2:
                 else:
                     s.trailers = fields
         elif ftype == DATA:
-            s = self.streams.setdefault(stream, Stream())
-            s.data += payload
-            if payload:  # keep both windows open
-                inc = struct.pack(">I", len(payload))
-                self.sock.sendall(frame(WINDOW_UPDATE, 0, 0, inc) + frame(WINDOW_UPDATE, 0, stream, inc))
+            # No WINDOW_UPDATE: the answers fit the default window, and a
+            # write after the server's last answer would meet a closed socket.
+            self.streams.setdefault(stream, Stream()).data += payload
         elif ftype == RST_STREAM:
             self.streams.setdefault(stream, Stream()).reset = struct.unpack(">I", payload[:4])[0]
         if ftype in (HEADERS, DATA) and flags & END_STREAM:
