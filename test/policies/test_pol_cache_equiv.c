@@ -263,7 +263,10 @@ static const target targets[] = {
 static const char *const sources[] = {
     "10.1.2.3", "10.9.9.9", "192.0.2.1", "fd00:a::5", "fd00:a:0:0:1::5", "2001:db8::1", "", "not-an-ip",
 };
-static const char *const routes[][2] = {{"GET", "/"}, {"POST", "/admin/x"}, {"GET", "/admin"}, {"POST", "/"}};
+/* "/api/%zz" is no valid percent-encoding: a malformed request where paths are judged. */
+static const char *const routes[][2] = {
+    {"GET", "/"}, {"POST", "/admin/x"}, {"GET", "/admin"}, {"POST", "/"}, {"GET", "/api/%zz"},
+};
 static const int64_t round_offsets[] = {0, 50, 130, 170, 250, 320, 700, 4000};
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
