@@ -15,6 +15,7 @@
  * TG_WYCHEPROOF_DIR (test/vectors/wycheproof/README.md says where they come
  * from and how to refresh them). When that folder does not exist each test
  * says so and is skipped, which ctest reports as skipped. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -23,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "authz_alg.h"
 #include "authz_jws.h"
@@ -206,6 +209,37 @@ static bool wp_acceptable_outcome(const json_t *test, bool *known)
     return false;
 }
 
+/* Signature bytes placed flush against an inaccessible page, so that a read
+ * past their end crashes the test even inside OpenSSL, which the sanitizers
+ * do not instrument. */
+typedef struct wp_guarded {
+    unsigned char *map;
+    size_t map_len;
+    const unsigned char *bytes;
+} wp_guarded;
+
+static void wp_guarded_init(wp_guarded *g, const unsigned char *data, size_t len)
+{
+    long page_size = sysconf(_SC_PAGESIZE);
+    cr_assert_gt(page_size, 0);
+    size_t page = (size_t)page_size;
+    size_t data_pages = len / page + 1;
+    g->map_len = (data_pages + 1) * page;
+    void *map = mmap(NULL, g->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(map, MAP_FAILED);
+    g->map = map;
+    cr_assert_eq(mprotect(g->map + data_pages * page, page, PROT_NONE), 0);
+    unsigned char *start = g->map + data_pages * page - len;
+    if (len)
+        memcpy(start, data, len);
+    g->bytes = start;
+}
+
+static void wp_guarded_free(wp_guarded *g)
+{
+    munmap(g->map, g->map_len);
+}
+
 /* Verifies one vector with every loaded key of the group; counts it and
  * reports a mismatch. */
 static void wp_run_vector(const wp_file *file, authz_alg alg, const wp_keys *keys, const json_t *test,
@@ -215,12 +249,15 @@ static void wp_run_vector(const wp_file *file, authz_alg alg, const wp_keys *key
     unsigned char *msg = wp_hex(test, "msg", &msg_len);
     unsigned char *sig = wp_hex(test, "sig", &sig_len);
     authz_slice input = {(const char *)msg, msg_len};
+    wp_guarded guarded;
+    wp_guarded_init(&guarded, sig, sig_len);
     bool verified[WP_PATH_COUNT] = {false, false};
     for (int p = 0; p < WP_PATH_COUNT; p++) {
         if (keys->loaded[p])
-            verified[p] = authz_jws_verify(&keys->set[p].keys[0], alg, input, sig, sig_len) == 0;
+            verified[p] = authz_jws_verify(&keys->set[p].keys[0], alg, input, guarded.bytes, sig_len) == 0;
         cr_assert_eq(ERR_peek_error(), 0, "OpenSSL error queue left non-empty by authz_jws_verify");
     }
+    wp_guarded_free(&guarded);
     free(msg);
     free(sig);
 
