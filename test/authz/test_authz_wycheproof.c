@@ -61,8 +61,9 @@ typedef struct wp_acceptable {
 
 static const wp_acceptable wp_acceptable_flags[] = {
     /* A PKCS#1 v1.5 DigestInfo without the NULL parameters of the hash
-     * AlgorithmIdentifier: OpenSSL compares the whole encoding to the one it
-     * builds, so tokengate refuses it, as RFC 8017 §8.2.2 has it. */
+     * AlgorithmIdentifier: OpenSSL compares the whole encoding with the one
+     * it builds (NULL included), so tokengate refuses it. Signers write the
+     * NULL; accepting its absence only widens what a verifier must parse. */
     {"MissingNull", false},
 };
 
