@@ -357,47 +357,19 @@ static void wp_run(const wp_file *file)
 #define PKCS1_SCHEMA "rsassa_pkcs1_verify_schema_v1.json"
 #define PSS_SCHEMA "rsassa_pss_verify_schema_v1.json"
 
-Test(wycheproof, es256_p256_p1363)
-{
-    wp_run(&(wp_file){"ecdsa_secp256r1_sha256_p1363_test.json", "ES256", ECDSA_SCHEMA, "SHA-256"});
-}
+/* One test per vector file, so that ctest's output names the file that failed. */
+#define WP_TEST(test_name, file, alg, schema, sha)                                                           \
+    Test(wycheproof, test_name)                                                                              \
+    {                                                                                                        \
+        wp_run(&(wp_file){file, alg, schema, sha});                                                          \
+    }
 
-Test(wycheproof, es384_p384_p1363)
-{
-    wp_run(&(wp_file){"ecdsa_secp384r1_sha384_p1363_test.json", "ES384", ECDSA_SCHEMA, "SHA-384"});
-}
-
-Test(wycheproof, es512_p521_p1363)
-{
-    wp_run(&(wp_file){"ecdsa_secp521r1_sha512_p1363_test.json", "ES512", ECDSA_SCHEMA, "SHA-512"});
-}
-
-Test(wycheproof, rs256_rsa2048)
-{
-    wp_run(&(wp_file){"rsa_signature_2048_sha256_test.json", "RS256", PKCS1_SCHEMA, "SHA-256"});
-}
-
-Test(wycheproof, rs256_rsa3072)
-{
-    wp_run(&(wp_file){"rsa_signature_3072_sha256_test.json", "RS256", PKCS1_SCHEMA, "SHA-256"});
-}
-
-Test(wycheproof, rs256_rsa4096)
-{
-    wp_run(&(wp_file){"rsa_signature_4096_sha256_test.json", "RS256", PKCS1_SCHEMA, "SHA-256"});
-}
-
-Test(wycheproof, ps256_rsa2048)
-{
-    wp_run(&(wp_file){"rsa_pss_2048_sha256_mgf1_32_test.json", "PS256", PSS_SCHEMA, "SHA-256"});
-}
-
-Test(wycheproof, ps256_rsa3072)
-{
-    wp_run(&(wp_file){"rsa_pss_3072_sha256_mgf1_32_test.json", "PS256", PSS_SCHEMA, "SHA-256"});
-}
-
-Test(wycheproof, ps256_rsa4096)
-{
-    wp_run(&(wp_file){"rsa_pss_4096_sha256_mgf1_32_test.json", "PS256", PSS_SCHEMA, "SHA-256"});
-}
+WP_TEST(es256_p256_p1363, "ecdsa_secp256r1_sha256_p1363_test.json", "ES256", ECDSA_SCHEMA, "SHA-256")
+WP_TEST(es384_p384_p1363, "ecdsa_secp384r1_sha384_p1363_test.json", "ES384", ECDSA_SCHEMA, "SHA-384")
+WP_TEST(es512_p521_p1363, "ecdsa_secp521r1_sha512_p1363_test.json", "ES512", ECDSA_SCHEMA, "SHA-512")
+WP_TEST(rs256_rsa2048, "rsa_signature_2048_sha256_test.json", "RS256", PKCS1_SCHEMA, "SHA-256")
+WP_TEST(rs256_rsa3072, "rsa_signature_3072_sha256_test.json", "RS256", PKCS1_SCHEMA, "SHA-256")
+WP_TEST(rs256_rsa4096, "rsa_signature_4096_sha256_test.json", "RS256", PKCS1_SCHEMA, "SHA-256")
+WP_TEST(ps256_rsa2048, "rsa_pss_2048_sha256_mgf1_32_test.json", "PS256", PSS_SCHEMA, "SHA-256")
+WP_TEST(ps256_rsa3072, "rsa_pss_3072_sha256_mgf1_32_test.json", "PS256", PSS_SCHEMA, "SHA-256")
+WP_TEST(ps256_rsa4096, "rsa_pss_4096_sha256_mgf1_32_test.json", "PS256", PSS_SCHEMA, "SHA-256")
