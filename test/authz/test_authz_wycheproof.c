@@ -287,6 +287,9 @@ static void wp_run_vector(const wp_file *file, authz_alg alg, const wp_keys *key
         counts->mismatches++;
         fprintf(stderr, "wycheproof %s tcId %lld (%s, flags [%s], \"%s\"): %s\n", file->name,
                 (long long)tc_id, wp_result_names[result], flags, wp_str(test, "comment"), problem);
+    } else if (result == WP_ACCEPTABLE) {
+        fprintf(stderr, "wycheproof %s tcId %lld (acceptable, flags [%s]): %s, as recorded\n", file->name,
+                (long long)tc_id, flags, outcome ? "verified" : "refused");
     }
 }
 
