@@ -282,6 +282,19 @@ Test(pol_decide_path, ignore_case)
     cr_expect_eq(d.status.reason, AUTHZ_REASON_FORBIDDEN, "byte prefix, as without ignore_case");
     d = decide_path(case_snap, "GET", AUTHZ_SLICE_LIT("/admi"), NULL);
     cr_expect(d.allowed, "%s", d.status.message);
+
+    /* Both sides are folded: an upper-case prefix holds lower-case paths. */
+    write_text("upper.json", "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS
+                             "\",\"audiences\":[\"api\"],\"jwks_file\":\"a.jwks\"}],\"rules\":["
+                             "{\"name\":\"admin\",\"path_prefix\":\"/ADMIN\",\"ignore_case\":true,"
+                             "\"namespaces\":[\"ops\"]},{\"name\":\"everyone\"}]}");
+    char path[512], err[1024];
+    snprintf(path, sizeof path, "%s/upper.json", dir);
+    pol_snapshot *upper = NULL;
+    cr_assert_eq(pol_config_load(path, &upper, err, sizeof err), 0, "%s", err);
+    d = decide_path(upper, "GET", AUTHZ_SLICE_LIT("/admin/x"), NULL);
+    cr_expect_eq(d.status.reason, AUTHZ_REASON_FORBIDDEN, "%s", d.status.message);
+    pol_snapshot_release(upper);
 }
 
 Test(pol_decide_path, connect_and_options_star)
@@ -355,4 +368,68 @@ Test(pol_decide_path, trace_names_the_normalized_path)
     cr_assert(strstr(steps.text, "FAIL path path /api/..%2Fadmin: encoded slash or backslash at byte 7\n"),
               "%s", steps.text);
     cr_assert_null(strstr(steps.text, "bearer"), "nothing after the path is checked: %s", steps.text);
+}
+
+/* ---- configuration -------------------------------------------------------- */
+
+static void expect_config_error(const char *top, const char *rule, const char *needle)
+{
+    char json[2048], path[512], err[4096];
+    snprintf(json, sizeof json,
+             "{%s\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS "\",\"audiences\":[\"api\"],"
+             "\"jwks_file\":\"a.jwks\"}],\"rules\":[{\"name\":\"r\"%s}]}",
+             top, rule);
+    write_text("bad.json", json);
+    snprintf(path, sizeof path, "%s/bad.json", dir);
+    pol_snapshot *s = NULL;
+    err[0] = '\0';
+    cr_expect_neq(pol_config_load(path, &s, err, sizeof err), 0, "accepted: %s", json);
+    cr_expect(strstr(err, needle), "wanted \"%s\" in: %s", needle, err);
+    cr_expect(strstr(err, "bad.json: "), "the file is named: %s", err);
+    pol_snapshot_release(s);
+}
+
+Test(pol_decide_path, config_defaults_and_values)
+{
+    cr_expect_eq(strict_snap->escaped_slashes, POL_PATH_SLASHES_REJECT);
+    cr_expect_eq(keep_snap->escaped_slashes, POL_PATH_SLASHES_KEEP);
+    cr_expect(!strict_snap->rules[0].ignore_case);
+    cr_expect(case_snap->rules[0].ignore_case);
+}
+
+Test(pol_decide_path, config_errors)
+{
+    expect_config_error("\"escaped_slashes\":\"decode\",", "",
+                        "escaped_slashes: must be \"reject\" or \"keep\" (\"decode\")");
+    expect_config_error("\"escaped_slashes\":true,", "", "escaped_slashes: must be a string (true)");
+    expect_config_error("\"escaped_slashes\":\"\",", "", "escaped_slashes: must not be empty");
+    expect_config_error("", ",\"ignore_case\":\"yes\"",
+                        "rules[0].ignore_case: must be true or false (\"yes\")");
+    /* A prefix rules could never match as written. */
+    expect_config_error("", ",\"path_prefix\":\"/api/../admin\"",
+                        "rules[0].path_prefix: is not a normalized path; requests are matched as \"/admin\"");
+    expect_config_error("", ",\"path_prefix\":\"//admin\"", "matched as \"/admin\"");
+    expect_config_error("", ",\"path_prefix\":\"/%61dmin\"", "matched as \"/admin\"");
+    expect_config_error("", ",\"path_prefix\":\"/a%3bb\"", "matched as \"/a%3Bb\"");
+    expect_config_error("", ",\"path_prefix\":\"/admin?x\"", "matched as \"/admin\"");
+    expect_config_error("", ",\"path_prefix\":\"/a\\\\b\"",
+                        "rules[0].path_prefix: backslash in the path at byte 2");
+    expect_config_error("", ",\"path_prefix\":\"/a%2Fb\"",
+                        "rules[0].path_prefix: encoded slash or backslash at byte 2 (see escaped_slashes)");
+}
+
+Test(pol_decide_path, config_prefix_with_kept_escaped_slash)
+{
+    write_text("keep2.json", "{\"escaped_slashes\":\"keep\",\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS
+                             "\",\"audiences\":[\"api\"],\"jwks_file\":\"a.jwks\"}],"
+                             "\"rules\":[{\"name\":\"r\",\"path_prefix\":\"/repos/a%2Fb\"}]}");
+    char path[512], err[1024];
+    snprintf(path, sizeof path, "%s/keep2.json", dir);
+    pol_snapshot *s = NULL;
+    cr_assert_eq(pol_config_load(path, &s, err, sizeof err), 0, "%s", err);
+    pol_decision d = decide_path(s, "GET", AUTHZ_SLICE_LIT("/repos/a%2fb/issues"), NULL);
+    cr_expect(d.allowed && d.rule, "%s", d.status.message);
+    d = decide_path(s, "GET", AUTHZ_SLICE_LIT("/repos/a/b/issues"), NULL);
+    cr_expect_eq(d.status.reason, AUTHZ_REASON_FORBIDDEN, "%s", d.status.message);
+    pol_snapshot_release(s);
 }
