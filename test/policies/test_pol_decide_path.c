@@ -36,6 +36,17 @@ static void write_text(const char *name, const char *text)
     fclose(f);
 }
 
+/* Writes |json| as |name| and loads it; the config must be valid. */
+static pol_snapshot *load_text(const char *name, const char *json)
+{
+    write_text(name, json);
+    char path[512], err[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    pol_snapshot *s = NULL;
+    cr_assert_eq(pol_config_load(path, &s, err, sizeof err), 0, "%s", err);
+    return s;
+}
+
 static pol_snapshot *load(const char *name, const char *top, const char *admin_extra)
 {
     char json[2048];
@@ -45,12 +56,7 @@ static pol_snapshot *load(const char *name, const char *top, const char *admin_e
              "\"rules\":[{\"name\":\"admin\",\"path_prefix\":\"/admin\",\"namespaces\":[\"ops\"]%s},"
              "{\"name\":\"everyone\"}]}",
              top, admin_extra);
-    write_text(name, json);
-    char path[512], err[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    pol_snapshot *s = NULL;
-    cr_assert_eq(pol_config_load(path, &s, err, sizeof err), 0, "%s", err);
-    return s;
+    return load_text(name, json);
 }
 
 static void setup(void)
@@ -96,12 +102,12 @@ TestSuite(pol_decide_path, .init = setup, .fini = teardown);
 
 static char auth_buf[4096];
 
-static pol_decision decide_path(const pol_snapshot *s, const char *method, authz_slice path,
-                                const pol_trace *trace)
+/* A request for cluster a from 10.0.0.1; |authorization| may be NULL. */
+static pol_decision decide_request(const pol_snapshot *s, const char *method, authz_slice path,
+                                   const char *authorization, const pol_trace *trace)
 {
-    snprintf(auth_buf, sizeof auth_buf, "Bearer %s", token);
     pol_request req = {
-        .authorization = authz_slice_from_cstr(auth_buf),
+        .authorization = authz_slice_from_cstr(authorization),
         .cluster = AUTHZ_SLICE_LIT("a"),
         .source = AUTHZ_SLICE_LIT("10.0.0.1"),
         .method = authz_slice_from_cstr(method),
@@ -113,6 +119,14 @@ static pol_decision decide_path(const pol_snapshot *s, const char *method, authz
     authz_arena_reset(&arena);
     pol_decide(s, &req, &ctx, &d);
     return d;
+}
+
+/* The same with the token of default:app. */
+static pol_decision decide_path(const pol_snapshot *s, const char *method, authz_slice path,
+                                const pol_trace *trace)
+{
+    snprintf(auth_buf, sizeof auth_buf, "Bearer %s", token);
+    return decide_request(s, method, path, auth_buf, trace);
 }
 
 /* ---- the bypass catalogue ---------------------------------------------- */
@@ -233,15 +247,8 @@ Test(pol_decide_path, bypass_catalogue)
 Test(pol_decide_path, malformed_is_decided_before_the_token)
 {
     /* No token at all: the path alone decides, and no key is tried. */
-    pol_request req = {
-        .cluster = AUTHZ_SLICE_LIT("a"),
-        .method = AUTHZ_SLICE_LIT("GET"),
-        .path = AUTHZ_SLICE_LIT("/api/..;/admin"),
-        .now = now,
-    };
-    pol_decide_ctx ctx = {.arena = &arena};
-    pol_decision d;
-    cr_assert(!pol_decide(strict_snap, &req, &ctx, &d));
+    pol_decision d = decide_request(strict_snap, "GET", AUTHZ_SLICE_LIT("/api/..;/admin"), NULL, NULL);
+    cr_assert(!d.allowed);
     cr_assert_eq(d.status.reason, AUTHZ_REASON_MALFORMED_REQUEST, "%s", d.status.message);
     cr_assert(strstr(d.status.message, "/api/..;/admin") && strstr(d.status.message, "at byte 5"), "%s",
               d.status.message);
@@ -284,14 +291,11 @@ Test(pol_decide_path, ignore_case)
     cr_expect(d.allowed, "%s", d.status.message);
 
     /* Both sides are folded: an upper-case prefix holds lower-case paths. */
-    write_text("upper.json", "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS
-                             "\",\"audiences\":[\"api\"],\"jwks_file\":\"a.jwks\"}],\"rules\":["
-                             "{\"name\":\"admin\",\"path_prefix\":\"/ADMIN\",\"ignore_case\":true,"
-                             "\"namespaces\":[\"ops\"]},{\"name\":\"everyone\"}]}");
-    char path[512], err[1024];
-    snprintf(path, sizeof path, "%s/upper.json", dir);
-    pol_snapshot *upper = NULL;
-    cr_assert_eq(pol_config_load(path, &upper, err, sizeof err), 0, "%s", err);
+    pol_snapshot *upper =
+        load_text("upper.json", "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS
+                                "\",\"audiences\":[\"api\"],\"jwks_file\":\"a.jwks\"}],\"rules\":["
+                                "{\"name\":\"admin\",\"path_prefix\":\"/ADMIN\",\"ignore_case\":true,"
+                                "\"namespaces\":[\"ops\"]},{\"name\":\"everyone\"}]}");
     d = decide_path(upper, "GET", AUTHZ_SLICE_LIT("/admin/x"), NULL);
     cr_expect_eq(d.status.reason, AUTHZ_REASON_FORBIDDEN, "%s", d.status.message);
     pol_snapshot_release(upper);
@@ -313,13 +317,8 @@ Test(pol_decide_path, connect_and_options_star)
 
 Test(pol_decide_path, without_rules_the_path_is_not_judged)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/norules.json", dir);
-    write_text("norules.json", "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS
-                               "\",\"audiences\":[\"api\"],\"jwks_file\":\"a.jwks\"}]}");
-    char err[1024];
-    pol_snapshot *s = NULL;
-    cr_assert_eq(pol_config_load(path, &s, err, sizeof err), 0, "%s", err);
+    pol_snapshot *s = load_text("norules.json", "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS
+                                                "\",\"audiences\":[\"api\"],\"jwks_file\":\"a.jwks\"}]}");
     pol_decision d = decide_path(s, "GET", AUTHZ_SLICE_LIT("/api%2F..%2Fadmin"), NULL);
     cr_expect(d.allowed, "%s", d.status.message);
     cr_expect_eq(d.path.len, 0);
@@ -330,15 +329,9 @@ Test(pol_decide_path, arena_exhaustion_is_internal_error)
 {
     authz_arena_free(&arena);
     authz_arena_init(&arena, NULL, 16, 16);
-    pol_request req = {
-        .cluster = AUTHZ_SLICE_LIT("a"),
-        .method = AUTHZ_SLICE_LIT("GET"),
-        .path = AUTHZ_SLICE_LIT("/a-path-longer-than-the-arena/admin"),
-        .now = now,
-    };
-    pol_decide_ctx ctx = {.arena = &arena};
-    pol_decision d;
-    cr_assert(!pol_decide(strict_snap, &req, &ctx, &d));
+    pol_decision d = decide_request(strict_snap, "GET",
+                                    AUTHZ_SLICE_LIT("/a-path-longer-than-the-arena/admin"), NULL, NULL);
+    cr_assert(!d.allowed);
     cr_assert_eq(d.status.reason, AUTHZ_REASON_INTERNAL_ERROR, "%s", d.status.message);
 }
 
@@ -420,13 +413,10 @@ Test(pol_decide_path, config_errors)
 
 Test(pol_decide_path, config_prefix_with_kept_escaped_slash)
 {
-    write_text("keep2.json", "{\"escaped_slashes\":\"keep\",\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS
-                             "\",\"audiences\":[\"api\"],\"jwks_file\":\"a.jwks\"}],"
-                             "\"rules\":[{\"name\":\"r\",\"path_prefix\":\"/repos/a%2Fb\"}]}");
-    char path[512], err[1024];
-    snprintf(path, sizeof path, "%s/keep2.json", dir);
-    pol_snapshot *s = NULL;
-    cr_assert_eq(pol_config_load(path, &s, err, sizeof err), 0, "%s", err);
+    pol_snapshot *s = load_text(
+        "keep2.json", "{\"escaped_slashes\":\"keep\",\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS
+                      "\",\"audiences\":[\"api\"],\"jwks_file\":\"a.jwks\"}],"
+                      "\"rules\":[{\"name\":\"r\",\"path_prefix\":\"/repos/a%2Fb\"}]}");
     pol_decision d = decide_path(s, "GET", AUTHZ_SLICE_LIT("/repos/a%2fb/issues"), NULL);
     cr_expect(d.allowed && d.rule, "%s", d.status.message);
     d = decide_path(s, "GET", AUTHZ_SLICE_LIT("/repos/a/b/issues"), NULL);
