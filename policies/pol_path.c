@@ -1,6 +1,7 @@
 #include "pol_path.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "authz_ascii.h"
@@ -32,36 +33,23 @@ const char *pol_path_error_text(pol_path_error error)
     return "invalid path";
 }
 
-/* RFC 3986 2.3. */
-static bool is_unreserved(unsigned char c)
+/* Bitmaps over ASCII, one bit per byte (bit c % 32 of word c / 32), so the
+ * per-byte test on the request path is a shift and a mask. */
+typedef struct ascii_set {
+    uint32_t words[4];
+} ascii_set;
+
+static bool ascii_set_has(const ascii_set *set, unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || authz_is_digit(c) || c == '-' || c == '.' ||
-           c == '_' || c == '~';
+    return c < 128 && (set->words[c >> 5] >> (c & 31)) & 1u;
 }
 
-/* A pchar that stands for itself (RFC 3986 3.3): unreserved, sub-delims,
- * ':' and '@'. '%' and '/' are handled by the caller. */
-static bool is_plain_pchar(unsigned char c)
-{
-    switch (c) {
-    case '!':
-    case '$':
-    case '&':
-    case '\'':
-    case '(':
-    case ')':
-    case '*':
-    case '+':
-    case ',':
-    case ';':
-    case '=':
-    case ':':
-    case '@':
-        return true;
-    default:
-        return is_unreserved(c);
-    }
-}
+/* RFC 3986 2.3: A-Z a-z 0-9 - . _ ~ */
+static const ascii_set unreserved = {{0x00000000, 0x03ff6000, 0x87fffffe, 0x47fffffe}};
+
+/* A pchar that stands for itself (RFC 3986 3.3): unreserved, sub-delims
+ * (! $ & ' ( ) * + , ; =), ':' and '@'. '%' and '/' are handled apart. */
+static const ascii_set plain_pchar = {{0x00000000, 0x2fff7fd2, 0x87ffffff, 0x47fffffe}};
 
 /* Well-formed UTF-8 (RFC 3629 4) over the bytes of consecutive escapes:
  * |need| continuation bytes are still due, the next in [lo, hi]. The
@@ -104,57 +92,82 @@ static bool utf8_step(utf8_state *u, unsigned char b)
     return true;
 }
 
-static void put_escape(char *out, size_t *n, unsigned char v)
+/* Writes "%XX" with upper-case hex (RFC 3986 6.2.2.1) at out[w]; returns
+ * the new write position. */
+static size_t put_escape(char *out, size_t w, unsigned char v)
 {
     static const char hex[] = "0123456789ABCDEF";
-    out[(*n)++] = '%';
-    out[(*n)++] = hex[v >> 4];
-    out[(*n)++] = hex[v & 0xf];
+    out[w] = '%';
+    out[w + 1] = hex[v >> 4];
+    out[w + 2] = hex[v & 0xf];
+    return w + 3;
 }
 
 /* Copies the segment starting at raw[*i] (up to the next '/' or |end|) to
- * out[*n], decoding what RFC 3986 6.2.2.2 allows. Advances both. */
+ * out[*n], decoding what RFC 3986 6.2.2.2 allows. Advances both; on an
+ * error *i is the offending byte. *semi is the output offset of the
+ * segment's first raw ';', or SIZE_MAX. Works on local copies: a store
+ * through |out| (char) could alias the pointers' targets and would force a
+ * reload per byte. */
 static pol_path_error copy_segment(authz_slice raw, size_t end, pol_path_slashes slashes, size_t *i,
-                                   char *out, size_t *n)
+                                   char *out, size_t *n, size_t *semi)
 {
     const unsigned char *p = (const unsigned char *)raw.ptr;
     utf8_state u = {0, 0x80, 0xbf};
-    while (*i < end && p[*i] != '/') {
-        unsigned char c = p[*i];
+    pol_path_error err = POL_PATH_OK;
+    size_t r = *i, w = *n, first_semi = SIZE_MAX;
+    while (r < end && p[r] != '/') {
+        unsigned char c = p[r];
         if (c != '%') {
-            if (u.need > 0)
-                return POL_PATH_BAD_UTF8;
-            if (c == '\\')
-                return POL_PATH_BACKSLASH;
-            if (!is_plain_pchar(c))
-                return POL_PATH_INVALID_BYTE;
-            out[(*n)++] = (char)c;
-            (*i)++;
+            if (u.need > 0 || !ascii_set_has(&plain_pchar, c)) {
+                if (u.need > 0)
+                    err = POL_PATH_BAD_UTF8;
+                else if (c == '\\')
+                    err = POL_PATH_BACKSLASH;
+                else
+                    err = c < 0x20 || c == 0x7f ? POL_PATH_CONTROL : POL_PATH_INVALID_BYTE;
+                goto done;
+            }
+            if (c == ';' && first_semi == SIZE_MAX)
+                first_semi = w;
+            out[w++] = (char)c;
+            r++;
             continue;
         }
-        int hi = *i + 2 < end ? authz_hex_value(p[*i + 1]) : -1;
-        int lo = *i + 2 < end ? authz_hex_value(p[*i + 2]) : -1;
-        if (hi < 0 || lo < 0)
-            return POL_PATH_BAD_ESCAPE;
+        int hi = r + 2 < end ? authz_hex_value(p[r + 1]) : -1;
+        int lo = r + 2 < end ? authz_hex_value(p[r + 2]) : -1;
+        if (hi < 0 || lo < 0) {
+            err = POL_PATH_BAD_ESCAPE;
+            goto done;
+        }
         unsigned char v = (unsigned char)(hi * 16 + lo);
         if (v >= 0x80) {
             if (!utf8_step(&u, v))
-                return POL_PATH_BAD_UTF8;
-            put_escape(out, n, v);
+                err = POL_PATH_BAD_UTF8;
+            else
+                w = put_escape(out, w, v);
         } else if (u.need > 0) {
-            return POL_PATH_BAD_UTF8;
-        } else if (is_unreserved(v)) {
-            out[(*n)++] = (char)v;
+            err = POL_PATH_BAD_UTF8;
+        } else if (ascii_set_has(&unreserved, v)) {
+            out[w++] = (char)v;
         } else if (v < 0x20 || v == 0x7f) {
-            return POL_PATH_CONTROL;
+            err = POL_PATH_CONTROL;
         } else if ((v == '/' || v == '\\') && slashes != POL_PATH_SLASHES_KEEP) {
-            return POL_PATH_ENCODED_SLASH;
+            err = POL_PATH_ENCODED_SLASH;
         } else {
-            put_escape(out, n, v);
+            w = put_escape(out, w, v);
         }
-        *i += 3;
+        if (err != POL_PATH_OK)
+            goto done;
+        r += 3;
     }
-    return u.need > 0 ? POL_PATH_BAD_UTF8 : POL_PATH_OK;
+    if (u.need > 0)
+        err = POL_PATH_BAD_UTF8;
+done:
+    *i = r;
+    *n = w;
+    *semi = first_semi;
+    return err;
 }
 
 static bool is_dot_name(const char *s, size_t len)
@@ -162,23 +175,22 @@ static bool is_dot_name(const char *s, size_t len)
     return (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.');
 }
 
+/* Where the path ends: at the first '?' or '#', else at the end. */
+static size_t path_end(authz_slice raw)
+{
+    const char *query = raw.len > 0 ? memchr(raw.ptr, '?', raw.len) : NULL;
+    size_t end = query ? (size_t)(query - raw.ptr) : raw.len;
+    const char *fragment = end > 0 ? memchr(raw.ptr, '#', end) : NULL;
+    return fragment ? (size_t)(fragment - raw.ptr) : end;
+}
+
 pol_path_error pol_path_normalize(authz_slice raw, pol_path_slashes slashes, char *out, size_t out_size,
                                   size_t *out_len, size_t *error_offset)
 {
     pol_path_error err = POL_PATH_OK;
     size_t i = 0;
-    size_t end = raw.len; /* where the query or fragment begins */
+    size_t end = path_end(raw);
     size_t n = 0;
-    for (; i < raw.len; i++) {
-        unsigned char c = (unsigned char)raw.ptr[i];
-        if (c < 0x20 || c == 0x7f) {
-            err = POL_PATH_CONTROL;
-            goto done;
-        }
-        if (end == raw.len && (c == '?' || c == '#'))
-            end = i;
-    }
-    i = 0;
     if (end == 0 || raw.ptr[0] != '/') {
         err = POL_PATH_NOT_ABSOLUTE;
         goto done;
@@ -193,13 +205,13 @@ pol_path_error pol_path_normalize(authz_slice raw, pol_path_slashes slashes, cha
     for (i = 1; i <= end; i++) {
         size_t segment_in = i;
         size_t segment = n;
-        err = copy_segment(raw, end, slashes, &i, out, &n);
+        size_t semi;
+        err = copy_segment(raw, end, slashes, &i, out, &n, &semi);
         if (err != POL_PATH_OK)
             goto done;
         const char *name = out + segment;
         size_t len = n - segment;
-        const char *semi = len > 0 ? memchr(name, ';', len) : NULL;
-        if (semi && (semi == name || is_dot_name(name, (size_t)(semi - name)))) {
+        if (semi != SIZE_MAX && (semi == segment || is_dot_name(name, semi - segment))) {
             i = segment_in;
             err = POL_PATH_DOT_PARAMETER;
             goto done;
@@ -214,6 +226,15 @@ pol_path_error pol_path_normalize(authz_slice raw, pol_path_slashes slashes, cha
             }
         } else if (len > 0 && i < end) {
             out[n++] = '/';
+        }
+    }
+    /* The query and fragment are not judged, but a control byte there is
+     * as unsafe to pass on as one in the path. */
+    for (i = end; i < raw.len; i++) {
+        unsigned char c = (unsigned char)raw.ptr[i];
+        if (c < 0x20 || c == 0x7f) {
+            err = POL_PATH_CONTROL;
+            goto done;
         }
     }
 done:

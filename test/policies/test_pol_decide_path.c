@@ -191,6 +191,7 @@ static const attempt attempts[] = {
     {"/api/..;/admin/x", 0, MALFORMED, NULL},
     {"/api/.;x/../admin", 0, MALFORMED, NULL},
     {"/;x/admin", 0, MALFORMED, NULL},
+    {"/api/..;x;y/admin", 0, MALFORMED, NULL},
     {"/admin;jsessionid=1/x", 0, ADMIN, "/admin;jsessionid=1/x"},
     {"/api;x/../admin", 0, ADMIN, "/admin"},
     /* '?' and '#' */

@@ -125,6 +125,7 @@ static const path_case cases[] = {
     BAD("/a/.;x/b", POL_PATH_DOT_PARAMETER, 3),
     BAD("/a/%2e%2e;/b", POL_PATH_DOT_PARAMETER, 3),
     BAD("/;x/a", POL_PATH_DOT_PARAMETER, 1),
+    BAD("/..;a;b/x", POL_PATH_DOT_PARAMETER, 1),
     BAD("/a/;", POL_PATH_DOT_PARAMETER, 3),
 };
 
