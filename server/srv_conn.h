@@ -15,15 +15,7 @@
  *   idle_timeout_seconds gets GOAWAY and is closed once that is written (or
  *   a few seconds later if the peer does not read).
  *
- * gRPC behaviour (grpc doc/PROTOCOL-HTTP2.md):
- * - :method other than POST: HTTP 405, no grpc-status.
- * - content-type not starting with "application/grpc": HTTP 415.
- * - :path /envoy.service.auth.v3.Authorization/Check and
- *   /grpc.health.v1.Health/Check are served; anything else is answered
- *   trailers-only with grpc-status 12 UNIMPLEMENTED.
- * - errors are trailers-only (one HEADERS :status 200, content-type,
- *   grpc-status, percent-encoded grpc-message, END_STREAM) followed by
- *   RST_STREAM(NO_ERROR) when the client had not ended its stream. */
+ * What each stream's request means and how it is answered is srv_rpc's. */
 #ifndef SRV_CONN_H
 #define SRV_CONN_H
 
@@ -31,6 +23,10 @@
 
 #define SRV_CONN_HIGH_WATER (64u * 1024u)
 #define SRV_CONN_MAX_HEADER_LIST (64u * 1024u)
+/* Most output gathered at once: the high-water mark plus far more than the
+ * largest frame nghttp2 serialises for our small answers. Past it the
+ * connection is closed (curl's dynbuf habit: every buffer has a bound). */
+#define SRV_CONN_OUT_MAX (1024u * 1024u)
 
 /* Creates the nghttp2 callback table and options a worker shares among its
  * connections. Returns 0 or -1 (out of memory). */

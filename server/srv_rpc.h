@@ -1,0 +1,105 @@
+/* srv_rpc: the gRPC unary call carried by one HTTP/2 stream.
+ *
+ * srv_conn owns the stream and the nghttp2 session and hands this layer
+ * what arrives (request headers, DATA, end of stream, timeouts); this layer
+ * says what the request means, decides it and submits the answer.
+ *
+ * gRPC behaviour (grpc doc/PROTOCOL-HTTP2.md):
+ * - :method other than POST: HTTP 405, no grpc-status.
+ * - content-type not starting with "application/grpc": HTTP 415.
+ * - :path /envoy.service.auth.v3.Authorization/Check and
+ *   /grpc.health.v1.Health/Check are served; anything else is answered
+ *   trailers-only with grpc-status 12 UNIMPLEMENTED.
+ * - errors are trailers-only (one HEADERS :status 200, content-type,
+ *   grpc-status, percent-encoded grpc-message, END_STREAM) followed by
+ *   RST_STREAM(NO_ERROR) when the client had not ended its stream.
+ * - an answer nghttp2 refuses to queue resets the stream (INTERNAL_ERROR):
+ *   the client is told at once instead of waiting for its own deadline. */
+#ifndef SRV_RPC_H
+#define SRV_RPC_H
+
+#include <nghttp2/nghttp2.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "authz_arena.h"
+#include "authz_slice.h"
+#include "srv_grpc.h"
+#include "srv_worker.h"
+
+#define SRV_RPC_GRPC_MESSAGE_MAX 256u
+#define SRV_RPC_FALLBACK_MAX 80u
+
+typedef enum srv_rpc_kind { SRV_RPC_UNKNOWN = 0, SRV_RPC_CHECK, SRV_RPC_HEALTH } srv_rpc_kind;
+
+/* One call. Fields are this layer's; srv_conn reads only through the
+ * functions below. */
+typedef struct srv_rpc_call {
+    nghttp2_session *session; /* borrowed: the connection's */
+    int32_t stream_id;
+    authz_arena *arena; /* borrowed: everything this request allocates */
+    srv_grpc_reader reader;
+    srv_rpc_kind kind;
+    bool is_post;
+    bool content_type_ok;
+    bool encoding_other; /* grpc-encoding names a codec other than identity */
+    bool timeout_bad;
+    bool have_message;
+    bool responded;
+    bool rst_after_send; /* trailers-only answer: reset if the client is still sending */
+    int error_status;    /* pending gRPC error found while reading, 0 = none */
+    const char *error_message;
+    uint64_t start_ns; /* uv_hrtime when the headers arrived */
+    bool has_deadline;
+    uint64_t deadline_ns; /* absolute uv_hrtime */
+    const uint8_t *msg;   /* the request message (arena) */
+    size_t msg_len;
+    uint8_t *resp; /* prefix + response message */
+    size_t resp_len;
+    size_t resp_off;
+    char grpc_message[SRV_RPC_GRPC_MESSAGE_MAX];
+    uint8_t fallback[SRV_GRPC_PREFIX_LEN + SRV_RPC_FALLBACK_MAX];
+} srv_rpc_call;
+
+/* Starts |call| for stream |stream_id| of |session| (both borrowed and
+ * outliving the call), allocating from |arena|, with messages bounded by
+ * |max_message_bytes|. |start_ns| is uv_hrtime() when the headers began. */
+void srv_rpc_begin(srv_rpc_call *call, nghttp2_session *session, int32_t stream_id, authz_arena *arena,
+                   size_t max_message_bytes, uint64_t start_ns);
+
+/* Notes one request header (:method, :path, content-type, grpc-encoding,
+ * grpc-timeout; others are ignored). */
+void srv_rpc_header(srv_rpc_call *call, authz_slice name, authz_slice value);
+
+/* The request headers are complete: answers at once what cannot be served
+ * (wrong method, content-type, unknown path, bad grpc-timeout). Returns 0,
+ * or -1 when the stream could be neither answered nor reset (the caller
+ * closes the connection). */
+int srv_rpc_headers_done(srv_rpc_call *call);
+
+/* Feeds request DATA. Problems (too large, compressed, a second message)
+ * are kept and answered by srv_rpc_answer_pending or srv_rpc_request_done. */
+void srv_rpc_data(srv_rpc_call *call, const uint8_t *data, size_t len);
+
+/* A frame without END_STREAM was processed: answers a problem found while
+ * reading now rather than at the end of the stream. Returns 0 or -1 as
+ * srv_rpc_headers_done. */
+int srv_rpc_answer_pending(srv_rpc_call *call);
+
+/* The client ended its stream: decides with |w|'s snapshot, token cache and
+ * decision log, and answers. Returns 0 or -1 as srv_rpc_headers_done. */
+int srv_rpc_request_done(srv_rpc_call *call, srv_worker *w);
+
+/* The request was not complete in time: answers DEADLINE_EXCEEDED (never a
+ * decision). Returns 0 or -1 as srv_rpc_headers_done. */
+int srv_rpc_request_expired(srv_rpc_call *call);
+
+/* True once an answer (or a reset) was submitted. */
+bool srv_rpc_answered(const srv_rpc_call *call);
+
+/* True when the answer was trailers-only and the client should be told to
+ * stop sending with RST_STREAM(NO_ERROR) once it went out. */
+bool srv_rpc_reset_after_answer(const srv_rpc_call *call);
+
+#endif
