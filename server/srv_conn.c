@@ -7,7 +7,6 @@
 #include "srv_rpc.h"
 
 #define STREAM_POOL_MAX 1024u
-#define STREAM_ARENA_CHUNK (16u * 1024u)
 /* After an idle GOAWAY: how long a peer that does not read gets before the
  * connection is closed with output still unsent. */
 #define IDLE_CLOSE_GRACE_MS 5000u
@@ -21,7 +20,7 @@ struct srv_stream {
     srv_conn *conn;
     size_t header_bytes;
     uint64_t request_due_ms; /* uv_now by which the request must be complete */
-    authz_arena arena;       /* everything this request allocates */
+    uint64_t answered_ms;    /* uv_now when the answer was submitted, 0 = not yet */
     srv_rpc_call call;
 };
 
@@ -40,11 +39,13 @@ struct srv_conn {
     uint8_t *inflight; /* buffer owned by the pending uv_write */
     size_t inflight_cap;
     uv_write_t wreq;
-    uv_timer_t timer;      /* request and idle timeouts; timer.data = this */
-    uint64_t timer_due_ms; /* uv_now the timer fires at, while active */
-    uint64_t last_recv_ms; /* uv_now of the last read with bytes */
-    unsigned open_handles; /* tcp and timer: freed when both are closed */
-    bool idle_goaway;      /* idle GOAWAY sent: the next expiry closes */
+    uint64_t write_since_ms;  /* uv_now the pending uv_write was started */
+    srv_budget request_bytes; /* max_buffered_bytes_per_connection */
+    uv_timer_t timer;         /* request, send and idle timeouts; timer.data = this */
+    uint64_t timer_due_ms;    /* uv_now the timer fires at, while active */
+    uint64_t last_recv_ms;    /* uv_now of the last read with bytes */
+    unsigned open_handles;    /* tcp and timer: freed when both are closed */
+    bool idle_goaway;         /* idle GOAWAY sent: the next expiry closes */
     bool writing;
     bool reading;
     bool closing;
@@ -52,6 +53,7 @@ struct srv_conn {
 };
 
 static void conn_close(srv_conn *c);
+static void conn_reset(srv_conn *c);
 static void conn_flush(srv_conn *c);
 static void conn_timer_arm(srv_conn *c, uint64_t due_ms);
 static void on_conn_timer(uv_timer_t *t);
@@ -71,16 +73,10 @@ static srv_stream *stream_get(srv_worker *w, srv_conn *c, int32_t id)
         if (s == NULL) {
             return NULL;
         }
-        /* Unpacking costs a few times the wire size; the budget bounds it. */
-        authz_arena_init(&s->arena, NULL, STREAM_ARENA_CHUNK, 8u * max_msg + 256u * 1024u);
     }
-    {
-        authz_arena keep = s->arena;
-        memset(s, 0, sizeof(*s));
-        s->arena = keep;
-    }
+    memset(s, 0, sizeof(*s));
     s->conn = c;
-    srv_rpc_begin(&s->call, c->session, id, &s->arena, max_msg, uv_hrtime());
+    srv_rpc_begin(&s->call, c->session, id, max_msg, &c->request_bytes, &w->request_bytes, uv_hrtime());
     s->request_due_ms = uv_now(&w->loop) + (uint64_t)w->snap->server.request_timeout_seconds * 1000u;
     /* Later streams never expire earlier: only an idle expiry past this one moves the timer. */
     if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due_ms > s->request_due_ms) {
@@ -142,9 +138,8 @@ static void stream_put(srv_worker *w, srv_stream *s)
     if (s->next != NULL) {
         s->next->prev = s->prev;
     }
-    authz_arena_reset(&s->arena);
+    srv_rpc_end(&s->call);
     if (w->free_count >= STREAM_POOL_MAX) {
-        authz_arena_free(&s->arena);
         free(s);
         return;
     }
@@ -159,7 +154,6 @@ void srv_conn_free_pool(srv_worker *w)
     while (w->free_streams != NULL) {
         srv_stream *s = w->free_streams;
         w->free_streams = s->next;
-        authz_arena_free(&s->arena);
         free(s);
     }
     w->free_count = 0;
@@ -167,12 +161,33 @@ void srv_conn_free_pool(srv_worker *w)
 
 /* ---- nghttp2 callbacks ---- */
 
-/* Notes a stream whose answer could not even be replaced by a reset: the
- * connection is closed once the current read is handled. */
+/* Arms the connection's timer for |due_ms| unless it fires earlier anyway. */
+static void conn_timer_at_most(srv_conn *c, uint64_t due_ms)
+{
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due_ms > due_ms) {
+        conn_timer_arm(c, due_ms);
+    }
+}
+
+static uint64_t send_timeout_ms(const srv_conn *c)
+{
+    return (uint64_t)c->w->snap->server.send_timeout_seconds * 1000u;
+}
+
+/* After srv_rpc handled an event of |s|: a stream whose answer could not
+ * even be replaced by a reset closes the connection once the current read
+ * is handled; a fresh answer starts its send timeout. */
 static void stream_result(srv_stream *s, int rc)
 {
+    srv_conn *c = s->conn;
+
     if (rc != 0) {
-        s->conn->broken = true;
+        c->broken = true;
+    }
+    if (s->answered_ms == 0 && srv_rpc_answered(&s->call)) {
+        /* uv_now is never 0 on a running loop's connections (it starts at the loop's creation). */
+        s->answered_ms = uv_now(&c->w->loop) | 1u;
+        conn_timer_at_most(c, s->answered_ms + send_timeout_ms(c));
     }
 }
 
@@ -183,6 +198,15 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0;
+    }
+    if (srv_budget_room(&c->request_bytes) < SRV_CONN_STREAM_MIN_ROOM ||
+        srv_budget_room(&c->w->request_bytes) < SRV_CONN_STREAM_MIN_ROOM) {
+        /* Over a bound on buffered request bytes: refused, never queued. The
+         * stream has no user data, so what else it sends is ignored. */
+        return nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                         NGHTTP2_REFUSED_STREAM) == 0
+                   ? 0
+                   : NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     s = stream_get(c->w, c, frame->hd.stream_id);
     if (s == NULL) {
@@ -438,6 +462,8 @@ static int out_write(srv_conn *c)
         return -1;
     }
     c->writing = true;
+    c->write_since_ms = uv_now(&c->w->loop);
+    conn_timer_at_most(c, c->write_since_ms + send_timeout_ms(c));
     return 0;
 }
 
@@ -500,15 +526,32 @@ static void conn_timer_arm(srv_conn *c, uint64_t due_ms)
     uv_timer_start(&c->timer, on_conn_timer, due_ms > now ? due_ms - now : 0, 0);
 }
 
-/* One timer per connection, armed lazily: it answers the streams whose
- * request is overdue, then re-arms to the earliest of the remaining request
- * deadlines and the idle check. */
+/* The earliest time an answer of |c| has been waiting to go out since, or
+ * UINT64_MAX when none waits: answers nghttp2 holds back (flow control,
+ * or the socket backed up) and bytes the pending uv_write has not sent. */
+static uint64_t oldest_unsent_ms(const srv_conn *c)
+{
+    uint64_t oldest = c->writing ? c->write_since_ms : UINT64_MAX;
+
+    for (const srv_stream *s = c->streams; s != NULL; s = s->next) {
+        if (s->answered_ms != 0 && s->answered_ms < oldest) {
+            oldest = s->answered_ms;
+        }
+    }
+    return oldest;
+}
+
+/* One timer per connection, armed lazily: it resets a connection whose
+ * answers waited unsent longer than send_timeout_seconds, answers the
+ * streams whose request is overdue, then re-arms to the earliest of the
+ * remaining deadlines and the idle check. */
 static void on_conn_timer(uv_timer_t *t)
 {
     srv_conn *c = t->data;
     const pol_server_settings *cfg = &c->w->snap->server;
     uint64_t now = uv_now(&c->w->loop);
     uint64_t idle_ms = (uint64_t)cfg->idle_timeout_seconds * 1000u;
+    uint64_t unsent = oldest_unsent_ms(c);
     uint64_t next = UINT64_MAX;
 
     if (c->closing) {
@@ -517,6 +560,15 @@ static void on_conn_timer(uv_timer_t *t)
     if (c->idle_goaway) {
         conn_close(c);
         return;
+    }
+    if (unsent != UINT64_MAX) {
+        if (now - unsent >= send_timeout_ms(c)) {
+            /* The peer does not take its answers: what it holds here (its
+             * streams, its answers, its connection slot) is freed now. */
+            conn_reset(c);
+            return;
+        }
+        next = unsent + send_timeout_ms(c);
     }
     for (srv_stream *s = c->streams; s != NULL; s = s->next) {
         if (srv_rpc_answered(&s->call)) {
@@ -596,6 +648,21 @@ static void conn_close(srv_conn *c)
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
+/* Closes with a TCP reset: what the kernel still holds for the peer is
+ * dropped too, rather than lingering for a peer that does not read. */
+static void conn_reset(srv_conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    if (uv_tcp_close_reset(&c->tcp, on_conn_closed) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
 static void on_reject_closed(uv_handle_t *handle)
 {
     free(handle);
@@ -633,6 +700,7 @@ int srv_conn_accept(srv_worker *w)
         return reject(w);
     }
     c->w = w;
+    c->request_bytes.max = w->snap->server.max_buffered_bytes_per_connection;
     rc = uv_tcp_init(&w->loop, &c->tcp);
     if (rc != 0) {
         free(c);

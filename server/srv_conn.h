@@ -11,6 +11,9 @@
  * - request_timeout_seconds after its HEADERS, a stream whose request is not
  *   complete and not yet answered gets a trailers-only DEADLINE_EXCEEDED
  *   (never a decision), then RST_STREAM(NO_ERROR);
+ * - a connection whose answers waited unsent (held back by flow control or
+ *   a peer that does not read) longer than send_timeout_seconds is closed
+ *   with a TCP reset, freeing its streams and its max_connections slot;
  * - a connection with no open stream that received nothing for
  *   idle_timeout_seconds gets GOAWAY and is closed once that is written (or
  *   a few seconds later if the peer does not read).
@@ -27,6 +30,10 @@
  * largest frame nghttp2 serialises for our small answers. Past it the
  * connection is closed (curl's dynbuf habit: every buffer has a bound). */
 #define SRV_CONN_OUT_MAX (1024u * 1024u)
+/* A new stream is refused (RST_STREAM REFUSED_STREAM) when less than this
+ * (one default-sized DATA frame) is left below either bound on buffered
+ * request bytes, the connection's or the worker's. */
+#define SRV_CONN_STREAM_MIN_ROOM (16u * 1024u)
 
 /* Creates the nghttp2 callback table and options a worker shares among its
  * connections. Returns 0 or -1 (out of memory). */

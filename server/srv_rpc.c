@@ -1,5 +1,6 @@
 #include "srv_rpc.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -13,15 +14,34 @@
             NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                                     \
     }
 
-void srv_rpc_begin(srv_rpc_call *call, nghttp2_session *session, int32_t stream_id, authz_arena *arena,
-                   size_t max_message_bytes, uint64_t start_ns)
+void srv_rpc_begin(srv_rpc_call *call, nghttp2_session *session, int32_t stream_id, size_t max_message_bytes,
+                   srv_budget *conn_bytes, srv_budget *worker_bytes, uint64_t start_ns)
 {
     memset(call, 0, sizeof(*call));
     call->session = session;
     call->stream_id = stream_id;
-    call->arena = arena;
+    call->budgets[0] = conn_bytes;
+    call->budgets[1] = worker_bytes;
     call->reader.max_len = max_message_bytes;
     call->start_ns = start_ns;
+}
+
+/* Frees the request bytes and takes them off both budgets. */
+static void release_request(srv_rpc_call *call)
+{
+    size_t held = srv_grpc_reader_release(&call->reader);
+
+    call->budgets[0]->held -= held;
+    call->budgets[1]->held -= held;
+}
+
+void srv_rpc_end(srv_rpc_call *call)
+{
+    release_request(call);
+    if (call->resp != call->fallback) {
+        free(call->resp);
+    }
+    call->resp = NULL;
 }
 
 /* ---- answers ---- */
@@ -31,6 +51,8 @@ void srv_rpc_begin(srv_rpc_call *call, nghttp2_session *session, int32_t stream_
  * that will never come. Returns 0, or -1 when even the reset failed. */
 static int submit(srv_rpc_call *call, const nghttp2_nv *nva, size_t nvlen, const nghttp2_data_provider *prd)
 {
+    /* Answered: what the request sent is of no further use. */
+    release_request(call);
     call->responded = true;
     if (nghttp2_submit_response(call->session, call->stream_id, nva, nvlen, prd) == 0) {
         return 0;
@@ -97,15 +119,26 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_
 }
 
 /* Sends |msg| (|len| bytes) as the one response message, copying it behind
- * a gRPC prefix in the call's arena (or the fixed fallback buffer). */
+ * a gRPC prefix into a buffer of the call's own (the decision arena is
+ * reset once the answer is submitted), or into the fixed fallback buffer.
+ * Returns 0 or -1 as submit; -2 when no buffer could be had (nothing sent). */
 static int respond_message(srv_rpc_call *call, const uint8_t *msg, size_t len, bool use_fallback)
 {
     static const nghttp2_nv nva[] = {NV_STATIC(":status", "200"),
                                      NV_STATIC("content-type", "application/grpc")};
     nghttp2_data_provider prd;
-    uint8_t *buf = use_fallback ? call->fallback : authz_arena_alloc(call->arena, len + SRV_GRPC_PREFIX_LEN);
+    uint8_t *buf = call->fallback;
 
-    if (buf == NULL || srv_grpc_prefix_write(buf, len) != 0) {
+    if (!use_fallback) {
+        buf = len <= SIZE_MAX - SRV_GRPC_PREFIX_LEN ? malloc(len + SRV_GRPC_PREFIX_LEN) : NULL;
+        if (buf == NULL) {
+            return -2;
+        }
+    }
+    if (srv_grpc_prefix_write(buf, len) != 0) {
+        if (buf != call->fallback) {
+            free(buf);
+        }
         return respond_error(call, SRV_GRPC_RESOURCE_EXHAUSTED, "response too large");
     }
     if (buf + SRV_GRPC_PREFIX_LEN != msg && len > 0) {
@@ -126,12 +159,19 @@ static bool deadline_passed(const srv_rpc_call *call)
 
 /* ---- the two methods ---- */
 
+static int answer_fallback(srv_rpc_call *call)
+{
+    size_t n = srv_extauthz_fallback_response(call->fallback + SRV_GRPC_PREFIX_LEN, SRV_RPC_FALLBACK_MAX);
+    return respond_message(call, call->fallback + SRV_GRPC_PREFIX_LEN, n, true);
+}
+
 static int run_check(srv_rpc_call *call, srv_worker *w)
 {
-    pol_decide_ctx ctx = {.arena = call->arena, .cache = w->cache};
+    pol_decide_ctx ctx = {.arena = &w->decide_arena, .cache = w->cache};
     srv_extauthz_result res;
     uint64_t t0 = uv_hrtime();
-    int rc = srv_extauthz_check(w->snap, call->msg, call->msg_len, (int64_t)time(NULL), &ctx, &res);
+    int rc = srv_extauthz_check(w->snap, srv_grpc_reader_message(&call->reader), call->reader.msg_len,
+                                (int64_t)time(NULL), &ctx, &res);
 
     if (rc == -1) {
         return respond_error(call, SRV_GRPC_INVALID_ARGUMENT, "CheckRequest does not decode");
@@ -144,10 +184,11 @@ static int run_check(srv_rpc_call *call, srv_worker *w)
                          (uv_hrtime() - t0) / 1000u);
     }
     if (rc == -2) {
-        size_t n = srv_extauthz_fallback_response(call->fallback + SRV_GRPC_PREFIX_LEN, SRV_RPC_FALLBACK_MAX);
-        return respond_message(call, call->fallback + SRV_GRPC_PREFIX_LEN, n, true);
+        return answer_fallback(call);
     }
-    return respond_message(call, res.response, res.response_len, false);
+    rc = respond_message(call, res.response, res.response_len, false);
+    /* No memory for the answer: still a decision, never an RPC error. */
+    return rc == -2 ? answer_fallback(call) : rc;
 }
 
 static int run_health(srv_rpc_call *call, srv_worker *w)
@@ -155,7 +196,9 @@ static int run_health(srv_rpc_call *call, srv_worker *w)
     uint8_t *out = NULL;
     size_t out_len = 0;
     bool serving = !atomic_load(w->stopping);
-    int status = srv_health_check(call->msg, call->msg_len, serving, call->arena, &out, &out_len);
+    int status = srv_health_check(srv_grpc_reader_message(&call->reader), call->reader.msg_len, serving,
+                                  &w->decide_arena, &out, &out_len);
+    int rc;
 
     if (status == SRV_GRPC_NOT_FOUND) {
         return respond_error(call, status, "unknown service");
@@ -163,7 +206,8 @@ static int run_health(srv_rpc_call *call, srv_worker *w)
     if (status != SRV_GRPC_OK) {
         return respond_error(call, status, "HealthCheckRequest does not decode");
     }
-    return respond_message(call, out, out_len, false);
+    rc = respond_message(call, out, out_len, false);
+    return rc == -2 ? respond_error(call, SRV_GRPC_RESOURCE_EXHAUSTED, "out of memory for the answer") : rc;
 }
 
 /* ---- what the connection hands over ---- */
@@ -215,17 +259,24 @@ int srv_rpc_headers_done(srv_rpc_call *call)
     return 0;
 }
 
+/* Keeps the first problem found while reading; the request bytes are of no
+ * further use and are released at once. */
 static void set_error(srv_rpc_call *call, int status, const char *message)
 {
     if (call->error_status == 0) {
         call->error_status = status;
         call->error_message = message;
     }
+    release_request(call);
 }
 
 void srv_rpc_data(srv_rpc_call *call, const uint8_t *data, size_t len)
 {
     size_t used = 0;
+    size_t room_conn = srv_budget_room(call->budgets[0]);
+    size_t room_worker = srv_budget_room(call->budgets[1]);
+    size_t held = srv_grpc_reader_held(&call->reader);
+    srv_grpc_read rc;
 
     if (call->responded || call->error_status != 0 || len == 0) {
         return;
@@ -234,14 +285,16 @@ void srv_rpc_data(srv_rpc_call *call, const uint8_t *data, size_t len)
         set_error(call, SRV_GRPC_INVALID_ARGUMENT, "more than one request message on a unary call");
         return;
     }
-    switch (srv_grpc_reader_feed(&call->reader, data, len, call->arena, &used)) {
+    rc = srv_grpc_reader_feed(&call->reader, data, len, room_conn < room_worker ? room_conn : room_worker,
+                              &used);
+    held = srv_grpc_reader_held(&call->reader) - held;
+    call->budgets[0]->held += held;
+    call->budgets[1]->held += held;
+    switch (rc) {
     case SRV_GRPC_READ_MORE:
         break;
     case SRV_GRPC_READ_MESSAGE:
         call->have_message = true;
-        call->msg = call->reader.msg;
-        call->msg_len = call->reader.msg_len;
-        srv_grpc_reader_next(&call->reader);
         if (used < len) {
             set_error(call, SRV_GRPC_INVALID_ARGUMENT, "more than one request message on a unary call");
         }
@@ -262,6 +315,12 @@ void srv_rpc_data(srv_rpc_call *call, const uint8_t *data, size_t len)
     case SRV_GRPC_READ_NOMEM:
         set_error(call, SRV_GRPC_RESOURCE_EXHAUSTED, "out of request memory");
         break;
+    case SRV_GRPC_READ_OVER_BUDGET:
+        set_error(call, SRV_GRPC_RESOURCE_EXHAUSTED,
+                  room_conn < room_worker
+                      ? "server busy: request bytes over max_buffered_bytes_per_connection"
+                      : "server busy: request bytes over max_buffered_bytes_per_worker");
+        break;
     }
 }
 
@@ -276,21 +335,26 @@ int srv_rpc_answer_pending(srv_rpc_call *call)
 
 int srv_rpc_request_done(srv_rpc_call *call, srv_worker *w)
 {
+    int rc;
+
     if (call->responded) {
         return 0;
     }
     if (call->error_status != 0) {
         return respond_error(call, call->error_status, call->error_message);
     }
-    if (!call->have_message || !srv_grpc_reader_idle(&call->reader)) {
+    if (!call->have_message) {
         return respond_error(call, SRV_GRPC_INVALID_ARGUMENT,
-                             call->have_message ? "truncated message"
-                                                : "unary call without a request message");
+                             srv_grpc_reader_idle(&call->reader) ? "unary call without a request message"
+                                                                 : "truncated message");
     }
     if (deadline_passed(call)) {
         return respond_error(call, SRV_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
     }
-    return call->kind == SRV_RPC_CHECK ? run_check(call, w) : run_health(call, w);
+    rc = call->kind == SRV_RPC_CHECK ? run_check(call, w) : run_health(call, w);
+    /* The answer is the call's own now: nothing of the decision is kept. */
+    authz_arena_reset(&w->decide_arena);
+    return rc;
 }
 
 int srv_rpc_request_expired(srv_rpc_call *call)

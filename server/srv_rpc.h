@@ -14,7 +14,15 @@
  *   grpc-status, percent-encoded grpc-message, END_STREAM) followed by
  *   RST_STREAM(NO_ERROR) when the client had not ended its stream.
  * - an answer nghttp2 refuses to queue resets the stream (INTERNAL_ERROR):
- *   the client is told at once instead of waiting for its own deadline. */
+ *   the client is told at once instead of waiting for its own deadline.
+ *
+ * Memory: the request message is held in a buffer that grows as its bytes
+ * arrive, counted against two budgets (the connection's and the worker's);
+ * a request that would need more than they have left is answered
+ * RESOURCE_EXHAUSTED. The decision runs in the worker's one decision arena.
+ * Once a call is answered it holds only its answer: the request bytes are
+ * released and the arena reset, so a peer that never reads its answers
+ * cannot make us keep what it sent. */
 #ifndef SRV_RPC_H
 #define SRV_RPC_H
 
@@ -23,7 +31,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "authz_arena.h"
 #include "authz_slice.h"
 #include "srv_grpc.h"
 #include "srv_worker.h"
@@ -38,8 +45,8 @@ typedef enum srv_rpc_kind { SRV_RPC_UNKNOWN = 0, SRV_RPC_CHECK, SRV_RPC_HEALTH }
 typedef struct srv_rpc_call {
     nghttp2_session *session; /* borrowed: the connection's */
     int32_t stream_id;
-    authz_arena *arena; /* borrowed: everything this request allocates */
-    srv_grpc_reader reader;
+    srv_budget *budgets[2]; /* borrowed: the connection's and the worker's request bytes */
+    srv_grpc_reader reader; /* the request message, counted in |budgets| */
     srv_rpc_kind kind;
     bool is_post;
     bool content_type_ok;
@@ -53,20 +60,22 @@ typedef struct srv_rpc_call {
     uint64_t start_ns; /* uv_hrtime when the headers arrived */
     bool has_deadline;
     uint64_t deadline_ns; /* absolute uv_hrtime */
-    const uint8_t *msg;   /* the request message (arena) */
-    size_t msg_len;
-    uint8_t *resp; /* prefix + response message */
+    uint8_t *resp;        /* prefix + response message: owned (malloc) or |fallback| */
     size_t resp_len;
     size_t resp_off;
     char grpc_message[SRV_RPC_GRPC_MESSAGE_MAX];
     uint8_t fallback[SRV_GRPC_PREFIX_LEN + SRV_RPC_FALLBACK_MAX];
 } srv_rpc_call;
 
-/* Starts |call| for stream |stream_id| of |session| (both borrowed and
- * outliving the call), allocating from |arena|, with messages bounded by
- * |max_message_bytes|. |start_ns| is uv_hrtime() when the headers began. */
-void srv_rpc_begin(srv_rpc_call *call, nghttp2_session *session, int32_t stream_id, authz_arena *arena,
-                   size_t max_message_bytes, uint64_t start_ns);
+/* Starts |call| for stream |stream_id| of |session|, with messages bounded
+ * by |max_message_bytes| and the bytes it buffers counted in |conn_bytes|
+ * and |worker_bytes| (all borrowed, outliving the call). |start_ns| is
+ * uv_hrtime() when the headers began. srv_rpc_end must follow. */
+void srv_rpc_begin(srv_rpc_call *call, nghttp2_session *session, int32_t stream_id, size_t max_message_bytes,
+                   srv_budget *conn_bytes, srv_budget *worker_bytes, uint64_t start_ns);
+
+/* The stream closed: releases what the call holds. */
+void srv_rpc_end(srv_rpc_call *call);
 
 /* Notes one request header (:method, :path, content-type, grpc-encoding,
  * grpc-timeout; others are ignored). */
@@ -78,8 +87,9 @@ void srv_rpc_header(srv_rpc_call *call, authz_slice name, authz_slice value);
  * closes the connection). */
 int srv_rpc_headers_done(srv_rpc_call *call);
 
-/* Feeds request DATA. Problems (too large, compressed, a second message)
- * are kept and answered by srv_rpc_answer_pending or srv_rpc_request_done. */
+/* Feeds request DATA. Problems (too large, over a budget, compressed, a
+ * second message) release the request bytes at once and are answered by
+ * srv_rpc_answer_pending or srv_rpc_request_done. */
 void srv_rpc_data(srv_rpc_call *call, const uint8_t *data, size_t len);
 
 /* A frame without END_STREAM was processed: answers a problem found while
@@ -87,8 +97,9 @@ void srv_rpc_data(srv_rpc_call *call, const uint8_t *data, size_t len);
  * srv_rpc_headers_done. */
 int srv_rpc_answer_pending(srv_rpc_call *call);
 
-/* The client ended its stream: decides with |w|'s snapshot, token cache and
- * decision log, and answers. Returns 0 or -1 as srv_rpc_headers_done. */
+/* The client ended its stream: decides with |w|'s snapshot, token cache,
+ * decision arena and decision log, and answers. Returns 0 or -1 as
+ * srv_rpc_headers_done. */
 int srv_rpc_request_done(srv_rpc_call *call, srv_worker *w);
 
 /* The request was not complete in time: answers DEADLINE_EXCEEDED (never a

@@ -102,7 +102,8 @@ typedef struct pair {
     nghttp2_session *client;
     nghttp2_session *server;
     client_view view;
-    authz_arena arena;
+    srv_budget conn_bytes;
+    srv_budget worker_bytes;
 } pair;
 
 static void pump(nghttp2_session *from, nghttp2_session *to)
@@ -148,23 +149,30 @@ static void pair_open(pair *p, const char *path)
     cr_assert_eq(nghttp2_submit_request(p->client, NULL, nva, sizeof(nva) / sizeof(nva[0]), NULL, NULL), 1);
     pump(p->client, p->server);
     pump(p->server, p->client);
-    authz_arena_init(&p->arena, NULL, 0, 0);
+    p->conn_bytes.max = 1000;
+    p->worker_bytes.max = 2000;
 }
 
 static void pair_close(pair *p)
 {
     nghttp2_session_del(p->client);
     nghttp2_session_del(p->server);
-    authz_arena_free(&p->arena);
 }
 
 /* srv_rpc reads the headers the server received; here they are given as
  * srv_conn's on_header would. */
+static int begin_call(pair *p, srv_rpc_call *call, const char *path);
+
 static int answer_unknown_method(pair *p, srv_rpc_call *call)
 {
-    srv_rpc_begin(call, p->server, 1, &p->arena, 1024, 0);
+    return begin_call(p, call, "/no.Such/Method");
+}
+
+static int begin_call(pair *p, srv_rpc_call *call, const char *path)
+{
+    srv_rpc_begin(call, p->server, 1, 1024, &p->conn_bytes, &p->worker_bytes, 0);
     srv_rpc_header(call, AUTHZ_SLICE_LIT(":method"), AUTHZ_SLICE_LIT("POST"));
-    srv_rpc_header(call, AUTHZ_SLICE_LIT(":path"), AUTHZ_SLICE_LIT("/no.Such/Method"));
+    srv_rpc_header(call, AUTHZ_SLICE_LIT(":path"), authz_slice_from_cstr(path));
     srv_rpc_header(call, AUTHZ_SLICE_LIT("content-type"), AUTHZ_SLICE_LIT("application/grpc"));
     return srv_rpc_headers_done(call);
 }
@@ -183,6 +191,7 @@ Test(srv_rpc, answer_goes_out_as_trailers_only)
     cr_assert_not(p.view.rst);
     cr_assert(p.view.closed);
     cr_assert_eq(p.view.close_code, NGHTTP2_NO_ERROR);
+    srv_rpc_end(&call);
     pair_close(&p);
 }
 
@@ -203,6 +212,7 @@ Test(srv_rpc, refused_answer_resets_the_stream)
     cr_assert(p.view.rst, "the client must be told, not left waiting");
     cr_assert_eq(p.view.rst_code, NGHTTP2_INTERNAL_ERROR);
     cr_assert(p.view.closed);
+    srv_rpc_end(&call);
     pair_close(&p);
 }
 
@@ -216,5 +226,91 @@ Test(srv_rpc, neither_answer_nor_reset_asks_to_close)
     p.fm.fail_count = SIZE_MAX;
     cr_assert_eq(answer_unknown_method(&p, &call), -1);
     p.fm.fail_count = 0;
+    srv_rpc_end(&call);
+    pair_close(&p);
+}
+
+/* A gRPC prefix declaring |len| bytes, then |have| of them. */
+static void send_partial(srv_rpc_call *call, size_t len, size_t have)
+{
+    uint8_t buf[5 + 1024];
+    memset(buf, 'z', sizeof(buf));
+    buf[0] = 0;
+    buf[1] = (uint8_t)(len >> 24);
+    buf[2] = (uint8_t)(len >> 16);
+    buf[3] = (uint8_t)(len >> 8);
+    buf[4] = (uint8_t)len;
+    cr_assert_leq(have, 1024);
+    srv_rpc_data(call, buf, 5 + have);
+}
+
+Test(srv_rpc, request_bytes_are_counted_and_released_with_the_answer)
+{
+    pair p;
+    srv_rpc_call call;
+
+    pair_open(&p, "/grpc.health.v1.Health/Check");
+    cr_assert_eq(begin_call(&p, &call, "/grpc.health.v1.Health/Check"), 0);
+    send_partial(&call, 900, 600);
+    cr_assert_eq(p.conn_bytes.held, 600, "the buffer holds what arrived, not the 900 declared");
+    cr_assert_eq(p.worker_bytes.held, 600);
+    cr_assert_eq(srv_rpc_request_expired(&call), 0);
+    cr_assert(srv_rpc_answered(&call));
+    cr_assert_eq(p.conn_bytes.held, 0, "an answered call keeps no request bytes");
+    cr_assert_eq(p.worker_bytes.held, 0);
+    srv_rpc_end(&call);
+    pair_close(&p);
+}
+
+Test(srv_rpc, over_the_connection_budget_is_resource_exhausted)
+{
+    pair p;
+    srv_rpc_call call;
+
+    pair_open(&p, "/grpc.health.v1.Health/Check");
+    p.conn_bytes.held = 700; /* other streams of the connection */
+    p.worker_bytes.held = 700;
+    cr_assert_eq(begin_call(&p, &call, "/grpc.health.v1.Health/Check"), 0);
+    send_partial(&call, 900, 400);
+    cr_assert_eq(p.conn_bytes.held, 700, "refused growth holds nothing");
+    cr_assert_eq(p.worker_bytes.held, 700);
+    cr_assert_eq(srv_rpc_answer_pending(&call), 0);
+    cr_assert(srv_rpc_answered(&call));
+    cr_assert_str_eq(call.grpc_message, "server busy: request bytes over max_buffered_bytes_per_connection");
+    pump(p.server, p.client);
+    cr_assert_str_eq(p.view.grpc_status, "8");
+    srv_rpc_end(&call);
+    pair_close(&p);
+}
+
+Test(srv_rpc, over_the_worker_budget_names_the_worker_bound)
+{
+    pair p;
+    srv_rpc_call call;
+
+    pair_open(&p, "/grpc.health.v1.Health/Check");
+    p.worker_bytes.held = 1800; /* other connections of the worker */
+    cr_assert_eq(begin_call(&p, &call, "/grpc.health.v1.Health/Check"), 0);
+    send_partial(&call, 900, 300);
+    cr_assert_eq(p.conn_bytes.held, 0);
+    cr_assert_eq(p.worker_bytes.held, 1800);
+    cr_assert_eq(srv_rpc_answer_pending(&call), 0);
+    cr_assert_str_eq(call.grpc_message, "server busy: request bytes over max_buffered_bytes_per_worker");
+    srv_rpc_end(&call);
+    pair_close(&p);
+}
+
+Test(srv_rpc, closing_an_unanswered_call_releases_its_bytes)
+{
+    pair p;
+    srv_rpc_call call;
+
+    pair_open(&p, "/grpc.health.v1.Health/Check");
+    cr_assert_eq(begin_call(&p, &call, "/grpc.health.v1.Health/Check"), 0);
+    send_partial(&call, 900, 250);
+    cr_assert_eq(p.worker_bytes.held, 250);
+    srv_rpc_end(&call);
+    cr_assert_eq(p.conn_bytes.held, 0);
+    cr_assert_eq(p.worker_bytes.held, 0);
     pair_close(&p);
 }
