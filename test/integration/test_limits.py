@@ -33,6 +33,14 @@ def grpc_prefix(length):
     return struct.pack(">BI", 0, length)
 
 
+def sanitized():
+    """True for an ASan or TSan build of tokengate: their allocators and
+    shadow memory add a few KiB per live allocation to what RSS shows."""
+    with open(h.tokengate_bin(), "rb") as f:
+        data = f.read()
+    return b"__asan_init" in data or b"__tsan_init" in data
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
@@ -243,7 +251,10 @@ class StalledReaderTest(unittest.TestCase):
         return client
 
     def test_window_zero_client_holds_no_memory_and_is_reset(self):
-        server = self.start(workers=1)
+        # Bounds far above what is sent: memory must stay flat because answered
+        # calls release their requests, not because the bounds refuse streams.
+        server = self.start(workers=1, max_buffered_bytes_per_connection=1 << 30,
+                            max_buffered_bytes_per_worker=1 << 30)
         good = GoodClient(server.target)
         time.sleep(0.5)  # the good client's connection and a few decisions are part of idle
         idle = rss_kib(server.proc.pid)
@@ -279,7 +290,11 @@ class StalledReaderTest(unittest.TestCase):
               f"(+{grown_mib:.1f}), closed after {(client.eof_at or 0) - first:.2f}s")
         self.assertGreaterEqual(client.answered(), 100, "too few Checks were decided for the test to mean much")
         self.assertEqual(client.data_bytes, 0, "DATA was sent through a zero window")
-        self.assertLessEqual(grown_mib, 8, f"RSS grew {grown_mib:.1f} MiB for answers that cannot be sent")
+        # Each held request would be 256 KiB (100 MiB in all); what may stay is
+        # a stream's bookkeeping and its answer: well under 1 MiB in all
+        # (measured +1 MiB plain, +4 ASan, +8 TSan).
+        limit = 16 if sanitized() else 4
+        self.assertLessEqual(grown_mib, limit, f"RSS grew {grown_mib:.1f} MiB for answers that cannot be sent")
         self.assertTrue(closed, "the connection was never closed")
         # The oldest answer waits from about the first Check on.
         self.assertGreaterEqual(client.eof_at - first, SEND_TIMEOUT - 0.2, "closed before send_timeout")
