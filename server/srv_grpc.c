@@ -1,5 +1,6 @@
 #include "srv_grpc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +127,37 @@ size_t srv_grpc_reader_release(srv_grpc_reader *r)
 bool srv_grpc_reader_idle(const srv_grpc_reader *r)
 {
     return r->prefix_have == 0 && !r->complete;
+}
+
+size_t srv_grpc_reader_truncation(const srv_grpc_reader *r, char *out, size_t out_size)
+{
+    int n;
+
+    if (srv_grpc_reader_idle(r) || r->complete || out_size == 0) {
+        return 0;
+    }
+    if (r->prefix_have < SRV_GRPC_PREFIX_LEN) {
+        n = snprintf(out, out_size, "truncated message: the stream ended after %zu of the %u prefix bytes",
+                     r->prefix_have, SRV_GRPC_PREFIX_LEN);
+    } else {
+        n = snprintf(out, out_size, "truncated message: the stream ended after %zu of %zu message bytes",
+                     r->msg_have, r->msg_len);
+    }
+    if (n < 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    return (size_t)n < out_size ? (size_t)n : out_size - 1;
+}
+
+bool srv_grpc_content_type_ok(authz_slice value)
+{
+    const authz_slice grpc = AUTHZ_SLICE_LIT("application/grpc");
+
+    if (!authz_slice_has_prefix(value, grpc)) {
+        return false;
+    }
+    return value.len == grpc.len || value.ptr[grpc.len] == '+' || value.ptr[grpc.len] == ';';
 }
 
 int srv_grpc_prefix_write(uint8_t out[SRV_GRPC_PREFIX_LEN], size_t len)

@@ -82,6 +82,19 @@ size_t srv_grpc_reader_release(srv_grpc_reader *r);
 /* True when the reader is between messages (no partial prefix or body). */
 bool srv_grpc_reader_idle(const srv_grpc_reader *r);
 
+/* When the stream ended with |r| inside a message (its prefix or its body),
+ * writes what is missing into |out| (|out_size| bytes, NUL-terminated), e.g.
+ * "truncated message: the stream ended after 40 of 100 message bytes", and
+ * returns its length; returns 0 (nothing written) when |r| is between
+ * messages. */
+size_t srv_grpc_reader_truncation(const srv_grpc_reader *r, char *out, size_t out_size);
+
+/* True when |value| is a gRPC content-type: exactly "application/grpc", or
+ * followed by "+" (a subtype such as +proto) or ";" (parameters). Anything
+ * else (application/grpcXYZ, application/grpc-web) is not gRPC (grpc
+ * doc/PROTOCOL-HTTP2.md, Content-Type). */
+bool srv_grpc_content_type_ok(authz_slice value);
+
 /* Writes the 5-byte prefix for an uncompressed message of |len| bytes.
  * Returns 0, or -1 when |len| does not fit in 32 bits. */
 int srv_grpc_prefix_write(uint8_t out[SRV_GRPC_PREFIX_LEN], size_t len);

@@ -228,7 +228,7 @@ void srv_rpc_header(srv_rpc_call *call, authz_slice name, authz_slice value)
             call->kind = SRV_RPC_HEALTH;
         }
     } else if (name_is(name, "content-type")) {
-        call->content_type_ok = authz_slice_has_prefix(value, AUTHZ_SLICE_LIT("application/grpc"));
+        call->content_type_ok = srv_grpc_content_type_ok(value);
     } else if (name_is(name, "grpc-encoding")) {
         call->encoding_other = !authz_slice_eq_cstr(value, "identity");
     } else if (name_is(name, "grpc-timeout")) {
@@ -344,9 +344,11 @@ int srv_rpc_request_done(srv_rpc_call *call, srv_worker *w)
         return respond_error(call, call->error_status, call->error_message);
     }
     if (!call->have_message) {
+        char why[SRV_RPC_GRPC_MESSAGE_MAX];
         return respond_error(call, SRV_GRPC_INVALID_ARGUMENT,
-                             srv_grpc_reader_idle(&call->reader) ? "unary call without a request message"
-                                                                 : "truncated message");
+                             srv_grpc_reader_truncation(&call->reader, why, sizeof(why)) > 0
+                                 ? why
+                                 : "unary call without a request message");
     }
     if (deadline_passed(call)) {
         return respond_error(call, SRV_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");

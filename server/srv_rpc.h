@@ -6,7 +6,10 @@
  *
  * gRPC behaviour (grpc doc/PROTOCOL-HTTP2.md):
  * - :method other than POST: HTTP 405, no grpc-status.
- * - content-type not starting with "application/grpc": HTTP 415.
+ * - content-type other than "application/grpc", optionally followed by
+ *   "+subtype" or ";parameters": HTTP 415.
+ * - a stream that ends inside a message (its 5-byte prefix or its body) is
+ *   INVALID_ARGUMENT "truncated message: ..." saying how far it got.
  * - :path /envoy.service.auth.v3.Authorization/Check and
  *   /grpc.health.v1.Health/Check are served; anything else is answered
  *   trailers-only with grpc-status 12 UNIMPLEMENTED.

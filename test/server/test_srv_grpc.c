@@ -261,3 +261,67 @@ Test(srv_grpc, percent_encoding_never_cuts_an_escape)
     cr_assert_str_eq(out, "abc", "the escape does not fit and is dropped whole");
     cr_assert_eq(n, 3);
 }
+
+Test(srv_grpc, content_type_is_grpc_or_a_subtype)
+{
+    static const char *const ok[] = {"application/grpc", "application/grpc+proto", "application/grpc+json",
+                                     "application/grpc;charset=utf-8", "application/grpc+"};
+    static const char *const bad[] = {
+        "application/grpcXYZ", "application/grpc-web", "application/grpc-web+proto",
+        "application/grp",     "application/json",     "",
+        "Application/grpc",    " application/grpc",    "application/grpc2"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        cr_assert(srv_grpc_content_type_ok(authz_slice_from_cstr(ok[i])), "'%s' refused", ok[i]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_not(srv_grpc_content_type_ok(authz_slice_from_cstr(bad[i])), "'%s' accepted", bad[i]);
+    }
+}
+
+Test(srv_grpc, truncation_inside_the_prefix)
+{
+    uint8_t buf[64];
+    size_t used = 0;
+    char why[128];
+    srv_grpc_reader r = {.max_len = 100};
+
+    frame(buf, 0, "abcdef", 6);
+    cr_assert_eq(srv_grpc_reader_truncation(&r, why, sizeof(why)), 0, "nothing arrived: not truncated");
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 3, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
+    cr_assert_gt(srv_grpc_reader_truncation(&r, why, sizeof(why)), 0);
+    cr_assert_str_eq(why, "truncated message: the stream ended after 3 of the 5 prefix bytes");
+    srv_grpc_reader_release(&r);
+}
+
+Test(srv_grpc, truncation_inside_the_body)
+{
+    uint8_t buf[64];
+    size_t n = frame(buf, 0, "abcdef", 6), used = 0;
+    char why[128];
+    srv_grpc_reader r = {.max_len = 100};
+
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 5, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
+    cr_assert_gt(srv_grpc_reader_truncation(&r, why, sizeof(why)), 0,
+                 "a prefix alone is a truncated message");
+    cr_assert_str_eq(why, "truncated message: the stream ended after 0 of 6 message bytes");
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 5, 4, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
+    cr_assert_eq(srv_grpc_reader_truncation(&r, why, sizeof(why)), strlen(why));
+    cr_assert_str_eq(why, "truncated message: the stream ended after 4 of 6 message bytes");
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 9, n - 9, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert_eq(srv_grpc_reader_truncation(&r, why, sizeof(why)), 0, "a whole message is not truncated");
+    srv_grpc_reader_release(&r);
+}
+
+Test(srv_grpc, truncation_text_fits_small_buffers)
+{
+    uint8_t buf[64];
+    size_t used = 0;
+    char why[10];
+    srv_grpc_reader r = {.max_len = 100};
+
+    frame(buf, 0, "abcdef", 6);
+    srv_grpc_reader_feed(&r, buf, 2, ANY_ROOM, &used);
+    cr_assert_eq(srv_grpc_reader_truncation(&r, why, sizeof(why)), 9);
+    cr_assert_str_eq(why, "truncated");
+    srv_grpc_reader_release(&r);
+}
