@@ -1,5 +1,6 @@
 #include "srv_conn.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,7 +75,8 @@ static srv_stream *stream_get(srv_worker *w, srv_conn *c, int32_t id)
             return NULL;
         }
     }
-    memset(s, 0, sizeof(*s));
+    /* srv_rpc_begin clears what it needs of the call (not its buffers). */
+    memset(s, 0, offsetof(srv_stream, call));
     s->conn = c;
     srv_rpc_begin(&s->call, c->session, id, max_msg, &c->request_bytes, &w->request_bytes, uv_hrtime());
     s->request_due_ms = uv_now(&w->loop) + (uint64_t)w->snap->server.request_timeout_seconds * 1000u;

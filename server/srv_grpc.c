@@ -10,8 +10,9 @@ static size_t min_size(size_t a, size_t b)
 }
 
 /* Makes room for |need| message bytes, growing the buffer by at most |room|:
- * doubling (capped at the declared length) when that fits, else exactly
- * what arrived. */
+ * the caller's slot when the whole message fits it, else the heap, doubling
+ * (capped at the declared length) when that fits, else exactly what
+ * arrived. */
 static srv_grpc_read reader_grow(srv_grpc_reader *r, size_t need, size_t room)
 {
     size_t cap = r->msg_cap > r->msg_len / 2 ? r->msg_len : r->msg_cap * 2;
@@ -20,13 +21,30 @@ static srv_grpc_read reader_grow(srv_grpc_reader *r, size_t need, size_t room)
     if (need <= r->msg_cap) {
         return SRV_GRPC_READ_MORE;
     }
+    if (r->msg == NULL && r->msg_len <= r->slot_size) {
+        /* Counted like heap bytes, but nothing is allocated. */
+        if (r->msg_len > room) {
+            return SRV_GRPC_READ_OVER_BUDGET;
+        }
+        r->msg = r->slot;
+        r->msg_cap = r->msg_len;
+        return SRV_GRPC_READ_MORE;
+    }
     if (cap < need || cap - r->msg_cap > room) {
         cap = need;
     }
     if (cap - r->msg_cap > room) {
         return SRV_GRPC_READ_OVER_BUDGET;
     }
-    p = realloc(r->msg, cap);
+    if (r->msg != NULL && r->msg == r->slot) {
+        /* A later, larger message leaves the slot. */
+        p = malloc(cap);
+        if (p != NULL) {
+            memcpy(p, r->slot, r->msg_have);
+        }
+    } else {
+        p = realloc(r->msg, cap);
+    }
     if (p == NULL) {
         return SRV_GRPC_READ_NOMEM;
     }
@@ -118,7 +136,9 @@ size_t srv_grpc_reader_release(srv_grpc_reader *r)
 {
     size_t held = r->msg_cap;
 
-    free(r->msg);
+    if (r->msg != r->slot) {
+        free(r->msg);
+    }
     r->msg = NULL;
     r->msg_cap = 0;
     return held;

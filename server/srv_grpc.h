@@ -42,16 +42,20 @@ typedef enum srv_grpc_read {
     SRV_GRPC_READ_OVER_BUDGET = -5 /* holding what arrived needs more than the room given */
 } srv_grpc_read;
 
-/* One message being reassembled. Zero-initialise, then set max_len. */
+/* One message being reassembled. Zero-initialise, then set max_len (and
+ * slot / slot_size to let small messages live in a buffer of the caller's
+ * instead of the heap). */
 typedef struct srv_grpc_reader {
     size_t max_len; /* bound on a message's length */
     uint8_t prefix[SRV_GRPC_PREFIX_LEN];
     size_t prefix_have; /* prefix bytes seen so far */
-    uint8_t *msg;       /* owned (malloc): the message bytes seen so far; NULL until some arrive */
-    size_t msg_cap;     /* bytes allocated at msg: grown by doubling up to msg_len, or to what arrived */
-    size_t msg_len;     /* declared length */
-    size_t msg_have;    /* message bytes seen so far */
-    bool complete;      /* msg holds a whole message */
+    uint8_t *slot;      /* borrowed, optional: the caller's buffer for a message that fits it whole */
+    size_t slot_size;
+    uint8_t *msg;    /* |slot|, or owned (malloc): the message bytes seen so far; NULL until some arrive */
+    size_t msg_cap;  /* bytes allocated at msg: grown by doubling up to msg_len, or to what arrived */
+    size_t msg_len;  /* declared length */
+    size_t msg_have; /* message bytes seen so far */
+    bool complete;   /* msg holds a whole message */
 } srv_grpc_reader;
 
 /* Consumes bytes of |data| (|len| bytes) until a message completes or the
@@ -72,11 +76,13 @@ const uint8_t *srv_grpc_reader_message(const srv_grpc_reader *r);
 /* Forgets the completed message to read the next one (the buffer is kept). */
 void srv_grpc_reader_next(srv_grpc_reader *r);
 
-/* Bytes the reader holds allocated (what a budget counts). */
+/* Bytes the reader holds for the message, in its slot or on the heap (what
+ * a budget counts). */
 size_t srv_grpc_reader_held(const srv_grpc_reader *r);
 
-/* Frees the message buffer; the reader keeps its position, holds nothing
- * and must not be fed again. Returns the bytes released. */
+/* Frees the message buffer (the slot is left alone); the reader keeps its
+ * position, holds nothing and must not be fed again. Returns the bytes
+ * released. */
 size_t srv_grpc_reader_release(srv_grpc_reader *r);
 
 /* True when the reader is between messages (no partial prefix or body). */

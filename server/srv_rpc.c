@@ -1,5 +1,6 @@
 #include "srv_rpc.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,12 +18,14 @@
 void srv_rpc_begin(srv_rpc_call *call, nghttp2_session *session, int32_t stream_id, size_t max_message_bytes,
                    srv_budget *conn_bytes, srv_budget *worker_bytes, uint64_t start_ns)
 {
-    memset(call, 0, sizeof(*call));
+    memset(call, 0, offsetof(srv_rpc_call, grpc_message));
     call->session = session;
     call->stream_id = stream_id;
     call->budgets[0] = conn_bytes;
     call->budgets[1] = worker_bytes;
     call->reader.max_len = max_message_bytes;
+    call->reader.slot = call->slot;
+    call->reader.slot_size = sizeof(call->slot);
     call->start_ns = start_ns;
 }
 
@@ -38,7 +41,7 @@ static void release_request(srv_rpc_call *call)
 void srv_rpc_end(srv_rpc_call *call)
 {
     release_request(call);
-    if (call->resp != call->fallback) {
+    if (call->resp != call->fallback && call->resp != call->slot) {
         free(call->resp);
     }
     call->resp = NULL;
@@ -120,7 +123,8 @@ static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_
 
 /* Sends |msg| (|len| bytes) as the one response message, copying it behind
  * a gRPC prefix into a buffer of the call's own (the decision arena is
- * reset once the answer is submitted), or into the fixed fallback buffer.
+ * reset once the answer is submitted): its slot when it fits (the request
+ * there is of no further use), else the heap; or the fixed fallback buffer.
  * Returns 0 or -1 as submit; -2 when no buffer could be had (nothing sent). */
 static int respond_message(srv_rpc_call *call, const uint8_t *msg, size_t len, bool use_fallback)
 {
@@ -129,14 +133,16 @@ static int respond_message(srv_rpc_call *call, const uint8_t *msg, size_t len, b
     nghttp2_data_provider prd;
     uint8_t *buf = call->fallback;
 
-    if (!use_fallback) {
+    if (!use_fallback && len <= sizeof(call->slot) - SRV_GRPC_PREFIX_LEN) {
+        buf = call->slot;
+    } else if (!use_fallback) {
         buf = len <= SIZE_MAX - SRV_GRPC_PREFIX_LEN ? malloc(len + SRV_GRPC_PREFIX_LEN) : NULL;
         if (buf == NULL) {
             return -2;
         }
     }
     if (srv_grpc_prefix_write(buf, len) != 0) {
-        if (buf != call->fallback) {
+        if (buf != call->fallback && buf != call->slot) {
             free(buf);
         }
         return respond_error(call, SRV_GRPC_RESOURCE_EXHAUSTED, "response too large");

@@ -25,7 +25,8 @@
  * RESOURCE_EXHAUSTED. The decision runs in the worker's one decision arena.
  * Once a call is answered it holds only its answer: the request bytes are
  * released and the arena reset, so a peer that never reads its answers
- * cannot make us keep what it sent. */
+ * cannot make us keep what it sent. A request and an answer that fit the
+ * call's 2 KiB slot use it instead of the heap. */
 #ifndef SRV_RPC_H
 #define SRV_RPC_H
 
@@ -39,6 +40,10 @@
 #include "srv_worker.h"
 
 #define SRV_RPC_GRPC_MESSAGE_MAX 256u
+/* Each call's own buffer: first its request message when that fits whole,
+ * then its answer when that fits (a typical Check and its answer both do),
+ * so the common call allocates nothing. */
+#define SRV_RPC_SLOT_SIZE 2048u
 #define SRV_RPC_FALLBACK_MAX 80u
 
 typedef enum srv_rpc_kind { SRV_RPC_UNKNOWN = 0, SRV_RPC_CHECK, SRV_RPC_HEALTH } srv_rpc_kind;
@@ -63,11 +68,13 @@ typedef struct srv_rpc_call {
     uint64_t start_ns; /* uv_hrtime when the headers arrived */
     bool has_deadline;
     uint64_t deadline_ns; /* absolute uv_hrtime */
-    uint8_t *resp;        /* prefix + response message: owned (malloc) or |fallback| */
+    uint8_t *resp;        /* prefix + response message: |slot|, |fallback| or owned (malloc) */
     size_t resp_len;
     size_t resp_off;
+    /* Buffers last: srv_rpc_begin does not clear them. */
     char grpc_message[SRV_RPC_GRPC_MESSAGE_MAX];
     uint8_t fallback[SRV_GRPC_PREFIX_LEN + SRV_RPC_FALLBACK_MAX];
+    uint8_t slot[SRV_RPC_SLOT_SIZE];
 } srv_rpc_call;
 
 /* Starts |call| for stream |stream_id| of |session|, with messages bounded

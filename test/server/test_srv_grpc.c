@@ -325,3 +325,31 @@ Test(srv_grpc, truncation_text_fits_small_buffers)
     cr_assert_str_eq(why, "truncated");
     srv_grpc_reader_release(&r);
 }
+
+Test(srv_grpc, small_messages_use_the_slot)
+{
+    uint8_t slot[16];
+    uint8_t buf[64];
+    size_t n = frame(buf, 0, "0123456789", 10), used = 0;
+    srv_grpc_reader r = {.max_len = 100, .slot = slot, .slot_size = sizeof(slot)};
+
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 8, 9, &used), SRV_GRPC_READ_OVER_BUDGET,
+                 "the slot counts the declared length against the room");
+    srv_grpc_reader_release(&r);
+    r = (srv_grpc_reader){.max_len = 100, .slot = slot, .slot_size = sizeof(slot)};
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 8, 10, &used), SRV_GRPC_READ_MORE);
+    cr_assert_eq(r.msg, slot);
+    cr_assert_eq(srv_grpc_reader_held(&r), 10);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 8, n - 8, 0, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert(memcmp(srv_grpc_reader_message(&r), "0123456789", 10) == 0);
+    /* A larger message after it leaves the slot for the heap, keeping what arrived. */
+    srv_grpc_reader_next(&r);
+    n = frame(buf, 0, "abcdefghijklmnopqrstuvwxyz", 26);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 20, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
+    cr_assert_neq(r.msg, slot);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 20, n - 20, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert(memcmp(srv_grpc_reader_message(&r), "abcdefghijklmnopqrstuvwxyz", 26) == 0);
+    cr_assert_eq(memcmp(slot, "0123456789", 10), 0, "the slot kept the first message");
+    srv_grpc_reader_release(&r);
+    cr_assert_null(r.msg);
+}

@@ -149,8 +149,8 @@ static void pair_open(pair *p, const char *path)
     cr_assert_eq(nghttp2_submit_request(p->client, NULL, nva, sizeof(nva) / sizeof(nva[0]), NULL, NULL), 1);
     pump(p->client, p->server);
     pump(p->server, p->client);
-    p->conn_bytes.max = 1000;
-    p->worker_bytes.max = 2000;
+    p->conn_bytes.max = 10000;
+    p->worker_bytes.max = 20000;
 }
 
 static void pair_close(pair *p)
@@ -170,7 +170,7 @@ static int answer_unknown_method(pair *p, srv_rpc_call *call)
 
 static int begin_call(pair *p, srv_rpc_call *call, const char *path)
 {
-    srv_rpc_begin(call, p->server, 1, 1024, &p->conn_bytes, &p->worker_bytes, 0);
+    srv_rpc_begin(call, p->server, 1, 65536, &p->conn_bytes, &p->worker_bytes, 0);
     srv_rpc_header(call, AUTHZ_SLICE_LIT(":method"), AUTHZ_SLICE_LIT("POST"));
     srv_rpc_header(call, AUTHZ_SLICE_LIT(":path"), authz_slice_from_cstr(path));
     srv_rpc_header(call, AUTHZ_SLICE_LIT("content-type"), AUTHZ_SLICE_LIT("application/grpc"));
@@ -233,14 +233,14 @@ Test(srv_rpc, neither_answer_nor_reset_asks_to_close)
 /* A gRPC prefix declaring |len| bytes, then |have| of them. */
 static void send_partial(srv_rpc_call *call, size_t len, size_t have)
 {
-    uint8_t buf[5 + 1024];
+    uint8_t buf[5 + 4096];
     memset(buf, 'z', sizeof(buf));
     buf[0] = 0;
     buf[1] = (uint8_t)(len >> 24);
     buf[2] = (uint8_t)(len >> 16);
     buf[3] = (uint8_t)(len >> 8);
     buf[4] = (uint8_t)len;
-    cr_assert_leq(have, 1024);
+    cr_assert_leq(have, 4096);
     srv_rpc_data(call, buf, 5 + have);
 }
 
@@ -251,9 +251,9 @@ Test(srv_rpc, request_bytes_are_counted_and_released_with_the_answer)
 
     pair_open(&p, "/grpc.health.v1.Health/Check");
     cr_assert_eq(begin_call(&p, &call, "/grpc.health.v1.Health/Check"), 0);
-    send_partial(&call, 900, 600);
-    cr_assert_eq(p.conn_bytes.held, 600, "the buffer holds what arrived, not the 900 declared");
-    cr_assert_eq(p.worker_bytes.held, 600);
+    send_partial(&call, 9000, 3000);
+    cr_assert_eq(p.conn_bytes.held, 3000, "the buffer holds what arrived, not the 9000 declared");
+    cr_assert_eq(p.worker_bytes.held, 3000);
     cr_assert_eq(srv_rpc_request_expired(&call), 0);
     cr_assert(srv_rpc_answered(&call));
     cr_assert_eq(p.conn_bytes.held, 0, "an answered call keeps no request bytes");
@@ -268,12 +268,12 @@ Test(srv_rpc, over_the_connection_budget_is_resource_exhausted)
     srv_rpc_call call;
 
     pair_open(&p, "/grpc.health.v1.Health/Check");
-    p.conn_bytes.held = 700; /* other streams of the connection */
-    p.worker_bytes.held = 700;
+    p.conn_bytes.held = 7000; /* other streams of the connection */
+    p.worker_bytes.held = 7000;
     cr_assert_eq(begin_call(&p, &call, "/grpc.health.v1.Health/Check"), 0);
-    send_partial(&call, 900, 400);
-    cr_assert_eq(p.conn_bytes.held, 700, "refused growth holds nothing");
-    cr_assert_eq(p.worker_bytes.held, 700);
+    send_partial(&call, 9000, 4000);
+    cr_assert_eq(p.conn_bytes.held, 7000, "refused growth holds nothing");
+    cr_assert_eq(p.worker_bytes.held, 7000);
     cr_assert_eq(srv_rpc_answer_pending(&call), 0);
     cr_assert(srv_rpc_answered(&call));
     cr_assert_str_eq(call.grpc_message, "server busy: request bytes over max_buffered_bytes_per_connection");
@@ -289,11 +289,11 @@ Test(srv_rpc, over_the_worker_budget_names_the_worker_bound)
     srv_rpc_call call;
 
     pair_open(&p, "/grpc.health.v1.Health/Check");
-    p.worker_bytes.held = 1800; /* other connections of the worker */
+    p.worker_bytes.held = 18000; /* other connections of the worker */
     cr_assert_eq(begin_call(&p, &call, "/grpc.health.v1.Health/Check"), 0);
-    send_partial(&call, 900, 300);
+    send_partial(&call, 9000, 3000);
     cr_assert_eq(p.conn_bytes.held, 0);
-    cr_assert_eq(p.worker_bytes.held, 1800);
+    cr_assert_eq(p.worker_bytes.held, 18000);
     cr_assert_eq(srv_rpc_answer_pending(&call), 0);
     cr_assert_str_eq(call.grpc_message, "server busy: request bytes over max_buffered_bytes_per_worker");
     srv_rpc_end(&call);
@@ -307,10 +307,28 @@ Test(srv_rpc, closing_an_unanswered_call_releases_its_bytes)
 
     pair_open(&p, "/grpc.health.v1.Health/Check");
     cr_assert_eq(begin_call(&p, &call, "/grpc.health.v1.Health/Check"), 0);
-    send_partial(&call, 900, 250);
-    cr_assert_eq(p.worker_bytes.held, 250);
+    send_partial(&call, 9000, 2500);
+    cr_assert_eq(p.worker_bytes.held, 2500);
     srv_rpc_end(&call);
     cr_assert_eq(p.conn_bytes.held, 0);
     cr_assert_eq(p.worker_bytes.held, 0);
+    pair_close(&p);
+}
+
+Test(srv_rpc, a_small_request_lives_in_the_slot_and_is_counted)
+{
+    pair p;
+    srv_rpc_call call;
+
+    pair_open(&p, "/grpc.health.v1.Health/Check");
+    cr_assert_eq(begin_call(&p, &call, "/grpc.health.v1.Health/Check"), 0);
+    send_partial(&call, 900, 600);
+    cr_assert_eq(call.reader.msg, call.slot, "a message that fits the slot takes no heap");
+    cr_assert_eq(p.conn_bytes.held, 900, "the slot counts the message it holds");
+    cr_assert_eq(p.worker_bytes.held, 900);
+    cr_assert_eq(srv_rpc_request_expired(&call), 0);
+    cr_assert_eq(p.conn_bytes.held, 0);
+    cr_assert_eq(p.worker_bytes.held, 0);
+    srv_rpc_end(&call);
     pair_close(&p);
 }
