@@ -91,6 +91,7 @@ static srv_stream *stream_get(srv_worker *w, srv_conn *c, int32_t id)
     c->streams = s;
     return s;
 }
+
 static void ready_unlink(srv_conn *c, srv_stream *s)
 {
     if (!s->ready) {
@@ -187,7 +188,7 @@ static void stream_result(srv_stream *s, int rc)
         c->broken = true;
     }
     if (s->answered_ms == 0 && srv_rpc_answered(&s->call)) {
-        /* uv_now is never 0 on a running loop's connections (it starts at the loop's creation). */
+        /* | 1 keeps 0 meaning "not answered" (a millisecond off does not matter). */
         s->answered_ms = uv_now(&c->w->loop) | 1u;
         conn_timer_at_most(c, s->answered_ms + send_timeout_ms(c));
     }
@@ -570,7 +571,6 @@ static void on_conn_timer(uv_timer_t *t)
             conn_reset(c);
             return;
         }
-        next = unsent + send_timeout_ms(c);
     }
     for (srv_stream *s = c->streams; s != NULL; s = s->next) {
         if (srv_rpc_answered(&s->call)) {
@@ -585,6 +585,11 @@ static void on_conn_timer(uv_timer_t *t)
     if (c->broken) {
         conn_close(c);
         return;
+    }
+    /* Requests just answered as overdue start their send timeout too. */
+    unsent = oldest_unsent_ms(c);
+    if (unsent != UINT64_MAX && unsent + send_timeout_ms(c) < next) {
+        next = unsent + send_timeout_ms(c);
     }
     if (idle_ms > 0) {
         if (c->streams == NULL && now - c->last_recv_ms >= idle_ms) {
