@@ -18,7 +18,7 @@ import tg_harness as h
 
 SEND_TIMEOUT = 2
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, GOAWAY = 0, 1, 3, 4, 7
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY = 0, 1, 3, 4, 6, 7
 END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
 SETTINGS_INITIAL_WINDOW_SIZE = 0x4
 REFUSED_STREAM = 0x7
@@ -63,6 +63,7 @@ class H2Client:
         self.streams = {}
         self.eof_at = None
         self.data_bytes = 0
+        self.pings = 0
         payload = b"".join(struct.pack(">HI", k, v) for k, v in (settings or {}).items())
         self.sock.sendall(PREFACE + frame(SETTINGS, 0, 0, payload) + frame(SETTINGS, ACK, 0))
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -96,6 +97,8 @@ class H2Client:
                             self.data_bytes += length
                         elif ftype == RST_STREAM:
                             self._stream(sid)["rst"] = int.from_bytes(payload[:4], "big")
+                        elif ftype == PING and flags & ACK:
+                            self.pings += 1
                         if ftype in (HEADERS, DATA) and flags & END_STREAM:
                             self._stream(sid)["ended"] = True
                         self.lock.notify_all()
@@ -131,6 +134,14 @@ class H2Client:
 
     def call(self, sid, body, end_stream=True):
         return self.send(self.headers_frame(sid) + self.data_frames(sid, body, end_stream))
+
+    def sync(self):
+        """Returns once the server has handled everything sent so far on
+        this connection (it answers a PING after the frames before it)."""
+        with self.lock:
+            want = self.pings + 1
+        assert self.send(frame(PING, 0, 0, b"syncsync"))
+        assert self.wait(lambda c: c.pings >= want, 5), "no PING ACK"
 
     def wait(self, predicate, timeout):
         deadline = time.monotonic() + timeout
@@ -306,15 +317,20 @@ class StalledReaderTest(unittest.TestCase):
 
     def test_two_stalled_clients_do_not_lock_out_others(self):
         server = self.start(workers=1, max_connections=2)
-        time.sleep(0.3)  # the start-up health probe's connection is gone
-        stalled = [self.stalled(server) for _ in range(2)]
         body = big_check(1024)
-        first = time.monotonic()
-        for client in stalled:
+        stalled, started = [], []
+        deadline = time.monotonic() + 5
+        while len(stalled) < 2:
+            # A slot may still be the start-up health probe's for a moment.
+            client = self.stalled(server)
+            start = time.monotonic()
             for i in range(4):
-                self.assertTrue(client.call(2 * i + 1, body))
-        for client in stalled:
-            self.assertTrue(client.wait(lambda c: c.answered() == 4, 5), "the stalled clients were not served")
+                client.call(2 * i + 1, body)
+            client.wait(lambda c: c.answered() == 4 or c.eof_at is not None, 5)
+            if client.answered() == 4:
+                stalled.append(client)
+                started.append(start)
+            self.assertLess(time.monotonic(), deadline, "the stalled clients were not served")
         # Both slots are taken by peers that never read: a newcomer is
         # served once send_timeout frees one, not never.
         options = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
@@ -323,10 +339,10 @@ class StalledReaderTest(unittest.TestCase):
             resp = h.authz_stub(channel).Check(GOOD, timeout=SEND_TIMEOUT + 4, wait_for_ready=True)
         served = time.monotonic()
         self.assertEqual(resp.status.code, 0, resp.status.message)
-        self.assertLessEqual(served - first, SEND_TIMEOUT + 2.5)
-        for client in stalled:
+        self.assertLessEqual(served - started[0], SEND_TIMEOUT + 2.5)
+        for client, start in zip(stalled, started):
             self.assertTrue(client.wait(lambda c: c.eof_at is not None, 3), "a stalled client kept its slot")
-            self.assertLessEqual(client.eof_at - first, SEND_TIMEOUT + 1.5)
+            self.assertLessEqual(client.eof_at - start, SEND_TIMEOUT + 1.5)
         # Slots freed: two fresh well-behaved clients are served together.
         good = [GoodClient(server.target) for _ in range(2)]
         time.sleep(0.5)
@@ -405,17 +421,28 @@ class BufferedBytesTest(unittest.TestCase):
         a, b, z = self.client(), self.client(), self.client()
         self.hold(a, 1, 60000)
         self.hold(b, 1, 60000)
+        a.sync()
+        b.sync()
         # 120000 of 150000 held by the worker: a new stream elsewhere may start,
         # but not grow past the 30000 left.
         self.assertTrue(z.call(1, grpc_prefix(65536) + b"\x00" * 40000, end_stream=False))
         self.assert_exhausted(z, 1, "worker")
         self.hold(a, 3, 20000)
+        a.sync()
         # 140000 held: new streams on any connection are refused.
         self.assert_refused(z, 3)
         a.close()
-        time.sleep(0.3)
-        # a's 80000 are released with its connection.
-        self.assert_decided(z, 5)
+        # a's 80000 are released with its connection (once the server sees it go).
+        sid, deadline = 5, time.monotonic() + 5
+        while True:
+            self.assertTrue(z.call(sid, big_check(100), end_stream=True))
+            self.assertTrue(z.wait(lambda c: c.stream(sid)["ended"] or c.stream(sid)["rst"] is not None, 5))
+            if z.stream(sid)["rst"] is None or time.monotonic() > deadline:
+                break
+            sid += 2
+            time.sleep(0.1)
+        self.assertEqual(z.grpc_status(sid), ("0", None), z.stream(sid))
+        self.assertGreater(z.stream(sid)["data"], 0)
 
 
 if __name__ == "__main__":
