@@ -1,9 +1,10 @@
 /* fuzz_grpc: gRPC Length-Prefixed-Message reassembly (server/srv_grpc.h).
  *
  * Input layout: byte 0-1 the message bound (big-endian, so small bounds make
- * TOO_LARGE reachable), byte 2 the arena budget in 64-byte units (0 = none,
- * so NOMEM is reachable), byte 3 a count n (mod 16) of chunk sizes, then n
- * chunk sizes (bytes), then the DATA payload. The payload is fed in chunks
+ * TOO_LARGE reachable), byte 2 the byte budget in 64-byte units (0 = none,
+ * so OVER_BUDGET is reachable), byte 3 a count n (mod 16) of chunk sizes and
+ * (bit 0x10) whether the reader gets a 64-byte slot for small messages, then
+ * n chunk sizes (bytes), then the DATA payload. The payload is fed in chunks
  * of those sizes in turn, as nghttp2 would hand DATA frames over.
  *
  * A reference parser walks the flat payload; the reader must agree with it
@@ -72,6 +73,7 @@ static void fuzz_reader(const uint8_t *data, size_t size)
     const uint8_t *payload;
     size_t nsizes, plen, pos = 0, chunk_index = 0, msg_start = 0;
     srv_grpc_reader r;
+    uint8_t slot[64];
     size_t budget;
     expect want;
     int done = 0;
@@ -81,6 +83,10 @@ static void fuzz_reader(const uint8_t *data, size_t size)
     }
     memset(&r, 0, sizeof(r));
     r.max_len = ((size_t)data[0] << 8) | data[1];
+    if (data[3] & 0x10u) {
+        r.slot = slot;
+        r.slot_size = sizeof(slot);
+    }
     /* The bytes the reader may hold (0: no bound). */
     budget = data[2] == 0 ? SIZE_MAX : (size_t)data[2] * 64u;
     nsizes = data[3] % 16u;
