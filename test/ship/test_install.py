@@ -154,3 +154,46 @@ class SystemdUnit(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Configure(unittest.TestCase):
+    """A plain configure with the build level's packages only: Criterion is
+    hidden from pkg-config (a pkg-config path holding every other .pc file)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tg-ship-configure-")
+        pcdir = os.path.join(cls.tmp, "pkgconfig")
+        os.mkdir(pcdir)
+        search = subprocess.run(["pkg-config", "--variable", "pc_path", "pkg-config"], check=True,
+                                capture_output=True, text=True).stdout.strip().split(":")
+        for folder in search:
+            for name in os.listdir(folder) if os.path.isdir(folder) else []:
+                if name.endswith(".pc") and name != "criterion.pc" and not os.path.exists(os.path.join(pcdir, name)):
+                    os.symlink(os.path.join(folder, name), os.path.join(pcdir, name))
+        cls.env = {**os.environ, "PKG_CONFIG_LIBDIR": pcdir}
+        cls.env.pop("PKG_CONFIG_PATH", None)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def configure(self, name, *args):
+        build = os.path.join(self.tmp, name)
+        return build, subprocess.run([CMAKE, "-S", source_path(), "-B", build, *args], env=self.env,
+                                     capture_output=True, text=True)
+
+    def test_plain_configure_succeeds_and_names_the_setup_level(self):
+        build, r = self.configure("auto")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("tests are not built", r.stderr)
+        self.assertIn("Criterion", r.stderr)
+        self.assertIn("scripts/setup.sh test", r.stderr)
+        ctest = os.path.join(os.path.dirname(CMAKE), "ctest")
+        tests = subprocess.run([ctest, "--test-dir", build, "-N"], capture_output=True, text=True).stdout
+        self.assertIn("Total Tests: 0", tests)
+
+    def test_tests_on_without_criterion_fails(self):
+        _, r = self.configure("on", "-DTOKENGATE_TESTS=ON")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("scripts/setup.sh test", r.stderr)
