@@ -136,7 +136,12 @@ class Image(unittest.TestCase):
                                  path], stdout=subprocess.DEVNULL, stderr=log)
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                grpc.channel_ready_future(channel).result(timeout=20)
+                ready = grpc.channel_ready_future(channel)
+                deadline = time.monotonic() + 20
+                while not ready.done():
+                    self.assertIsNone(proc.poll(), "tokengate serve exited")
+                    self.assertLess(time.monotonic(), deadline, "tokengate serve did not start listening")
+                    time.sleep(0.1)
                 health = channel.unary_unary("/grpc.health.v1.Health/Check")
                 # HealthCheckRequest{service: ""} is empty; HealthCheckResponse{status: SERVING} is 08 01.
                 self.assertEqual(health(b"", timeout=5), b"\x08\x01")
