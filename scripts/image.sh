@@ -28,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-usage() { sed -n '16,25p' "$0" >&2; exit 2; }
+usage() { sed -n "/^# Usage/,/^#   --root-only/p" "$0" | sed "s/^# \{0,1\}//" >&2; exit 2; }
 
 name=
 output=
