@@ -4,7 +4,7 @@ from Debian packages, its config matches the Dockerfile's, and inside its root
 the Kubernetes example's config and serves gRPC health, which proves every
 shared library it loads is in the image. The archive for podman/docker load
 is checked too. Prints the image's sizes. Everything it makes is removed,
-except the Release build and the .deb cache in IMAGE_CACHE_DIR."""
+except the Release build and its .deb cache in RELEASE_BUILD_DIR."""
 
 import gzip
 import json
@@ -26,7 +26,7 @@ from ship_support import CheckableConfig, source_path, tokengate_version
 from test_examples import configmap_config
 
 BUILDAH = os.environ["BUILDAH"]
-CACHE = os.environ["IMAGE_CACHE_DIR"]
+RELEASE_BUILD = os.environ["RELEASE_BUILD_DIR"]
 
 
 def dockerfile_runtime_config():
@@ -59,8 +59,8 @@ class Image(unittest.TestCase):
         cls.archive = os.path.join(cls.tmp, "tokengate.tar")
         cls.container = None
         started = time.monotonic()
-        r = subprocess.run([source_path("scripts", "image.sh"), "--build-dir", os.path.join(CACHE, "build"),
-                            "--deb-cache", os.path.join(CACHE, "debs"), "--output", cls.archive],
+        r = subprocess.run([source_path("scripts", "image.sh"), "--build-dir", RELEASE_BUILD,
+                            "--output", cls.archive],
                            env=cls.env, capture_output=True, text=True)
         cls.build_seconds = time.monotonic() - started
         cls.build_log = r.stderr
