@@ -157,6 +157,18 @@ class Kubernetes(unittest.TestCase):
         pdb = by_kind(self.docs, "PodDisruptionBudget", "tokengate")
         self.assertLess(pdb["spec"]["minAvailable"], hpa["spec"]["minReplicas"])
 
+    def test_memory_limit_holds_the_configured_bounds(self):
+        # README, Operating it: request memory is bounded by workers x
+        # max_buffered_bytes_per_worker; a cached token costs about 3.7 KiB.
+        cfg = json.loads(configmap_config())
+        worst = cfg["workers"] * (cfg.get("max_buffered_bytes_per_worker", 64 << 20)
+                                  + cfg.get("token_cache", {}).get("size", 10000) * 4096) + (32 << 20)
+        res = self.container["resources"]
+        self.assertEqual(res["requests"]["memory"], res["limits"]["memory"])
+        limit = res["limits"]["memory"]
+        self.assertTrue(limit.endswith("Mi"), limit)
+        self.assertGreaterEqual(int(limit[:-2]) << 20, worst)
+
     def test_namespaces_enforce_restricted_and_pods_meet_it(self):
         namespaces = [d for d in self.docs if d["kind"] == "Namespace"]
         self.assertEqual({n["metadata"]["name"] for n in namespaces}, {"tokengate-system", "shop"})
