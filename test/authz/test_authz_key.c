@@ -619,3 +619,62 @@ Test(key_pem, over_max_keys)
     EVP_PKEY_free(a);
     EVP_PKEY_free(b);
 }
+
+/* One key, one cluster (issue 7 section 2): the loader compares key
+ * material, so every format of one key must compare equal, with any kid,
+ * and different keys must not. */
+static void load_all_forms(EVP_PKEY *pkey, bool rsa, authz_keyset *set)
+{
+    tg_jwk_opts opts = {.kid = "some-kid"};
+    char *jwks = tg_jwks(&pkey, &opts, 1);
+    char *spki = tg_public_pem(pkey);
+    char *cert = tg_cert_pem(pkey);
+    char *pkcs1 = rsa ? tg_rsa_public_pem_pkcs1(pkey) : NULL;
+    cr_assert(jwks && spki && cert && (!rsa || pkcs1));
+    cr_assert_eq(add_jwks(set, jwks), 0, "%s", err);
+    cr_assert_eq(add_pem(set, spki), 0, "%s", err);
+    cr_assert_eq(add_pem(set, cert), 0, "%s", err);
+    if (rsa)
+        cr_assert_eq(add_pem(set, pkcs1), 0, "%s", err);
+    free(jwks);
+    free(spki);
+    free(cert);
+    free(pkcs1);
+}
+
+static void check_same_material_across_formats(const char *type, const char *other_type, bool rsa)
+{
+    EVP_PKEY *pkey = keygen(type);
+    EVP_PKEY *other = keygen(other_type);
+    authz_keyset set;
+    authz_keyset_init(&set);
+    load_all_forms(pkey, rsa, &set);
+    size_t forms = set.count;
+    cr_assert_eq(forms, rsa ? 4u : 3u);
+    char *other_pem = tg_public_pem(other);
+    cr_assert_eq(add_pem(&set, other_pem), 0, "%s", err);
+    free(other_pem);
+    cr_assert_str_neq(set.keys[0].kid, set.keys[1].kid, "the JWK's kid differs from the fingerprint");
+    for (size_t i = 0; i < forms; i++) {
+        for (size_t j = 0; j < forms; j++) {
+            cr_expect(authz_key_same_material(&set.keys[i], &set.keys[j]), "%s form %zu vs %zu", type, i, j);
+            cr_expect_eq(memcmp(set.keys[i].material, set.keys[j].material, AUTHZ_KEY_MATERIAL_LEN), 0);
+        }
+        cr_expect_not(authz_key_same_material(&set.keys[i], &set.keys[forms]), "%s vs another key", type);
+        cr_expect_neq(memcmp(set.keys[i].material, set.keys[forms].material, AUTHZ_KEY_MATERIAL_LEN), 0);
+    }
+    authz_keyset_free(&set);
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_free(other);
+}
+
+Test(key_material, rsa_same_key_in_every_format)
+{
+    check_same_material_across_formats("rsa2048", "rsa2048", true);
+}
+
+Test(key_material, ec_same_key_in_every_format)
+{
+    check_same_material_across_formats("p256", "p256", false);
+    check_same_material_across_formats("p384", "p256", false);
+}
