@@ -797,79 +797,20 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
         cfg_fail(ctx, path, NULL, "no signing key was loaded");
 }
 
-/* One key per cluster entry, for sorting by key material. */
-typedef struct key_ref {
-    const authz_key *key;
-    size_t cluster;
-    size_t index;
-} key_ref;
-
-static int key_ref_order(const void *pa, const void *pb)
+/* Hands a pol_lint finding to cfg_fail (|ctx| is the cfg_ctx). */
+static void lint_error(void *ctx, const pol_lint_finding *f)
 {
-    const key_ref *a = pa, *b = pb;
-    int by_material = memcmp(a->key->material, b->key->material, sizeof a->key->material);
-    if (by_material != 0)
-        return by_material;
-    if (a->cluster != b->cluster)
-        return a->cluster < b->cluster ? -1 : 1;
-    return a->index < b->index ? -1 : (a->index > b->index ? 1 : 0);
+    json_t *value = f->value.ptr ? json_stringn(f->value.ptr, f->value.len) : NULL;
+    cfg_fail_hint(ctx, f->path, value, f->hint, "%s", f->problem);
+    json_decref(value);
 }
 
-/* Reports |dup| as the key of |owner|'s cluster too, naming both places. */
-static void report_shared_key(cfg_ctx *ctx, const pol_snapshot *snap, const key_ref *owner,
-                              const key_ref *dup)
+/* Hands a pol_lint finding to cfg_warn. */
+static void lint_warning(void *ctx, const pol_lint_finding *f)
 {
-    const pol_cluster *oc = &snap->clusters[owner->cluster];
-    const pol_cluster *dc = &snap->clusters[dup->cluster];
-    const pol_key_file *of = pol_cluster_key_file(oc, owner->index);
-    const pol_key_file *df = pol_cluster_key_file(dc, dup->index);
-    if (!of || !df)
-        return;
-    json_t *shown = json_stringn(df->name.ptr, df->name.len);
-    cfg_fail(
-        ctx, df->json_path.ptr, shown,
-        "key kid %.64s (%s) is also a key of cluster %.64s, from %s (%.128s, kid %.64s): a key may belong "
-        "to one cluster only",
-        dup->key->kid, authz_key_describe(dup->key), oc->name.ptr ? oc->name.ptr : "?", of->json_path.ptr,
-        of->name.ptr, owner->key->kid);
-    json_decref(shown);
-}
-
-/* One key, one cluster: the same public key material (in whatever file
- * format, under whatever kid) in two clusters is an error, reported once
- * per key and cluster at its later place. Sorting by the material digest
- * keeps this O(n log n) over up to 256 x 64 keys. */
-static void check_key_ownership(cfg_ctx *ctx, const pol_snapshot *snap)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < snap->cluster_count; i++)
-        total += snap->clusters[i].keys.count;
-    if (total < 2)
-        return;
-    key_ref *refs = calloc(total, sizeof *refs);
-    if (!refs) {
-        cfg_fail(ctx, "clusters", NULL, "out of memory");
-        return;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < snap->cluster_count; i++) {
-        for (size_t k = 0; k < snap->clusters[i].keys.count; k++)
-            refs[n++] = (key_ref){&snap->clusters[i].keys.keys[k], i, k};
-    }
-    qsort(refs, n, sizeof *refs, key_ref_order);
-    for (size_t run = 0; run < n;) {
-        size_t end = run + 1;
-        while (end < n && authz_key_same_material(refs[run].key, refs[end].key))
-            end++;
-        /* Within a run, clusters ascend: report the first key of each
-         * cluster after the first one. */
-        for (size_t i = run + 1; i < end; i++) {
-            if (refs[i].cluster != refs[run].cluster && refs[i].cluster != refs[i - 1].cluster)
-                report_shared_key(ctx, snap, &refs[run], &refs[i]);
-        }
-        run = end;
-    }
-    free(refs);
+    json_t *value = f->value.ptr ? json_stringn(f->value.ptr, f->value.len) : NULL;
+    cfg_warn(ctx, f->path, value, f->hint, "%s", f->problem);
+    json_decref(value);
 }
 
 static void check_cluster_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
@@ -1013,7 +954,8 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                 ctx->cluster_names_incomplete = true;
         }
         check_cluster_uniqueness(ctx, snap);
-        check_key_ownership(ctx, snap);
+        if (pol_lint_shared_keys(snap, lint_error, ctx) != 0)
+            cfg_fail(ctx, "clusters", NULL, "out of memory");
     }
 
     const json_t *rules = get_array(ctx, root, "", "rules", false, true, POL_CONFIG_MAX_RULES, path);
@@ -1036,40 +978,6 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                              "duplicates the name of rules[%zu]", j);
                 }
             }
-        }
-    }
-}
-
-/* Warnings about a config that loaded: likely mistakes, not errors. */
-static void lint_snapshot(cfg_ctx *ctx, const pol_snapshot *snap)
-{
-    char path[PATH_TEXT_MAX];
-    for (size_t i = 0; i < snap->cluster_count; i++) {
-        const pol_cluster *c = &snap->clusters[i];
-        const char *problem = pol_lint_issuer_problem(c->issuer);
-        if (problem) {
-            snprintf(path, sizeof path, "clusters[%zu].issuer", i);
-            json_t *shown = json_stringn(c->issuer.ptr, c->issuer.len);
-            cfg_warn(ctx, path, shown, NULL, "issuer %s", problem);
-            json_decref(shown);
-        }
-        if (c->source_cidr_count == 0) {
-            snprintf(path, sizeof path, "clusters[%zu]", i);
-            cfg_warn(ctx, path, NULL, "add source_cidrs with the networks its workloads call from",
-                     "cluster %.64s has no source_cidrs: its tokens are accepted from any address",
-                     c->name.ptr);
-        }
-    }
-    for (size_t i = 0; i < snap->rule_count; i++) {
-        for (size_t j = 0; j < i; j++) {
-            if (!pol_lint_rule_covers(&snap->rules[j], &snap->rules[i]))
-                continue;
-            snprintf(path, sizeof path, "rules[%zu]", i);
-            cfg_warn(ctx, path, NULL, "move it before the earlier rule, or narrow the earlier rule",
-                     "rule %.64s can never match: rules[%zu] (%.64s) comes first and selects every request "
-                     "it selects (clusters, path_prefix, methods)",
-                     snap->rules[i].name.ptr, j, snap->rules[j].name.ptr);
-            break;
         }
     }
 }
@@ -1153,7 +1061,7 @@ int pol_config_load(const char *path, pol_snapshot **out, char *err, size_t err_
     parse_top(&ctx, root, snap);
     if (ctx.errors > 0)
         goto cleanup;
-    lint_snapshot(&ctx, snap);
+    pol_lint_warnings(snap, lint_warning, &ctx);
     snap->warnings = ctx.warnings;
     snap->warning_count = ctx.warning_count;
     ctx.warnings = NULL;

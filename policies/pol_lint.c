@@ -1,6 +1,7 @@
 #include "pol_lint.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "authz_cidr.h"
@@ -54,7 +55,9 @@ const char *pol_lint_closest(const char *word, const char *const *known)
     return best;
 }
 
-const char *pol_lint_issuer_problem(authz_slice issuer)
+/* Why |issuer| is unlikely to equal the iss kube-apiserver writes; NULL
+ * when it looks right. */
+static const char *issuer_problem(authz_slice issuer)
 {
     static const char scheme[] = "https://";
     authz_slice https = {scheme, sizeof scheme - 1};
@@ -84,7 +87,10 @@ static bool slice_in(const authz_slice *list, size_t count, authz_slice value)
     return false;
 }
 
-bool pol_lint_rule_covers(const pol_rule *earlier, const pol_rule *later)
+/* True when |earlier| selects every request |later| selects (see
+ * pol_lint_warnings). Must follow pol_rule_selects: a selection condition
+ * added there must be covered here, or make this false. */
+static bool rule_covers(const pol_rule *earlier, const pol_rule *later)
 {
     /* An empty list selects everything: only an equally empty list of the
      * earlier rule covers it. */
@@ -156,4 +162,114 @@ pol_lint_file_kind pol_lint_key_file_kind(const char *data, size_t len)
     if (i < len && data[i] == '{')
         return POL_LINT_FILE_JSON;
     return POL_LINT_FILE_OTHER;
+}
+
+/* One key per cluster entry, for sorting by key material. */
+typedef struct key_ref {
+    const authz_key *key;
+    size_t cluster;
+    size_t index;
+} key_ref;
+
+static int key_ref_order(const void *pa, const void *pb)
+{
+    const key_ref *a = pa, *b = pb;
+    int by_material = memcmp(a->key->material, b->key->material, sizeof a->key->material);
+    if (by_material != 0)
+        return by_material;
+    if (a->cluster != b->cluster)
+        return a->cluster < b->cluster ? -1 : 1;
+    return a->index < b->index ? -1 : (a->index > b->index ? 1 : 0);
+}
+
+/* Reports |dup| as a key of |owner|'s cluster too, naming both places. */
+static void report_shared_key(const pol_snapshot *snap, const key_ref *owner, const key_ref *dup,
+                              pol_lint_report report, void *ctx)
+{
+    const pol_cluster *oc = &snap->clusters[owner->cluster];
+    const pol_key_file *of = pol_cluster_key_file(oc, owner->index);
+    const pol_key_file *df = pol_cluster_key_file(&snap->clusters[dup->cluster], dup->index);
+    if (!of || !df)
+        return;
+    char problem[512];
+    snprintf(
+        problem, sizeof problem,
+        "key kid %.64s (%s) is also a key of cluster %.64s, from %s (%.128s, kid %.64s): a key may belong "
+        "to one cluster only",
+        dup->key->kid, authz_key_describe(dup->key), oc->name.ptr ? oc->name.ptr : "?", of->json_path.ptr,
+        of->name.ptr, owner->key->kid);
+    pol_lint_finding finding = {df->json_path.ptr, problem, NULL, df->name};
+    report(ctx, &finding);
+}
+
+int pol_lint_shared_keys(const pol_snapshot *snap, pol_lint_report report, void *ctx)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < snap->cluster_count; i++)
+        total += snap->clusters[i].keys.count;
+    if (total < 2)
+        return 0;
+    key_ref *refs = calloc(total, sizeof *refs);
+    if (!refs)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < snap->cluster_count; i++) {
+        for (size_t k = 0; k < snap->clusters[i].keys.count; k++)
+            refs[n++] = (key_ref){&snap->clusters[i].keys.keys[k], i, k};
+    }
+    qsort(refs, n, sizeof *refs, key_ref_order);
+    for (size_t run = 0; run < n;) {
+        size_t end = run + 1;
+        while (end < n && authz_key_same_material(refs[run].key, refs[end].key))
+            end++;
+        /* Within a run clusters ascend: report the first key of each
+         * cluster after the first one. */
+        for (size_t i = run + 1; i < end; i++) {
+            if (refs[i].cluster != refs[run].cluster && refs[i].cluster != refs[i - 1].cluster)
+                report_shared_key(snap, &refs[run], &refs[i], report, ctx);
+        }
+        run = end;
+    }
+    free(refs);
+    return 0;
+}
+
+void pol_lint_warnings(const pol_snapshot *snap, pol_lint_report report, void *ctx)
+{
+    char path[64];
+    char problem[512];
+    for (size_t i = 0; i < snap->cluster_count; i++) {
+        const pol_cluster *c = &snap->clusters[i];
+        const char *why = issuer_problem(c->issuer);
+        if (why) {
+            snprintf(path, sizeof path, "clusters[%zu].issuer", i);
+            snprintf(problem, sizeof problem, "issuer %s", why);
+            pol_lint_finding finding = {path, problem, NULL, c->issuer};
+            report(ctx, &finding);
+        }
+        if (c->source_cidr_count == 0) {
+            snprintf(path, sizeof path, "clusters[%zu]", i);
+            snprintf(problem, sizeof problem,
+                     "cluster %.64s has no source_cidrs: its tokens are accepted from any address",
+                     c->name.ptr);
+            pol_lint_finding finding = {
+                path, problem, "add source_cidrs with the networks its workloads call from", {NULL, 0}};
+            report(ctx, &finding);
+        }
+    }
+    for (size_t i = 0; i < snap->rule_count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (!rule_covers(&snap->rules[j], &snap->rules[i]))
+                continue;
+            snprintf(path, sizeof path, "rules[%zu]", i);
+            snprintf(problem, sizeof problem,
+                     "rule %.64s can never match: rules[%zu] (%.64s) comes first and selects every request "
+                     "it selects (clusters, path_prefix, methods)",
+                     snap->rules[i].name.ptr, j, snap->rules[j].name.ptr);
+            pol_lint_finding finding = {
+                path, problem, "move it before the earlier rule, or narrow the earlier rule", {NULL, 0}};
+            report(ctx, &finding);
+            break;
+        }
+    }
 }

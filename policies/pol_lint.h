@@ -20,17 +20,34 @@
  * of equally close entries. NULL when none is. Borrows everything. */
 const char *pol_lint_closest(const char *word, const char *const *known);
 
-/* Why |issuer| is unlikely to equal the iss kube-apiserver writes
- * (--service-account-issuer, compared byte for byte): not an https URL, or
- * a trailing '/'. NULL when it looks right; else static text. */
-const char *pol_lint_issuer_problem(authz_slice issuer);
+/* One finding, for pol_config to report like its own errors. Borrowed
+ * for the duration of the call. */
+typedef struct pol_lint_finding {
+    const char *path;    /* JSON path, e.g. "clusters[1].issuer" */
+    const char *problem; /* what is wrong */
+    const char *hint;    /* what probably fixes it; NULL: none */
+    authz_slice value;   /* the value to quote; ptr NULL: none */
+} pol_lint_finding;
 
-/* True when |earlier| selects every request that |later| selects, so
- * |later| can never decide: earlier's clusters include later's (or earlier
- * lists none), earlier's path_prefix is a prefix of later's, and earlier's
- * methods include later's (or earlier lists none). Conservative: a
- * selection condition this function does not know makes it false. */
-bool pol_lint_rule_covers(const pol_rule *earlier, const pol_rule *later);
+typedef void (*pol_lint_report)(void *ctx, const pol_lint_finding *finding);
+
+/* One key, one cluster: the key that verifies a token says which cluster
+ * issued it, so the same public key material (compared with
+ * authz_key_same_material: any format, any kid) in two clusters is a
+ * mistake. Calls |report| once per key and cluster, at the later place,
+ * naming the earlier one; the same key twice within one cluster is fine.
+ * O(n log n) in the number of keys. Returns 0, or -1 out of memory. */
+int pol_lint_shared_keys(const pol_snapshot *snap, pol_lint_report report, void *ctx);
+
+/* Calls |report| for each likely mistake of a loaded |snap|, in config
+ * order: an issuer that is not an https URL or ends with '/' (iss is
+ * compared byte for byte with --service-account-issuer); a cluster without
+ * source_cidrs; a rule that can never match because an earlier rule
+ * selects every request it selects (earlier clusters include its clusters
+ * or are all, earlier path_prefix is a prefix of its, earlier methods
+ * include its or are all). The rule check only warns when certain: a
+ * selection condition it does not know makes it silent. */
+void pol_lint_warnings(const pol_snapshot *snap, pol_lint_report report, void *ctx);
 
 /* For a CIDR refused only because host bits are set ("10.20.1.0/16"):
  * writes the network it probably means ("10.20.0.0/16") into |buf| of
