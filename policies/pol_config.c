@@ -21,7 +21,7 @@
 #define VALUE_TEXT_MAX 80u  /* a value quoted in a message */
 #define MAX_REPORTED_ERRORS 20u
 #define MAX_KEPT_WARNINGS 100u
-#define MAX_HINTED_KEYS 8u
+#define MAX_HINTED_KEYS 32u
 #define FILE_PATH_MAX 4096u
 
 typedef struct cfg_ctx {
@@ -33,10 +33,12 @@ typedef struct cfg_ctx {
     size_t errors;
     authz_slice *warnings; /* owned until handed to the snapshot */
     size_t warning_count;  /* at most MAX_KEPT_WARNINGS: further ones are dropped */
-    /* Keys an unknown key of |hinted_obj| was probably meant to be: their
-     * absence is the same mistake, not a second error. */
-    const json_t *hinted_obj;
-    const char *hinted[MAX_HINTED_KEYS];
+    /* Known keys an unknown key was probably meant to be, with their
+     * object: their absence is the same mistake, not a second error. */
+    struct {
+        const json_t *obj;
+        const char *key;
+    } hinted[MAX_HINTED_KEYS];
     size_t hinted_count;
     /* Some cluster has no valid name: a rule naming it is a follow-on. */
     bool cluster_names_incomplete;
@@ -291,8 +293,6 @@ static void check_keys(cfg_ctx *ctx, const json_t *obj, const char *parent, cons
 {
     const char *key;
     json_t *value;
-    ctx->hinted_obj = obj;
-    ctx->hinted_count = 0;
     json_object_foreach((json_t *)obj, key, value)
     {
         bool known = false;
@@ -310,8 +310,10 @@ static void check_keys(cfg_ctx *ctx, const json_t *obj, const char *parent, cons
         char hint[PATH_TEXT_MAX];
         snprintf(hint, sizeof hint, "did you mean `%s`?", near);
         cfg_fail_hint(ctx, path, value, hint, "unknown key");
-        if (!json_object_get(obj, near) && ctx->hinted_count < MAX_HINTED_KEYS)
-            ctx->hinted[ctx->hinted_count++] = near;
+        if (!json_object_get(obj, near) && ctx->hinted_count < MAX_HINTED_KEYS) {
+            ctx->hinted[ctx->hinted_count].obj = obj;
+            ctx->hinted[ctx->hinted_count++].key = near;
+        }
     }
 }
 
@@ -319,11 +321,9 @@ static void check_keys(cfg_ctx *ctx, const json_t *obj, const char *parent, cons
  * |obj| was already reported as its probable typo. */
 static void cfg_missing(cfg_ctx *ctx, const json_t *obj, const char *path, const char *key)
 {
-    if (obj == ctx->hinted_obj) {
-        for (size_t i = 0; i < ctx->hinted_count; i++) {
-            if (strcmp(ctx->hinted[i], key) == 0)
-                return;
-        }
+    for (size_t i = 0; i < ctx->hinted_count; i++) {
+        if (ctx->hinted[i].obj == obj && strcmp(ctx->hinted[i].key, key) == 0)
+            return;
     }
     cfg_fail(ctx, path, NULL, "is required");
 }

@@ -661,6 +661,10 @@ Test(pol_config, unknown_key_suggests_the_close_known_key_without_cascade)
                  "\"jwks_file\":\"keys/a.jwks.json\"}]}",
                  "did you mean `issuer`?");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"max_kidles_keys\":2}", "did you mean `max_kidless_keys`?");
+    /* Another object checked in between does not bring the cascade back. */
+    expect_error("{\"cluster\":[" CLUSTER_A "],\"token_cache\":{\"size\":1}}", "cluster: unknown key");
+    cr_expect(strstr(err, "did you mean `clusters`?"), "%s", err);
+    cr_expect_eq(strchr(err, '\n'), NULL, "%s", err);
     expect_error("{\"clusters\":[" CLUSTER_A "],\"colour\":2}", "colour: unknown key (2)");
     cr_expect_eq(strstr(err, "did you mean"), NULL, "no far-fetched hint: %s", err);
 }
