@@ -1,6 +1,8 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -677,4 +679,39 @@ Test(key_material, ec_same_key_in_every_format)
 {
     check_same_material_across_formats("p256", "p256", false);
     check_same_material_across_formats("p384", "p256", false);
+}
+
+Test(key_material, ec_point_encoding_does_not_matter)
+{
+    /* The same P-256 key as an SPKI with a compressed point: its DER (and
+     * kube-apiserver's fingerprint kid) differs, the key does not. */
+    EVP_PKEY *pkey = keygen("p256");
+    EVP_PKEY *compressed = EVP_PKEY_dup(pkey);
+    cr_assert_not_null(compressed);
+    cr_assert_eq(
+        EVP_PKEY_set_utf8_string_param(compressed, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"),
+        1);
+    BIO *bio = BIO_new(BIO_s_mem());
+    cr_assert(bio && PEM_write_bio_PUBKEY(bio, compressed) == 1);
+    char *data = NULL;
+    long len = BIO_get_mem_data(bio, &data);
+    cr_assert_gt(len, 0);
+    char *pem_compressed = strndup(data, (size_t)len);
+    char *pem_plain = tg_public_pem(pkey);
+    cr_assert(pem_compressed && pem_plain);
+    cr_assert_str_neq(pem_compressed, pem_plain, "the encodings differ");
+    authz_keyset set;
+    authz_keyset_init(&set);
+    cr_assert_eq(add_pem(&set, pem_plain), 0, "%s", err);
+    cr_assert_eq(add_pem(&set, pem_compressed), 0, "%s", err);
+    cr_assert_eq(set.count, 2);
+    cr_expect_str_neq(set.keys[0].kid, set.keys[1].kid, "fingerprints of the DER differ: no way to compare");
+    cr_expect(authz_key_same_material(&set.keys[0], &set.keys[1]));
+    cr_expect_eq(memcmp(set.keys[0].material, set.keys[1].material, AUTHZ_KEY_MATERIAL_LEN), 0);
+    authz_keyset_free(&set);
+    free(pem_compressed);
+    free(pem_plain);
+    BIO_free(bio);
+    EVP_PKEY_free(compressed);
+    EVP_PKEY_free(pkey);
 }
