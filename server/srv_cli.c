@@ -106,13 +106,10 @@ static bool *flag_slot(cli_opts *o, const char *name, bool explain)
     return NULL;
 }
 
-/* Where option |name| stores its value, or NULL when |name| takes none or
- * is unknown (*known says which). */
-static const char **option_slot(cli_opts *o, const char *name, bool explain, bool *known)
+/* Where option |name| stores its value, or NULL when it is no option of
+ * the command that takes a value. */
+static const char **option_slot(cli_opts *o, const char *name, bool explain)
 {
-    *known = true;
-    if (flag_slot(o, name, explain))
-        return NULL;
     if (strcmp(name, "-c") == 0 || strcmp(name, "--config") == 0)
         return &o->config;
     if (explain) {
@@ -129,7 +126,6 @@ static const char **option_slot(cli_opts *o, const char *name, bool explain, boo
         if (strcmp(name, "--now") == 0)
             return &o->now;
     }
-    *known = false;
     return NULL;
 }
 
@@ -171,19 +167,19 @@ static int parse_opts(int argc, char **argv, bool explain, const char *usage, cl
         name[name_len] = '\0';
         if (eq)
             inline_value = eq + 1;
-        bool known;
-        const char **slot = option_slot(o, name, explain, &known);
-        if (!known) {
-            fprintf(stderr, "tokengate: unknown option %s\n%s", name, usage);
-            return PARSE_USAGE;
-        }
-        if (!slot) {
+        bool *flag = flag_slot(o, name, explain);
+        if (flag) {
             if (inline_value) {
                 fprintf(stderr, "tokengate: %s takes no value\n%s", name, usage);
                 return PARSE_USAGE;
             }
-            *flag_slot(o, name, explain) = true;
+            *flag = true;
             continue;
+        }
+        const char **slot = option_slot(o, name, explain);
+        if (!slot) {
+            fprintf(stderr, "tokengate: unknown option %s\n%s", name, usage);
+            return PARSE_USAGE;
         }
         if (!inline_value) {
             if (i + 1 >= argc) {
