@@ -22,6 +22,7 @@ static const char *const reason_names[AUTHZ_REASON_COUNT] = {
     [AUTHZ_REASON_SOURCE_NOT_ALLOWED] = "source_not_allowed",
     [AUTHZ_REASON_FORBIDDEN] = "forbidden",
     [AUTHZ_REASON_INTERNAL_ERROR] = "internal_error",
+    [AUTHZ_REASON_MALFORMED_REQUEST] = "malformed_request",
 };
 
 const char *authz_reason_name(authz_reason reason)
@@ -48,6 +49,8 @@ int authz_reason_grpc_code(authz_reason reason)
         return 16;
     if (reason >= AUTHZ_REASON_UNKNOWN_CLUSTER && reason <= AUTHZ_REASON_FORBIDDEN)
         return 7;
+    if (reason == AUTHZ_REASON_MALFORMED_REQUEST)
+        return 3;
     return 13;
 }
 
@@ -60,6 +63,8 @@ int authz_reason_http_status(authz_reason reason)
         return 401;
     case 7:
         return 403;
+    case 3:
+        return 400;
     default:
         return 503;
     }

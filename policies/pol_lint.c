@@ -87,6 +87,20 @@ static bool slice_in(const authz_slice *list, size_t count, authz_slice value)
     return false;
 }
 
+/* True when |s| begins with |prefix|, ASCII letters compared without case
+ * (as pol_rule_selects does for ignore_case). */
+static bool prefix_ignoring_case(authz_slice s, authz_slice prefix)
+{
+    if (s.len < prefix.len)
+        return false;
+    for (size_t i = 0; i < prefix.len; i++) {
+        unsigned char a = (unsigned char)s.ptr[i], b = (unsigned char)prefix.ptr[i];
+        if ((a >= 'A' && a <= 'Z' ? a + 32 : a) != (b >= 'A' && b <= 'Z' ? b + 32 : b))
+            return false;
+    }
+    return true;
+}
+
 /* True when |earlier| selects every request |later| selects (see
  * pol_lint_warnings). Must follow pol_rule_selects: a selection condition
  * added there must be covered here, or make this false. */
@@ -102,7 +116,12 @@ static bool rule_covers(const pol_rule *earlier, const pol_rule *later)
                 return false;
         }
     }
-    if (!authz_slice_has_prefix(later->path_prefix, earlier->path_prefix))
+    /* A case-insensitive later rule also selects case variants of its
+     * prefix, which a case-sensitive earlier one does not. */
+    if (later->ignore_case && !earlier->ignore_case)
+        return false;
+    if (earlier->ignore_case ? !prefix_ignoring_case(later->path_prefix, earlier->path_prefix)
+                             : !authz_slice_has_prefix(later->path_prefix, earlier->path_prefix))
         return false;
     if (earlier->method_count > 0) {
         if (later->method_count == 0)

@@ -44,8 +44,9 @@ int pol_lint_shared_keys(const pol_snapshot *snap, pol_lint_report report, void 
  * compared byte for byte with --service-account-issuer); a cluster without
  * source_cidrs; a rule that can never match because an earlier rule
  * selects every request it selects (earlier clusters include its clusters
- * or are all, earlier path_prefix is a prefix of its, earlier methods
- * include its or are all). The rule check only warns when certain: a
+ * or are all; earlier path_prefix is a prefix of its, without case when the
+ * earlier rule has ignore_case, never when only the later one has; earlier
+ * methods include its or are all). The rule check only warns when certain: a
  * selection condition it does not know makes it silent. */
 void pol_lint_warnings(const pol_snapshot *snap, pol_lint_report report, void *ctx);
 

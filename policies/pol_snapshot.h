@@ -16,6 +16,7 @@
 #include "authz_cidr.h"
 #include "authz_key.h"
 #include "authz_slice.h"
+#include "pol_path.h"
 
 /* A key file of a cluster, for reports: which keys it gave. */
 typedef struct pol_key_file {
@@ -47,7 +48,8 @@ typedef struct pol_rule {
     authz_slice name;
     size_t *clusters;           /* indexes into pol_snapshot.clusters; count 0 = every cluster */
     size_t cluster_count;
-    authz_slice path_prefix;    /* empty = every path */
+    authz_slice path_prefix;    /* empty = every path; in normalized form (pol_path) */
+    bool ignore_case;           /* path_prefix compared ASCII case-insensitively */
     authz_slice *methods;       /* count 0 = every method; upper-case */
     size_t method_count;
     authz_slice *namespaces;    /* count 0 = any namespace */
@@ -79,6 +81,7 @@ typedef struct pol_snapshot {
     int64_t clock_skew;           /* seconds, default 60 */
     size_t max_token_bytes;       /* default 16 KiB */
     size_t max_kidless_keys;      /* a token without kid is tried against at most this many keys, default 8 */
+    pol_path_slashes escaped_slashes; /* %2F / %5C in paths: rejected (default) or kept */
     pol_server_settings server;
     pol_cluster *clusters;        /* owned */
     size_t cluster_count;

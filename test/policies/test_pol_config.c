@@ -796,6 +796,12 @@ Test(pol_config, shadowed_rule_warns)
                                  w, sizeof w),
                  1);
     cr_expect(strstr(w, "rules[1]: rule narrow"), "%s", w);
+    /* ignore_case on the earlier rule covers a later prefix in another case. */
+    cr_expect_eq(shadow_warnings("{\"name\":\"any-case\",\"path_prefix\":\"/api\",\"ignore_case\":true},"
+                                 "{\"name\":\"upper\",\"path_prefix\":\"/API/v1\"},"
+                                 "{\"name\":\"both\",\"path_prefix\":\"/Api/v2\",\"ignore_case\":true}",
+                                 w, sizeof w),
+                 2);
     /* The same selection twice: the second never decides. */
     cr_expect_eq(
         shadow_warnings("{\"name\":\"r1\",\"path_prefix\":\"/a\"},{\"name\":\"r2\",\"path_prefix\":\"/"
@@ -822,6 +828,9 @@ Test(pol_config, rule_not_shadowed_when_any_condition_is_narrower)
         "{\"name\":\"r1\",\"path_prefix\":\"/api\"},{\"name\":\"r2\",\"path_prefix\":\"/apps\"}",
         /* earlier has a prefix, later none */
         "{\"name\":\"r1\",\"path_prefix\":\"/api\"},{\"name\":\"r2\"}",
+        /* the later rule also selects /API/v1: case-sensitive earlier does not */
+        "{\"name\":\"r1\",\"path_prefix\":\"/api\"},{\"name\":\"r2\",\"path_prefix\":\"/api/v1\","
+        "\"ignore_case\":true}",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         cr_expect_eq(shadow_warnings(cases[i], w, sizeof w), 0, "case %zu: %s", i, w);
