@@ -106,7 +106,7 @@ static size_t kidless_candidates(const pol_snapshot *snap, const authz_jwt *jwt)
  * is then the likely mistake) or to none. */
 static void unknown_kid(const pol_snapshot *snap, const authz_jwt *jwt, authz_status *status)
 {
-    for (size_t i = 0; i < snap->cluster_count; i++) {
+    for (size_t i = 0; jwt->kid.present && i < snap->cluster_count; i++) {
         const pol_cluster *c = &snap->clusters[i];
         if (issuer_candidate(c, jwt))
             continue;
