@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "authz_cidr.h"
+#include "pol_rule.h"
 
 #define LINT_WORD_MAX 64u /* longer words get no suggestion (and bound the table) */
 #define LINT_MAX_EDITS 2u
@@ -67,71 +68,6 @@ static const char *issuer_problem(authz_slice issuer)
         return "ends with '/'; iss is compared byte for byte, so it must be written exactly as "
                "--service-account-issuer";
     return NULL;
-}
-
-static bool index_in(const size_t *list, size_t count, size_t value)
-{
-    for (size_t i = 0; i < count; i++) {
-        if (list[i] == value)
-            return true;
-    }
-    return false;
-}
-
-static bool slice_in(const authz_slice *list, size_t count, authz_slice value)
-{
-    for (size_t i = 0; i < count; i++) {
-        if (authz_slice_eq(list[i], value))
-            return true;
-    }
-    return false;
-}
-
-/* True when |s| begins with |prefix|, ASCII letters compared without case
- * (as pol_rule_selects does for ignore_case). */
-static bool prefix_ignoring_case(authz_slice s, authz_slice prefix)
-{
-    if (s.len < prefix.len)
-        return false;
-    for (size_t i = 0; i < prefix.len; i++) {
-        unsigned char a = (unsigned char)s.ptr[i], b = (unsigned char)prefix.ptr[i];
-        if ((a >= 'A' && a <= 'Z' ? a + 32 : a) != (b >= 'A' && b <= 'Z' ? b + 32 : b))
-            return false;
-    }
-    return true;
-}
-
-/* True when |earlier| selects every request |later| selects (see
- * pol_lint_warnings). Must follow pol_rule_selects: a selection condition
- * added there must be covered here, or make this false. */
-static bool rule_covers(const pol_rule *earlier, const pol_rule *later)
-{
-    /* An empty list selects everything: only an equally empty list of the
-     * earlier rule covers it. */
-    if (earlier->cluster_count > 0) {
-        if (later->cluster_count == 0)
-            return false;
-        for (size_t i = 0; i < later->cluster_count; i++) {
-            if (!index_in(earlier->clusters, earlier->cluster_count, later->clusters[i]))
-                return false;
-        }
-    }
-    /* A case-insensitive later rule also selects case variants of its
-     * prefix, which a case-sensitive earlier one does not. */
-    if (later->ignore_case && !earlier->ignore_case)
-        return false;
-    if (earlier->ignore_case ? !prefix_ignoring_case(later->path_prefix, earlier->path_prefix)
-                             : !authz_slice_has_prefix(later->path_prefix, earlier->path_prefix))
-        return false;
-    if (earlier->method_count > 0) {
-        if (later->method_count == 0)
-            return false;
-        for (size_t i = 0; i < later->method_count; i++) {
-            if (!slice_in(earlier->methods, earlier->method_count, later->methods[i]))
-                return false;
-        }
-    }
-    return true;
 }
 
 bool pol_lint_cidr_network(authz_slice text, char *buf, size_t size)
@@ -278,7 +214,7 @@ void pol_lint_warnings(const pol_snapshot *snap, pol_lint_report report, void *c
     }
     for (size_t i = 0; i < snap->rule_count; i++) {
         for (size_t j = 0; j < i; j++) {
-            if (!rule_covers(&snap->rules[j], &snap->rules[i]))
+            if (!pol_rule_covers(&snap->rules[j], &snap->rules[i]))
                 continue;
             snprintf(path, sizeof path, "rules[%zu]", i);
             snprintf(problem, sizeof problem,

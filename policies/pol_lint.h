@@ -43,11 +43,7 @@ int pol_lint_shared_keys(const pol_snapshot *snap, pol_lint_report report, void 
  * order: an issuer that is not an https URL or ends with '/' (iss is
  * compared byte for byte with --service-account-issuer); a cluster without
  * source_cidrs; a rule that can never match because an earlier rule
- * selects every request it selects (earlier clusters include its clusters
- * or are all; earlier path_prefix is a prefix of its, without case when the
- * earlier rule has ignore_case, never when only the later one has; earlier
- * methods include its or are all). The rule check only warns when certain: a
- * selection condition it does not know makes it silent. */
+ * selects every request it selects (pol_rule_covers: only when certain). */
 void pol_lint_warnings(const pol_snapshot *snap, pol_lint_report report, void *ctx);
 
 /* For a CIDR refused only because host bits are set ("10.20.1.0/16"):
