@@ -541,10 +541,10 @@ static json_t *rule_json(const pol_snapshot *snap, const pol_rule *r)
             clusters = NULL;
         }
     }
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(r->name), "clusters",
+    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o}", "name", config_string(r->name), "clusters",
                      clusters, "path_prefix",
-                     r->path_prefix.len ? config_string(r->path_prefix) : json_null(), "methods",
-                     string_list(r->methods, r->method_count), "namespaces",
+                     r->path_prefix.len ? config_string(r->path_prefix) : json_null(), "ignore_case",
+                     r->ignore_case, "methods", string_list(r->methods, r->method_count), "namespaces",
                      string_list(r->namespaces, r->namespace_count), "service_accounts",
                      string_list(r->service_accounts, r->service_account_count), "source_cidrs",
                      cidr_list(r->source_cidrs, r->source_cidr_count));

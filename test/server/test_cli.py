@@ -135,8 +135,9 @@ class CliTest(unittest.TestCase):
                 {"name": "b", "issuer": "https://b.example", "audiences": ["api-b"], "jwks_file": "b.jwks.json"},
             ],
             "rules": [
-                {"name": "admin", "clusters": ["a"], "path_prefix": "/admin", "methods": ["POST"],
-                 "namespaces": ["ops"], "service_accounts": ["ops:deployer"], "source_cidrs": ["10.1.8.0/24"]},
+                {"name": "admin", "clusters": ["a"], "path_prefix": "/admin", "ignore_case": True,
+                 "methods": ["POST"], "namespaces": ["ops"], "service_accounts": ["ops:deployer"],
+                 "source_cidrs": ["10.1.8.0/24"]},
                 {"name": "rest"},
             ],
         })
@@ -155,10 +156,11 @@ class CliTest(unittest.TestCase):
                  "source_cidrs": None, "keys": [{"kid": "b1", "type": "EC P-256", "file": "b.jwks.json"}]},
             ],
             "rules": [
-                {"name": "admin", "clusters": ["a"], "path_prefix": "/admin", "methods": ["POST"],
-                 "namespaces": ["ops"], "service_accounts": ["ops:deployer"], "source_cidrs": ["10.1.8.0/24"]},
-                {"name": "rest", "clusters": None, "path_prefix": None, "methods": None, "namespaces": None,
-                 "service_accounts": None, "source_cidrs": None},
+                {"name": "admin", "clusters": ["a"], "path_prefix": "/admin", "ignore_case": True,
+                 "methods": ["POST"], "namespaces": ["ops"], "service_accounts": ["ops:deployer"],
+                 "source_cidrs": ["10.1.8.0/24"]},
+                {"name": "rest", "clusters": None, "path_prefix": None, "ignore_case": False, "methods": None,
+                 "namespaces": None, "service_accounts": None, "source_cidrs": None},
             ],
             "warnings": [f"{path}: clusters[1]: cluster b has no source_cidrs: its tokens are accepted from any "
                          "address; add source_cidrs with the networks its workloads call from"],
