@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pol_config.h"
+#include "srv_reload.h"
 #include "srv_worker.h"
 
 #define MAX_WORKERS 256u
@@ -20,6 +21,7 @@ typedef struct serve_state {
     uv_signal_t sigint;
     srv_worker *workers;
     size_t started;
+    srv_reload reload;
     atomic_bool stopping;
 } serve_state;
 
@@ -87,6 +89,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 
     (void)signum;
     atomic_store(&st->stopping, true);
+    srv_reload_close(&st->reload);
     for (size_t i = 0; i < st->started; i++) {
         srv_worker_drain(&st->workers[i]);
     }
@@ -202,6 +205,11 @@ int srv_serve_main(int argc, char **argv)
     st.sigint.data = &st;
     uv_signal_start(&st.sigterm, on_signal, SIGTERM);
     uv_signal_start(&st.sigint, on_signal, SIGINT);
+    /* SIGHUP callbacks run in uv_run below, once every worker has started. */
+    if (srv_reload_init(&st.reload, st.loop, config, snap, st.workers, nworkers) != 0) {
+        fputs("tokengate serve: cannot install the SIGHUP handler\n", stderr);
+        goto stop;
+    }
     for (size_t i = 0; i < nworkers; i++) {
         if (srv_worker_start(&st.workers[i]) != 0) {
             fputs("tokengate serve: cannot start a worker thread\n", stderr);
@@ -229,6 +237,7 @@ stop:
     if (st.loop != NULL) {
         uv_loop_close(st.loop);
     }
+    srv_reload_free(&st.reload);
     if (rc == 0) {
         fputs("tokengate: stopped\n", stderr);
     }

@@ -92,6 +92,8 @@ int srv_worker_init(srv_worker *w, size_t index, const struct sockaddr *addr, po
     w->stopping = stopping;
     w->max_conns = max_conns;
     w->snap = pol_snapshot_acquire(snap);
+    atomic_init(&w->next_snap, NULL);
+    atomic_init(&w->next_max_conns, max_conns);
     w->request_bytes.max = snap->server.max_buffered_bytes_per_worker;
     /* Unpacking costs a few times the wire size; the budget bounds it. */
     authz_arena_init(&w->decide_arena, NULL, SRV_DECIDE_ARENA_CHUNK,
@@ -171,6 +173,10 @@ static void on_wake(uv_async_t *async)
     }
     w->draining = true;
     uv_close((uv_handle_t *)&w->wake, NULL);
+    if (w->reload_open) {
+        uv_close((uv_handle_t *)&w->reload, NULL);
+        w->reload_open = false;
+    }
     if (w->listener_open) {
         uv_close((uv_handle_t *)&w->listener, NULL);
         w->listener_open = false;
@@ -188,6 +194,38 @@ static void on_wake(uv_async_t *async)
     uv_timer_start(&w->force_timer, on_force_timer, SRV_DRAIN_DEADLINE_MS, 0);
 }
 
+/* Limits that follow the snapshot; a token cache of another size is rebuilt
+ * empty (entries of the old snapshot would not be served anyway). */
+static void apply_snapshot(srv_worker *w, pol_snapshot *next)
+{
+    const pol_server_settings *cfg = &next->server;
+
+    if (cfg->token_cache_size != w->snap->server.token_cache_size) {
+        pol_token_cache *cache =
+            cfg->token_cache_size > 0 ? pol_token_cache_new(cfg->token_cache_size) : NULL;
+        /* Out of memory: keep the old cache; its generation check still applies. */
+        if (cache != NULL || cfg->token_cache_size == 0) {
+            pol_token_cache_free(w->cache);
+            w->cache = cache;
+        }
+    }
+    w->request_bytes.max = cfg->max_buffered_bytes_per_worker;
+    w->decide_arena.limit = 8u * cfg->max_message_bytes + 256u * 1024u;
+    w->max_conns = atomic_load_explicit(&w->next_max_conns, memory_order_relaxed);
+    pol_snapshot_release(w->snap);
+    w->snap = next;
+}
+
+static void on_reload(uv_async_t *async)
+{
+    srv_worker *w = async->data;
+    pol_snapshot *next = atomic_exchange_explicit(&w->next_snap, NULL, memory_order_acq_rel);
+
+    if (next != NULL) {
+        apply_snapshot(w, next);
+    }
+}
+
 static void worker_main(void *arg)
 {
     srv_worker *w = arg;
@@ -200,8 +238,16 @@ int srv_worker_start(srv_worker *w)
         return -1;
     }
     w->wake.data = w;
+    if (uv_async_init(&w->loop, &w->reload, on_reload) != 0) {
+        uv_close((uv_handle_t *)&w->wake, NULL);
+        return -1;
+    }
+    w->reload.data = w;
+    w->reload_open = true;
     if (uv_thread_create(&w->thread, worker_main, w) != 0) {
         uv_close((uv_handle_t *)&w->wake, NULL);
+        uv_close((uv_handle_t *)&w->reload, NULL);
+        w->reload_open = false;
         return -1;
     }
     return 0;
@@ -210,6 +256,16 @@ int srv_worker_start(srv_worker *w)
 void srv_worker_drain(srv_worker *w)
 {
     uv_async_send(&w->wake);
+}
+
+void srv_worker_publish(srv_worker *w, pol_snapshot *snap, size_t max_conns)
+{
+    pol_snapshot *old;
+
+    atomic_store_explicit(&w->next_max_conns, max_conns, memory_order_relaxed);
+    old = atomic_exchange_explicit(&w->next_snap, pol_snapshot_acquire(snap), memory_order_acq_rel);
+    pol_snapshot_release(old);
+    uv_async_send(&w->reload);
 }
 
 void srv_worker_join(srv_worker *w)
@@ -239,4 +295,5 @@ void srv_worker_destroy(srv_worker *w)
     w->cache = NULL;
     pol_snapshot_release(w->snap);
     w->snap = NULL;
+    pol_snapshot_release(atomic_exchange(&w->next_snap, NULL));
 }

@@ -44,7 +44,9 @@ typedef struct srv_worker {
     size_t index;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_async_t wake;         /* drain request from the main thread */
+    uv_async_t wake;   /* drain request from the main thread */
+    uv_async_t reload; /* a new snapshot waits in next_snap */
+    bool reload_open;
     uv_timer_t goaway_timer; /* final GOAWAY, one moment after the notice */
     uv_timer_t force_timer;  /* closes whatever is left at the deadline */
     uv_thread_t thread;
@@ -52,9 +54,11 @@ typedef struct srv_worker {
     bool listener_open;
     bool draining; /* this worker has started draining */
     bool timers_open;
-    atomic_bool *stopping;  /* process-wide: health answers NOT_SERVING */
-    pol_snapshot *snap;     /* own reference */
-    pol_token_cache *cache; /* verified tokens, this worker's own; NULL when off */
+    atomic_bool *stopping;             /* process-wide: health answers NOT_SERVING */
+    pol_snapshot *snap;                /* own reference; replaced between events by a reload */
+    _Atomic(pol_snapshot *) next_snap; /* own reference, handed over by srv_worker_publish */
+    atomic_size_t next_max_conns;      /* max_conns that goes with next_snap */
+    pol_token_cache *cache;            /* verified tokens, this worker's own; NULL when off */
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
     size_t max_conns; /* this worker's share of max_connections */
@@ -97,6 +101,14 @@ int srv_worker_start(srv_worker *w);
  * connection, finish in-flight streams, close whatever is left after
  * SRV_DRAIN_DEADLINE_MS. The thread ends when nothing is left. */
 void srv_worker_drain(srv_worker *w);
+
+/* Hands |snap| (the worker takes its own reference) to the worker, thread-
+ * safe, from the thread that calls srv_worker_drain. The worker switches
+ * between two events on its loop: a decision is always made whole on one
+ * snapshot, since checks are decided synchronously where the message
+ * completes. |max_conns| is the worker's new share of max_connections. A
+ * snapshot published earlier and not yet taken is dropped. Not after drain. */
+void srv_worker_publish(srv_worker *w, pol_snapshot *snap, size_t max_conns);
 
 /* Waits for the worker thread to end. */
 void srv_worker_join(srv_worker *w);

@@ -1,0 +1,168 @@
+#include "srv_reload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pol_config.h"
+#include "srv_event.h"
+
+#define RELOAD_ERR_SIZE 4096u
+
+static json_t *slice_json(authz_slice s)
+{
+    return json_stringn((const char *)s.ptr, s.len);
+}
+
+static json_t *cluster_names(const pol_snapshot *snap)
+{
+    json_t *names = json_array();
+    for (size_t i = 0; i < snap->cluster_count && names != NULL; i++) {
+        json_array_append_new(names, slice_json(snap->clusters[i].name));
+    }
+    return names;
+}
+
+/* Puts the startup listen address and worker count into |next| (still
+ * private to this thread), so what it reports is what serves. Returns 1 when
+ * |next| asked for others, 0 when not, -1 without memory. */
+static int keep_fixed_settings(const pol_snapshot *cur, pol_snapshot *next)
+{
+    pol_server_settings *s = &next->server;
+    int changed = !authz_slice_eq(s->listen, cur->server.listen) || s->workers != cur->server.workers;
+    char *listen = malloc(cur->server.listen.len + 1u);
+
+    if (listen == NULL) {
+        return -1;
+    }
+    memcpy(listen, cur->server.listen.ptr, cur->server.listen.len);
+    listen[cur->server.listen.len] = '\0';
+    free((void *)s->listen.ptr);
+    s->listen = (authz_slice){listen, cur->server.listen.len};
+    s->workers = cur->server.workers;
+    return changed;
+}
+
+static void log_failure(srv_reload *r, const char *error)
+{
+    json_t *f = json_object();
+    json_object_set_new(f, "result", json_string("failure"));
+    json_object_set_new(f, "config", json_string(r->config_path));
+    json_object_set_new(f, "error", json_string(error));
+    json_object_set_new(f, "generation", json_integer((json_int_t)r->current->generation));
+    srv_event_emit("config_reload", f);
+}
+
+static void log_success(const srv_reload *r, const pol_snapshot *next, bool fixed_changed)
+{
+    json_t *f = json_object();
+    json_object_set_new(f, "result", json_string("success"));
+    json_object_set_new(f, "config", json_string(r->config_path));
+    json_object_set_new(f, "generation", json_integer((json_int_t)next->generation));
+    json_object_set_new(f, "clusters", cluster_names(next));
+    json_object_set_new(f, "keys", json_integer((json_int_t)next->key_count));
+    if (fixed_changed) {
+        char note[512];
+        snprintf(note, sizeof(note),
+                 "listen and workers cannot change on reload: kept listen %.*s and workers %zu (restart to "
+                 "change them)",
+                 (int)next->server.listen.len, next->server.listen.ptr, next->server.workers);
+        json_object_set_new(f, "note", json_string(note));
+    }
+    srv_event_emit("config_reload", f);
+}
+
+int srv_reload_now(srv_reload *r)
+{
+    pol_snapshot *next = NULL;
+    pol_snapshot *old;
+    char err[RELOAD_ERR_SIZE];
+    int fixed;
+    size_t share;
+
+    if (pol_config_load(r->config_path, &next, err, sizeof(err)) != 0) {
+        atomic_fetch_add(&r->failures, 1);
+        log_failure(r, err);
+        return -1;
+    }
+    fixed = keep_fixed_settings(r->current, next);
+    if (fixed < 0) {
+        pol_snapshot_release(next);
+        atomic_fetch_add(&r->failures, 1);
+        log_failure(r, "out of memory");
+        return -1;
+    }
+    share = (next->server.max_connections + r->worker_count - 1) / r->worker_count;
+    for (size_t i = 0; i < r->worker_count; i++) {
+        srv_worker_publish(&r->workers[i], next, share);
+    }
+    /* TLS contexts (srv_tls) are rebuilt here too once that transport lands. */
+    uv_mutex_lock(&r->lock);
+    old = r->current;
+    r->current = next;
+    uv_mutex_unlock(&r->lock);
+    pol_snapshot_release(old);
+    atomic_store(&r->last_success_time, (int_least64_t)time(NULL));
+    atomic_fetch_add(&r->successes, 1);
+    log_success(r, next, fixed == 1);
+    return 0;
+}
+
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    (void)srv_reload_now(sig->data);
+}
+
+int srv_reload_init(srv_reload *r, uv_loop_t *loop, const char *config_path, pol_snapshot *snap,
+                    srv_worker *workers, size_t worker_count)
+{
+    memset(r, 0, sizeof(*r));
+    r->config_path = config_path;
+    r->workers = workers;
+    r->worker_count = worker_count;
+    r->current = pol_snapshot_acquire(snap);
+    atomic_init(&r->successes, 0);
+    atomic_init(&r->failures, 0);
+    atomic_init(&r->last_success_time, (int_least64_t)time(NULL));
+    if (uv_mutex_init(&r->lock) != 0) {
+        return -1;
+    }
+    r->lock_ready = true;
+    if (uv_signal_init(loop, &r->sighup) != 0) {
+        return -1;
+    }
+    r->sighup.data = r;
+    r->sighup_open = true;
+    uv_signal_start(&r->sighup, on_sighup, SIGHUP);
+    return 0;
+}
+
+pol_snapshot *srv_reload_acquire(srv_reload *r)
+{
+    pol_snapshot *snap;
+
+    uv_mutex_lock(&r->lock);
+    snap = pol_snapshot_acquire(r->current);
+    uv_mutex_unlock(&r->lock);
+    return snap;
+}
+
+void srv_reload_close(srv_reload *r)
+{
+    if (r->sighup_open) {
+        uv_close((uv_handle_t *)&r->sighup, NULL);
+        r->sighup_open = false;
+    }
+}
+
+void srv_reload_free(srv_reload *r)
+{
+    pol_snapshot_release(r->current);
+    r->current = NULL;
+    if (r->lock_ready) {
+        uv_mutex_destroy(&r->lock);
+        r->lock_ready = false;
+    }
+}
