@@ -992,6 +992,8 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "log_decisions",
                                        "max_kidless_keys",
                                        "escaped_slashes",
+                                       "admin_listen",
+                                       "watch_config",
                                        "clusters",
                                        "rules",
                                        NULL};
@@ -1011,6 +1013,8 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
     get_bool(ctx, root, "", "log_decisions", &snap->server.log_decisions);
     get_size(ctx, root, "", "max_kidless_keys", 0, 1024, &snap->max_kidless_keys);
     get_escaped_slashes(ctx, root, &snap->escaped_slashes);
+    get_string(ctx, root, "", "admin_listen", false, check_listen, &snap->server.admin_listen);
+    get_bool(ctx, root, "", "watch_config", &snap->server.watch_config);
     const json_t *cache = json_object_get(root, "token_cache");
     if (cache && is_object(ctx, cache, "token_cache")) {
         static const char *const cache_keys[] = {"size", NULL};

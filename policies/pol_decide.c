@@ -470,7 +470,7 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
 {
     authz_jwt jwt;
     bool drop_reservation = false;
-    pol_decide_ctx no_ctx = {NULL, NULL, NULL};
+    pol_decide_ctx no_ctx = {NULL, NULL, NULL, POL_CACHE_UNUSED};
     if (!ctx)
         ctx = &no_ctx;
     memset(&jwt, 0, sizeof jwt);
@@ -508,6 +508,8 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     const pol_cached_token *hit = NULL;
     if (ctx->cache)
         hit = pol_token_cache_get(ctx->cache, snap->generation, token, req->now);
+    if (ctx->cache)
+        ctx->cache_outcome = hit ? POL_CACHE_HIT : POL_CACHE_MISS;
     if (hit) {
         jp = &hit->jwt;
         copy_digest(hit, out);

@@ -60,6 +60,8 @@ typedef struct pol_trace {
 
 typedef struct pol_token_cache pol_token_cache;
 
+typedef enum pol_cache_outcome { POL_CACHE_UNUSED, POL_CACHE_HIT, POL_CACHE_MISS } pol_cache_outcome;
+
 /* Per-call context: the request's arena (the identity of an allowed
  * request is copied into it), the worker's verified-token cache (NULL: no
  * cache) and the optional trace. */
@@ -67,6 +69,7 @@ typedef struct pol_decide_ctx {
     authz_arena *arena;
     const pol_trace *trace;
     pol_token_cache *cache;
+    pol_cache_outcome cache_outcome; /* out: whether the token was looked up, and found */
 } pol_decide_ctx;
 
 /* Decides |req| against |snap| and fills |out|. Never fails: errors

@@ -57,6 +57,7 @@ void pol_snapshot_release(pol_snapshot *snap)
     free(snap->rules);
     free((void *)snap->path.ptr);
     free((void *)snap->server.listen.ptr);
+    free((void *)snap->server.admin_listen.ptr);
     free_slice_array(snap->warnings, snap->warning_count);
     free(snap);
 }

@@ -79,6 +79,8 @@ typedef struct pol_server_settings {
     size_t max_buffered_bytes_per_connection; /* request bytes held for undecided calls, default 16 MiB */
     size_t max_buffered_bytes_per_worker;     /* the same over a worker's connections, default 64 MiB */
     bool log_decisions;           /* one JSON line per decision on stderr, default true */
+    authz_slice admin_listen;     /* "host:port" of the admin HTTP endpoint; empty (default) = none */
+    bool watch_config;            /* reload when the config file changes, default false */
 } pol_server_settings;
 
 typedef struct pol_snapshot {

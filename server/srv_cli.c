@@ -550,8 +550,7 @@ static json_t *rule_json(const pol_snapshot *snap, const pol_rule *r)
                      cidr_list(r->source_cidrs, r->source_cidr_count));
 }
 
-/* What |snap| holds, in config order, for CI to diff. NULL when out of memory. */
-static json_t *loaded_json(const pol_snapshot *snap)
+json_t *srv_cli_config_json(const pol_snapshot *snap)
 {
     json_t *clusters = json_array(), *rules = json_array(), *warnings = json_array();
     bool ok = clusters && rules && warnings;
@@ -587,7 +586,7 @@ int srv_cli_check_main(int argc, char **argv)
         return 2;
     int rc = 0;
     if (o.json) {
-        json_t *doc = loaded_json(snap);
+        json_t *doc = srv_cli_config_json(snap);
         char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII) : NULL;
         json_decref(doc);
         if (!text) {

@@ -8,11 +8,19 @@
 #ifndef SRV_CLI_H
 #define SRV_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "pol_snapshot.h"
+
 /* The program version ("0.1.0"). Static storage. */
 const char *srv_cli_version(void);
+
+/* What |snap| holds, in config order (`check --json`, the admin /config):
+ * clusters with issuer, audiences and each key's kid, type and file, rules,
+ * warnings; never key material. NULL when out of memory. */
+json_t *srv_cli_config_json(const pol_snapshot *snap);
 
 /* Prints the top-level usage to |out|. */
 void srv_cli_usage(FILE *out);

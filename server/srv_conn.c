@@ -79,6 +79,8 @@ static srv_stream *stream_get(srv_worker *w, srv_conn *c, int32_t id)
     memset(s, 0, offsetof(srv_stream, call));
     s->conn = c;
     srv_rpc_begin(&s->call, c->session, id, max_msg, &c->request_bytes, &w->request_bytes, uv_hrtime());
+    s->call.grpc_errors = w->metrics.grpc_errors;
+    srv_counter_add(&w->metrics.streams, 1);
     s->request_due_ms = uv_now(&w->loop) + (uint64_t)w->snap->server.request_timeout_seconds * 1000u;
     /* Later streams never expire earlier: only an idle expiry past this one moves the timer. */
     if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due_ms > s->request_due_ms) {
@@ -133,6 +135,7 @@ static void stream_put(srv_worker *w, srv_stream *s)
     srv_conn *c = s->conn;
 
     ready_unlink(c, s);
+    srv_counter_set(&w->metrics.streams, srv_counter_get(&w->metrics.streams) - 1u);
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
@@ -635,6 +638,7 @@ static void on_conn_closed(uv_handle_t *handle)
         c->next->prev = c->prev;
     }
     w->conn_count--;
+    srv_counter_set(&w->metrics.connections, w->conn_count);
     free(c->out);
     free(c->inflight);
     free(c);
@@ -723,6 +727,7 @@ int srv_conn_accept(srv_worker *w)
     }
     w->conns = c;
     w->conn_count++;
+    srv_counter_set(&w->metrics.connections, w->conn_count);
     rc = uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp);
     if (rc != 0) {
         conn_close(c);

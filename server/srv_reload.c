@@ -24,23 +24,40 @@ static json_t *cluster_names(const pol_snapshot *snap)
     return names;
 }
 
+/* Replaces |dst| (owned) by a copy of |src|. Returns 0 or -1. */
+static int keep_slice(authz_slice *dst, authz_slice src)
+{
+    char *copy = NULL;
+
+    if (src.ptr != NULL) {
+        copy = malloc(src.len + 1u);
+        if (copy == NULL) {
+            return -1;
+        }
+        memcpy(copy, src.ptr, src.len);
+        copy[src.len] = '\0';
+    }
+    free((void *)dst->ptr);
+    *dst = (authz_slice){copy, src.len};
+    return 0;
+}
+
 /* Puts the startup listen address and worker count into |next| (still
  * private to this thread), so what it reports is what serves. Returns 1 when
  * |next| asked for others, 0 when not, -1 without memory. */
 static int keep_fixed_settings(const pol_snapshot *cur, pol_snapshot *next)
 {
     pol_server_settings *s = &next->server;
-    int changed = !authz_slice_eq(s->listen, cur->server.listen) || s->workers != cur->server.workers;
-    char *listen = malloc(cur->server.listen.len + 1u);
+    int changed = !authz_slice_eq(s->listen, cur->server.listen) ||
+                  !authz_slice_eq(s->admin_listen, cur->server.admin_listen) ||
+                  s->workers != cur->server.workers || s->watch_config != cur->server.watch_config;
 
-    if (listen == NULL) {
+    if (keep_slice(&s->listen, cur->server.listen) != 0 ||
+        keep_slice(&s->admin_listen, cur->server.admin_listen) != 0) {
         return -1;
     }
-    memcpy(listen, cur->server.listen.ptr, cur->server.listen.len);
-    listen[cur->server.listen.len] = '\0';
-    free((void *)s->listen.ptr);
-    s->listen = (authz_slice){listen, cur->server.listen.len};
     s->workers = cur->server.workers;
+    s->watch_config = cur->server.watch_config;
     return changed;
 }
 
@@ -65,8 +82,8 @@ static void log_success(const srv_reload *r, const pol_snapshot *next, bool fixe
     if (fixed_changed) {
         char note[512];
         snprintf(note, sizeof(note),
-                 "listen and workers cannot change on reload: kept listen %.*s and workers %zu (restart to "
-                 "change them)",
+                 "listen, admin_listen, workers and watch_config cannot change on reload: kept listen %.*s "
+                 "and workers %zu (restart to change them)",
                  (int)next->server.listen.len, next->server.listen.ptr, next->server.workers);
         json_object_set_new(f, "note", json_string(note));
     }

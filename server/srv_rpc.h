@@ -37,6 +37,7 @@
 
 #include "authz_slice.h"
 #include "srv_grpc.h"
+#include "srv_metrics.h"
 #include "srv_worker.h"
 
 #define SRV_RPC_GRPC_MESSAGE_MAX 256u
@@ -53,8 +54,9 @@ typedef enum srv_rpc_kind { SRV_RPC_UNKNOWN = 0, SRV_RPC_CHECK, SRV_RPC_HEALTH }
 typedef struct srv_rpc_call {
     nghttp2_session *session; /* borrowed: the connection's */
     int32_t stream_id;
-    srv_budget *budgets[2]; /* borrowed: the connection's and the worker's request bytes */
-    srv_grpc_reader reader; /* the request message, counted in |budgets| */
+    srv_budget *budgets[2];   /* borrowed: the connection's and the worker's request bytes */
+    srv_counter *grpc_errors; /* borrowed: the worker's per-code error counters, or NULL */
+    srv_grpc_reader reader;   /* the request message, counted in |budgets| */
     srv_rpc_kind kind;
     bool is_post;
     bool content_type_ok;

@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include "pol_config.h"
+#include "srv_admin.h"
+#include "srv_cli.h"
+#include "srv_event.h"
 #include "srv_reload.h"
 #include "srv_worker.h"
 
@@ -22,6 +25,7 @@ typedef struct serve_state {
     srv_worker *workers;
     size_t started;
     srv_reload reload;
+    srv_admin admin;
     atomic_bool stopping;
 } serve_state;
 
@@ -99,6 +103,32 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_close((uv_handle_t *)&st->sigint, NULL);
 }
 
+/* The JSON startup event: version, config, addresses, clusters and key ids. */
+static void log_startup(const char *config, const pol_snapshot *snap, int port, int admin_port,
+                        size_t workers)
+{
+    json_t *f = json_object();
+    json_t *clusters = json_array();
+
+    for (size_t i = 0; clusters != NULL && i < snap->cluster_count; i++) {
+        const pol_cluster *c = &snap->clusters[i];
+        json_t *kids = json_array();
+        for (size_t k = 0; kids != NULL && k < c->keys.count; k++) {
+            json_array_append_new(kids, json_string(c->keys.keys[k].kid));
+        }
+        json_array_append_new(clusters,
+                              json_pack("{s:s%, s:o*}", "name", c->name.ptr, c->name.len, "key_ids", kids));
+    }
+    json_object_set_new(f, "version", json_string(srv_cli_version()));
+    json_object_set_new(f, "config", json_string(config));
+    json_object_set_new(f, "generation", json_integer((json_int_t)snap->generation));
+    json_object_set_new(f, "port", json_integer(port));
+    json_object_set_new(f, "admin_port", admin_port >= 0 ? json_integer(admin_port) : json_null());
+    json_object_set_new(f, "workers", json_integer((json_int_t)workers));
+    json_object_set_new(f, "clusters", clusters);
+    srv_event_emit("startup", f);
+}
+
 static size_t cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -132,7 +162,7 @@ int srv_serve_main(int argc, char **argv)
     const char *config = NULL;
     pol_snapshot *snap = NULL;
     serve_state st;
-    struct sockaddr_storage addr;
+    struct sockaddr_storage addr, admin_addr;
     char err[2048], host[HOST_MAX], port[16];
     size_t nworkers, share;
     int rc = 2;
@@ -219,9 +249,24 @@ int srv_serve_main(int argc, char **argv)
         }
         st.started++;
     }
+    if (snap->server.admin_listen.len > 0) {
+        char admin_host[HOST_MAX], admin_port[16];
+        snprintf(err, sizeof(err), "cannot resolve");
+        if (parse_listen(snap->server.admin_listen, &admin_addr, admin_host, sizeof(admin_host), admin_port,
+                         sizeof(admin_port)) != 0 ||
+            srv_admin_start(&st.admin, (struct sockaddr *)&admin_addr, &st.reload, st.workers, nworkers,
+                            &st.stopping, err, sizeof(err)) != 0) {
+            fprintf(stderr, "tokengate serve: %s: admin_listen \"%.*s\": %s\n", config,
+                    (int)snap->server.admin_listen.len, snap->server.admin_listen.ptr, err);
+            on_signal(&st.sigterm, SIGTERM);
+            uv_run(st.loop, UV_RUN_DEFAULT);
+            goto stop;
+        }
+    }
     fprintf(stderr, "tokengate: listening on %s%s%s:%d workers=%zu clusters=%zu\n",
             addr.ss_family == AF_INET6 ? "[" : "", host, addr.ss_family == AF_INET6 ? "]" : "", bound_port,
             nworkers, snap->cluster_count);
+    log_startup(config, snap, bound_port, srv_admin_port(&st.admin), nworkers);
     uv_run(st.loop, UV_RUN_DEFAULT);
     rc = 0;
 stop:
@@ -231,6 +276,8 @@ stop:
     for (size_t i = 0; i < st.started; i++) {
         srv_worker_join(&st.workers[i]);
     }
+    /* /readyz said "draining" until here. */
+    srv_admin_stop(&st.admin);
     for (size_t i = 0; i < nworkers; i++) {
         srv_worker_destroy(&st.workers[i]);
     }

@@ -103,6 +103,10 @@ int srv_worker_init(srv_worker *w, size_t index, const struct sockaddr *addr, po
         return -1;
     }
     w->loop_ready = true;
+    if (srv_metrics_init(&w->metrics) != 0 || srv_metrics_bind(&w->metrics, snap) != 0) {
+        snprintf(err, err_size, "out of memory for the metrics");
+        return -1;
+    }
     if (snap->server.token_cache_size > 0) {
         w->cache = pol_token_cache_new(snap->server.token_cache_size);
         if (w->cache == NULL) {
@@ -212,6 +216,8 @@ static void apply_snapshot(srv_worker *w, pol_snapshot *next)
     w->request_bytes.max = cfg->max_buffered_bytes_per_worker;
     w->decide_arena.limit = 8u * cfg->max_message_bytes + 256u * 1024u;
     w->max_conns = atomic_load_explicit(&w->next_max_conns, memory_order_relaxed);
+    /* Without memory for the new map, decisions count on the "" row. */
+    (void)srv_metrics_bind(&w->metrics, next);
     pol_snapshot_release(w->snap);
     w->snap = next;
 }
@@ -293,6 +299,7 @@ void srv_worker_destroy(srv_worker *w)
     w->option = NULL;
     pol_token_cache_free(w->cache);
     w->cache = NULL;
+    srv_metrics_free(&w->metrics);
     pol_snapshot_release(w->snap);
     w->snap = NULL;
     pol_snapshot_release(atomic_exchange(&w->next_snap, NULL));

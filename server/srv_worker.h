@@ -20,6 +20,7 @@
 #include "pol_snapshot.h"
 #include "pol_token_cache.h"
 #include "srv_log.h"
+#include "srv_metrics.h"
 
 #define SRV_READ_BUF_SIZE (64u * 1024u)
 /* The decision arena's chunk: one is kept between decisions. */
@@ -69,6 +70,7 @@ typedef struct srv_worker {
     srv_budget request_bytes;            /* over all connections: max_buffered_bytes_per_worker */
     authz_arena decide_arena;            /* one decision at a time: reset after each answer */
     srv_log_batch log;                   /* decision lines of the current read, written after it */
+    srv_metrics metrics;                 /* written by this worker only, summed by the admin thread */
     uint8_t read_buf[SRV_READ_BUF_SIZE]; /* every read is consumed synchronously */
 } srv_worker;
 
