@@ -9,7 +9,7 @@ static const uint64_t duration_le_ns[SRV_METRICS_DURATION_BUCKETS] = {
     5000000, 10000000, 25000000, 50000000, 100000000, 250000000, 500000000, 1000000000};
 static const char *const duration_le[SRV_METRICS_DURATION_BUCKETS] = {
     "1e-05", "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025",
-    "0.005", "0.01",    "0.025", "0.05",   "0.1",     "0.25",   "0.5",   "1"};
+    "0.005", "0.01",    "0.025", "0.05",   "0.1",     "0.25",   "0.5",   "1.0"};
 static const char *const decision_names[SRV_DECISION_KINDS] = {"allow", "deny", "shadow_deny"};
 
 int srv_metrics_init(srv_metrics *m)
