@@ -448,6 +448,25 @@ static void get_string(cfg_ctx *ctx, const json_t *obj, const char *parent, cons
     *out = copy;
 }
 
+static const char *check_mode(authz_slice s)
+{
+    if (authz_slice_eq_cstr(s, "enforce") || authz_slice_eq_cstr(s, "shadow"))
+        return NULL;
+    return "must be \"enforce\" or \"shadow\"";
+}
+
+/* "mode" of a rule or cluster: *shadow is true for "shadow"; absent is
+ * "enforce". */
+static void get_mode(cfg_ctx *ctx, const json_t *obj, const char *parent, bool *shadow)
+{
+    char path[PATH_TEXT_MAX];
+    path_key(path, parent, "mode");
+    const json_t *v = json_object_get(obj, "mode");
+    authz_slice s;
+    if (v && string_value(ctx, v, path, check_mode, &s))
+        *shadow = authz_slice_eq_cstr(s, "shadow");
+}
+
 /* The array |key| of |obj|: NULL when absent (an error when |required|) or
  * invalid (not an array, empty, too long). */
 static const json_t *get_array(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key,
@@ -757,6 +776,7 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
                                        "cidr_claim",
                                        "max_token_age_seconds",
                                        "enforce_warnafter",
+                                       "mode",
                                        NULL};
     authz_keyset_init(&c->keys);
     if (!dup_slice("boundCIDRs", strlen("boundCIDRs"), false, &c->cidr_claim)) {
@@ -775,6 +795,7 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
     get_string(ctx, obj, path, "cidr_claim", false, NULL, &c->cidr_claim);
     get_int(ctx, obj, path, "max_token_age_seconds", 0, 31536000, &c->max_token_age);
     get_bool(ctx, obj, path, "enforce_warnafter", &c->enforce_warnafter);
+    get_mode(ctx, obj, path, &c->shadow);
 
     size_t errors_before_keys = ctx->errors;
     char key_path[PATH_TEXT_MAX];
@@ -885,7 +906,7 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const 
 {
     static const char *const keys[] = {"name",    "clusters",   "path_prefix",      "ignore_case",
                                        "methods", "namespaces", "service_accounts", "source_cidrs",
-                                       NULL};
+                                       "mode",    NULL};
     if (!is_object(ctx, obj, path))
         return;
     check_keys(ctx, obj, path, keys);
@@ -898,6 +919,7 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const 
     get_string_list(ctx, obj, path, "service_accounts", false, false, check_service_account,
                     &r->service_accounts, &r->service_account_count);
     get_cidr_list(ctx, obj, path, "source_cidrs", &r->source_cidrs, &r->source_cidr_count);
+    get_mode(ctx, obj, path, &r->shadow);
 
     char list_path[PATH_TEXT_MAX];
     const json_t *arr =

@@ -475,6 +475,7 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
         ctx = &no_ctx;
     memset(&jwt, 0, sizeof jwt);
     memset(out, 0, sizeof *out);
+    out->generation = snap->generation;
     authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "decision did not complete");
 
     /* 1. Target cluster. */
@@ -583,9 +584,19 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     if (check_source(target, req, jp, have_ip, &ip, ctx, &out->status) != 0)
         goto cleanup;
 
-    /* 9. Rules. */
-    if (snap->rule_count > 0 && check_rules(snap, target, req, jp, have_ip, &ip, ctx, out) != 0)
-        goto cleanup;
+    /* 9. Rules. In shadow mode (the deciding rule's, or the cluster's) a
+     * denial is recorded and the request allowed: only this step, so
+     * everything above (the token, the cluster, its sources) still denies. */
+    if (snap->rule_count > 0 && check_rules(snap, target, req, jp, have_ip, &ip, ctx, out) != 0) {
+        if (!target->shadow && (!out->rule || !out->rule->shadow))
+            goto cleanup;
+        out->shadow_denied = true;
+        out->shadow_status = out->status;
+        trace_step(ctx, "shadow", true, "%s %.*s is in shadow mode: would deny (%s), allowed",
+                   target->shadow ? "cluster" : "rule", shown(target->shadow ? target->name : out->rule->name),
+                   target->shadow ? target->name.ptr : out->rule->name.ptr,
+                   authz_reason_name(out->status.reason));
+    }
 
     /* 10. Allow. */
     if (!ctx->arena || copy_identity(ctx->arena, jp, out) != 0) {

@@ -39,6 +39,9 @@ typedef struct pol_decision {
     const pol_cluster *cluster;        /* target cluster, NULL when unknown */
     const pol_cluster *issuer_cluster; /* cluster whose key verified the token, or NULL */
     const pol_rule *rule;              /* rule that decided, or NULL */
+    uint64_t generation;               /* the snapshot that decided */
+    bool shadow_denied;                /* allowed only because a shadow-mode rule or cluster did not enforce */
+    authz_status shadow_status;        /* with shadow_denied: the denial that was not enforced */
     authz_slice path;                  /* the normalized path the rules saw (arena); empty without rules */
     authz_slice subject;               /* system:serviceaccount:<ns>:<sa> */
     authz_slice namespace_name;

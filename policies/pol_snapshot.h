@@ -42,6 +42,7 @@ typedef struct pol_cluster {
     authz_slice cidr_claim;     /* claim holding the token's bound CIDRs, default "boundCIDRs" */
     int64_t max_token_age;      /* seconds, 0 = off */
     bool enforce_warnafter;     /* deny extended tokens past kubernetes.io.warnafter */
+    bool shadow;                /* "mode": "shadow": rule denials are logged, not enforced */
 } pol_cluster;
 
 typedef struct pol_rule {
@@ -58,6 +59,7 @@ typedef struct pol_rule {
     size_t service_account_count;
     authz_cidr *source_cidrs;   /* count 0 = any source */
     size_t source_cidr_count;
+    bool shadow;                /* "mode": "shadow": its denials are logged, not enforced */
 } pol_rule;
 
 /* Range of max_buffered_bytes_per_connection / _per_worker (1 KiB - 16 GiB). */

@@ -14,7 +14,7 @@
 
 #include "authz_slice.h"
 
-#define SRV_CHECKRESP_HEADERS_MAX 4u
+#define SRV_CHECKRESP_HEADERS_MAX 5u
 #define SRV_CHECKRESP_META_MAX 5u
 
 /* A header (HeaderValueOption) or a dynamic_metadata string field. */

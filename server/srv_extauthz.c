@@ -181,6 +181,11 @@ static void describe_allow(const pol_decision *d, srv_checkresp *r)
     add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-subject"), d->subject);
     add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-namespace"), d->namespace_name);
     add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-service-account"), d->service_account);
+    if (d->shadow_denied) {
+        /* Upstream sees what enforcing the shadow rule would have denied. */
+        add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-shadow-reason"),
+                 slice_of(authz_reason_name(d->shadow_status.reason)));
+    }
     /* Without forward_token the upstream never sees the credential. */
     r->remove_authorization = d->cluster == NULL || !d->cluster->forward_token;
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("cluster"), cluster);

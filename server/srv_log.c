@@ -142,6 +142,22 @@ static void put_token_hash(out_buf *o, const pol_request *req, const pol_decisio
     put_raw(o, text, sizeof text);
 }
 
+authz_slice srv_log_decision_name(const pol_decision *d)
+{
+    if (d->allowed && d->shadow_denied) {
+        return AUTHZ_SLICE_LIT("shadow_deny");
+    }
+    return d->allowed ? AUTHZ_SLICE_LIT("allow") : AUTHZ_SLICE_LIT("deny");
+}
+
+authz_reason srv_log_decision_reason(const pol_decision *d)
+{
+    if (d->allowed) {
+        return d->shadow_denied ? d->shadow_status.reason : AUTHZ_REASON_OK;
+    }
+    return d->status.reason;
+}
+
 size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice request_id, const pol_request *req,
                       const pol_decision *d, uint64_t duration_us)
 {
@@ -158,9 +174,10 @@ size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice reques
     put_field(&o, "source", req->source.len > 0 ? req->source : none);
     put_field(&o, "method", req->method.len > 0 ? req->method : none);
     put_field(&o, "path", req->path.len > 0 ? req->path : none);
-    put_field(&o, "decision", d->allowed ? AUTHZ_SLICE_LIT("allow") : AUTHZ_SLICE_LIT("deny"));
-    put_field(&o, "reason",
-              authz_slice_from_cstr(authz_reason_name(d->allowed ? AUTHZ_REASON_OK : d->status.reason)));
+    put_field(&o, "decision", srv_log_decision_name(d));
+    put_field(&o, "reason", authz_slice_from_cstr(authz_reason_name(srv_log_decision_reason(d))));
+    put_cstr(&o, ",\"generation\":");
+    put_u64(&o, d->generation);
     put_cstr(&o, ",\"duration_us\":");
     put_u64(&o, duration_us);
     put_cstr(&o, ",\"token_sha256\":");

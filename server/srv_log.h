@@ -1,8 +1,9 @@
 /* srv_log: one JSON line per decision on stderr.
  *
  * {"time":"2024-05-01T12:00:00.123Z","request_id":..,"cluster":..,
- *  "subject":..,"source":..,"method":..,"path":..,"decision":"allow"|"deny",
- *  "reason":..,"duration_us":N,"token_sha256":"<first 8 hex>"|null}
+ *  "subject":..,"source":..,"method":..,"path":..,
+ *  "decision":"allow"|"deny"|"shadow_deny","reason":..,"generation":N,
+ *  "duration_us":N,"token_sha256":"<first 8 hex>"|null}
  * The token itself is never logged, only a short prefix of its SHA-256.
  * Lines are gathered per worker and written whole, at most PIPE_BUF bytes
  * a write(2), so lines from several workers do not interleave and no lock is
@@ -14,6 +15,13 @@
 #include <stdint.h>
 
 #include "pol_decide.h"
+
+/* The decision as logged and counted: "allow", "deny" or "shadow_deny"
+ * (allowed only because a shadow-mode rule or cluster did not enforce). */
+authz_slice srv_log_decision_name(const pol_decision *d);
+
+/* Its reason: ok for an allow, the unenforced denial's for shadow_deny. */
+authz_reason srv_log_decision_reason(const pol_decision *d);
 
 /* Longest line (values are truncated to fit). */
 #define SRV_LOG_LINE_MAX 4096u

@@ -1,5 +1,7 @@
 #include "srv_metrics.h"
 
+#include "srv_log.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,11 +72,13 @@ void srv_metrics_count_check(srv_metrics *m, const pol_snapshot *snap, const pol
 {
     size_t row = 0;
     size_t bucket = 0;
-    authz_reason reason =
-        d->status.reason < AUTHZ_REASON_COUNT ? d->status.reason : AUTHZ_REASON_INTERNAL_ERROR;
+    authz_reason reason = srv_log_decision_reason(d);
 
     if (d->cluster != NULL && m->row_of_cluster != NULL) {
         row = m->row_of_cluster[pol_snapshot_cluster_index(snap, d->cluster)];
+    }
+    if (reason >= AUTHZ_REASON_COUNT) {
+        reason = AUTHZ_REASON_INTERNAL_ERROR;
     }
     srv_counter_add(&m->rows[row].decisions[kind][reason], 1);
     while (bucket < SRV_METRICS_DURATION_BUCKETS && duration_ns > duration_le_ns[bucket]) {

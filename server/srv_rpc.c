@@ -180,7 +180,11 @@ static void count_check(srv_worker *w, const pol_decide_ctx *ctx, const pol_deci
 {
     srv_metrics *m = &w->metrics;
 
-    srv_metrics_count_check(m, w->snap, d, d->allowed ? SRV_DECISION_ALLOW : SRV_DECISION_DENY, ns);
+    srv_decision_kind kind = !d->allowed        ? SRV_DECISION_DENY
+                             : d->shadow_denied ? SRV_DECISION_SHADOW_DENY
+                                                : SRV_DECISION_ALLOW;
+
+    srv_metrics_count_check(m, w->snap, d, kind, ns);
     if (ctx->cache_outcome == POL_CACHE_HIT) {
         srv_counter_add(&m->cache_hits, 1);
     } else if (ctx->cache_outcome == POL_CACHE_MISS) {
