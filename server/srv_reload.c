@@ -98,6 +98,9 @@ int srv_reload_now(srv_reload *r)
     int fixed;
     size_t share;
 
+    if (stat(r->config_path, &r->seen) != 0) {
+        memset(&r->seen, 0, sizeof(r->seen));
+    }
     if (pol_config_load(r->config_path, &next, err, sizeof(err)) != 0) {
         atomic_fetch_add(&r->failures, 1);
         log_failure(r, err);
@@ -124,6 +127,61 @@ int srv_reload_now(srv_reload *r)
     atomic_fetch_add(&r->successes, 1);
     log_success(r, next, fixed == 1);
     return 0;
+}
+
+/* Changes settle for this long before the file is compared and loaded. */
+#define WATCH_SETTLE_MS 200u
+
+static void on_settled(uv_timer_t *t)
+{
+    srv_reload *r = t->data;
+    struct stat now;
+
+    if (stat(r->config_path, &now) != 0) {
+        return; /* mid-swap or gone: the next event tries again */
+    }
+    if (now.st_ino == r->seen.st_ino && now.st_dev == r->seen.st_dev && now.st_size == r->seen.st_size &&
+        now.st_mtim.tv_sec == r->seen.st_mtim.tv_sec && now.st_mtim.tv_nsec == r->seen.st_mtim.tv_nsec) {
+        return;
+    }
+    (void)srv_reload_now(r);
+}
+
+static void on_fs_event(uv_fs_event_t *handle, const char *filename, int events, int status)
+{
+    srv_reload *r = handle->data;
+
+    (void)filename;
+    (void)events;
+    (void)status;
+    uv_timer_start(&r->settle, on_settled, WATCH_SETTLE_MS, 0);
+}
+
+int srv_reload_watch(srv_reload *r, uv_loop_t *loop)
+{
+    char dir[4096];
+    const char *slash = strrchr(r->config_path, '/');
+    size_t len = slash == NULL ? 1u : (size_t)(slash - r->config_path);
+
+    if (len == 0) {
+        len = 1; /* "/file" */
+    }
+    if (len >= sizeof(dir)) {
+        return -1;
+    }
+    memcpy(dir, slash == NULL ? "." : r->config_path, len);
+    dir[len] = '\0';
+    if (stat(r->config_path, &r->seen) != 0 || uv_timer_init(loop, &r->settle) != 0) {
+        return -1;
+    }
+    if (uv_fs_event_init(loop, &r->watch) != 0) {
+        uv_close((uv_handle_t *)&r->settle, NULL);
+        return -1;
+    }
+    r->watch.data = r;
+    r->settle.data = r;
+    r->watch_open = true;
+    return uv_fs_event_start(&r->watch, on_fs_event, dir, 0) == 0 ? 0 : -1;
 }
 
 static void on_sighup(uv_signal_t *sig, int signum)
@@ -168,6 +226,11 @@ pol_snapshot *srv_reload_acquire(srv_reload *r)
 
 void srv_reload_close(srv_reload *r)
 {
+    if (r->watch_open) {
+        uv_close((uv_handle_t *)&r->watch, NULL);
+        uv_close((uv_handle_t *)&r->settle, NULL);
+        r->watch_open = false;
+    }
     if (r->sighup_open) {
         uv_close((uv_handle_t *)&r->sighup, NULL);
         r->sighup_open = false;

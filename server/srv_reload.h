@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "pol_snapshot.h"
@@ -26,6 +27,10 @@ typedef struct srv_reload {
     pol_snapshot *current; /* own reference: the snapshot in force (last good) */
     uv_signal_t sighup;
     bool sighup_open;
+    uv_fs_event_t watch; /* watch_config: the config file's folder */
+    uv_timer_t settle;   /* a burst of changes makes one reload */
+    bool watch_open;
+    struct stat seen; /* the config file (through symlinks) as last loaded or tried */
     atomic_uint_least64_t successes;
     atomic_uint_least64_t failures;
     atomic_int_least64_t last_success_time; /* seconds since the epoch of the last good load */
@@ -45,7 +50,14 @@ int srv_reload_now(srv_reload *r);
 /* The snapshot in force, with a reference for the caller (any thread). */
 pol_snapshot *srv_reload_acquire(srv_reload *r);
 
-/* Stops listening for SIGHUP (before the workers drain). */
+/* watch_config: reloads when the config file changes: watches its folder,
+ * so an editor's rename and the symlink swap of a Kubernetes ConfigMap
+ * volume are seen too, and reloads once the file (followed through
+ * symlinks) differs in inode, size or mtime from the one last tried.
+ * Returns 0 or -1. */
+int srv_reload_watch(srv_reload *r, uv_loop_t *loop);
+
+/* Stops listening for SIGHUP and file changes (before the workers drain). */
 void srv_reload_close(srv_reload *r);
 
 /* Releases the snapshot reference (after the loop has ended). */

@@ -240,6 +240,12 @@ int srv_serve_main(int argc, char **argv)
         fputs("tokengate serve: cannot install the SIGHUP handler\n", stderr);
         goto stop;
     }
+    if (snap->server.watch_config && srv_reload_watch(&st.reload, st.loop) != 0) {
+        fprintf(stderr, "tokengate serve: %s: watch_config: cannot watch the file's folder\n", config);
+        on_signal(&st.sigterm, SIGTERM);
+        uv_run(st.loop, UV_RUN_DEFAULT);
+        goto stop;
+    }
     for (size_t i = 0; i < nworkers; i++) {
         if (srv_worker_start(&st.workers[i]) != 0) {
             fputs("tokengate serve: cannot start a worker thread\n", stderr);

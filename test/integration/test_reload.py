@@ -193,5 +193,77 @@ class ReloadTest(unittest.TestCase, h.DecisionAsserts):
         self.assertEqual([e["result"] for e in events], ["success", "failure"] * 10)
 
 
+class WatchConfigTest(unittest.TestCase):
+    """watch_config with the layout a Kubernetes ConfigMap volume has:
+    cm/tokengate.json -> ..data/tokengate.json, ..data -> ..v1, and an
+    update swaps ..data atomically to a new folder."""
+
+    def absolute(self, cfg):
+        cfg = json.loads(json.dumps(cfg))
+        for c in cfg["clusters"]:
+            if "jwks_file" in c:
+                c["jwks_file"] = os.path.join(self.folder, c["jwks_file"])
+            if "public_key_files" in c:
+                c["public_key_files"] = [os.path.join(self.folder, p) for p in c["public_key_files"]]
+        return cfg
+
+    def setUp(self):
+        self.folder = h.new_folder("tg-watch-")
+        self.world = h.World(self.folder)
+        self.cm = os.path.join(self.folder, "cm")
+        os.makedirs(os.path.join(self.cm, "..v1"))
+        os.symlink("..v1", os.path.join(self.cm, "..data"))
+        os.symlink("..data/tokengate.json", os.path.join(self.cm, "tokengate.json"))
+        self.config_a = self.absolute(self.world.config(watch_config=True))
+        self.config_b = self.absolute(self.world.config(watch_config=True))
+        self.config_b["rules"] = [PROBE_RULE] + self.config_b["rules"]
+        self.server = h.Server(self.cm, self.config_a, "tokengate").start()
+        self.stub = h.authz_stub(self.server.channel())
+        self.token_b = self.world.token_b()
+        self.version = 1
+
+    def tearDown(self):
+        code, _ = self.server.stop()
+        if code != 0:
+            self.fail(f"tokengate exited {code}:\n{self.server.log_text()[-4000:]}")
+
+    def swap_in(self, cfg):
+        self.version += 1
+        new = f"..v{self.version}"
+        os.makedirs(os.path.join(self.cm, new))
+        with open(os.path.join(self.cm, new, "tokengate.json"), "w", encoding="utf-8") as f:
+            json.dump(dict(cfg, listen=self.server.target), f)
+        os.symlink(new, os.path.join(self.cm, "..data_tmp"))
+        os.rename(os.path.join(self.cm, "..data_tmp"), os.path.join(self.cm, "..data"))
+
+    def wait_events(self, count):
+        deadline = time.monotonic() + 10
+        while len(reload_events(self.server)) < count:
+            self.assertLess(time.monotonic(), deadline, f"expected {count} config_reload lines")
+            time.sleep(0.05)
+        return reload_events(self.server)
+
+    def outcome(self):
+        resp = self.stub.Check(h.check_request(token=self.token_b, cluster="cluster-b", path="/probe/x"),
+                               timeout=10)
+        return "allow" if resp.WhichOneof("http_response") == "ok_response" else resp.status.message.split(":")[0]
+
+    def test_configmap_swap_reloads(self):
+        self.assertEqual(self.outcome(), "allow")
+        self.swap_in(self.config_b)
+        self.assertEqual(self.wait_events(1)[0]["result"], "success")
+        deadline = time.monotonic() + 5
+        while self.outcome() != "forbidden":
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        # A broken update is refused and B keeps serving.
+        self.swap_in(dict(self.config_b, clock_skew_seconds=-7))
+        self.assertEqual(self.wait_events(2)[1]["result"], "failure")
+        self.assertEqual(self.outcome(), "forbidden")
+        # Nothing changed: no reload.
+        time.sleep(1)
+        self.assertEqual(len(reload_events(self.server)), 2)
+
+
 if __name__ == "__main__":
     unittest.main()
