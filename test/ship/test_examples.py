@@ -95,7 +95,9 @@ class ExampleConfigs(unittest.TestCase):
             self.assertTrue(r.stdout.startswith("ok: "), r.stdout)
 
     def test_every_json_config_checks(self):
-        files = sorted(glob.glob(source_path("examples", "**", "*.json"), recursive=True))
+        # Every JSON file but the Grafana dashboards (GrafanaDashboard checks those).
+        files = sorted(f for f in glob.glob(source_path("examples", "**", "*.json"), recursive=True)
+                       if os.sep + "grafana" + os.sep not in f)
         self.assertIn(source_path("examples", "demo", "config.json"), files)
         for path in files:
             with self.subTest(path=path), open(path, encoding="utf-8") as f:
@@ -207,6 +209,35 @@ class Kubernetes(unittest.TestCase):
             self.assertIn(p["targetPort"], ("grpc", port["grpc"]))
         self.assertEqual(by_kind(self.docs, "Service", "tokengate-headless")["spec"]["clusterIP"], "None")
         self.assertNotIn("clusterIP", by_kind(self.docs, "Service", "tokengate")["spec"])
+
+    def test_probes_and_scrape_use_the_admin_endpoint(self):
+        port = {p["name"]: p["containerPort"] for p in self.container["ports"]}
+        admin = json.loads(configmap_config())["admin_listen"]
+        self.assertEqual(int(admin.rsplit(":", 1)[1]), port["admin"])
+        ready = self.container["readinessProbe"]["httpGet"]
+        live = self.container["livenessProbe"]["httpGet"]
+        self.assertEqual((ready["path"], port.get(ready["port"], ready["port"])), ("/readyz", port["admin"]))
+        self.assertEqual((live["path"], port.get(live["port"], live["port"])), ("/healthz", port["admin"]))
+        notes = self.deploy["spec"]["template"]["metadata"]["annotations"]
+        self.assertEqual(notes["prometheus.io/scrape"], "true")
+        self.assertEqual(int(notes["prometheus.io/port"]), port["admin"])
+        self.assertEqual(notes["prometheus.io/path"], "/metrics")
+
+
+class GrafanaDashboard(unittest.TestCase):
+    def test_every_metric_it_charts_is_documented(self):
+        import re
+        dash = json.loads(read_text("examples", "grafana", "tokengate-dashboard.json"))
+        exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+        self.assertGreater(len(exprs), 10)
+        readme = read_text("README.md")
+        documented = set(re.findall(r"`((?:tokengate|process)_[a-z_]+)`", readme))
+        used = set()
+        for e in exprs:
+            used |= {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"\b(?:tokengate|process)_[a-z_]+", e)}
+        self.assertEqual(used - documented, set())
+        self.assertIn("tokengate_decisions_total", used)
+        self.assertIn("tokengate_check_duration_seconds", used)
 
 
 def service_fqdn(docs, name):
