@@ -729,7 +729,7 @@ int srv_conn_accept(srv_worker *w)
         return rc;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (nghttp2_session_server_new2(&c->session, w->callbacks, c, w->option) != 0) {
+    if (nghttp2_session_server_new3(&c->session, w->callbacks, c, w->option, &w->h2_mem.mem) != 0) {
         c->session = NULL;
         conn_close(c);
         return UV_ENOMEM;
