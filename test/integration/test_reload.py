@@ -28,10 +28,9 @@ PROBE_RULE = {"name": "probe-for-nobody", "clusters": ["cluster-b"], "path_prefi
 def reload_events(server):
     out = []
     for line in server.log_text().splitlines():
-        if line.startswith("{"):
-            obj = json.loads(line)
-            if obj.get("event") == "config_reload":
-                out.append(obj)
+        # The decision lines (hundreds of thousands under h2load) are not parsed.
+        if line.startswith("{") and '"event":"config_reload"' in line:
+            out.append(json.loads(line))
     return out
 
 
