@@ -48,6 +48,12 @@ typedef struct pol_rule {
     size_t source_cidr_count;
 } pol_rule;
 
+/* What a denial tells the client (config "deny_details"). */
+typedef enum pol_deny_details {
+    POL_DENY_DETAILS_GENERIC = 0, /* the reason code and its fixed public sentence */
+    POL_DENY_DETAILS_FULL,        /* the decision's detailed message, for trusted callers */
+} pol_deny_details;
+
 /* Server settings: read by server/, validated here with everything else. */
 typedef struct pol_server_settings {
     authz_slice listen;           /* "host:port", default "127.0.0.1:9191" */
@@ -60,6 +66,7 @@ typedef struct pol_server_settings {
     size_t idle_timeout_seconds;  /* close a connection idle this long, 0 = off, default 300 */
     size_t request_timeout_seconds; /* a request must be complete this long after its headers, default 30 */
     bool log_decisions;           /* one JSON line per decision on stderr, default true */
+    pol_deny_details deny_details; /* default generic */
 } pol_server_settings;
 
 typedef struct pol_snapshot {
