@@ -12,7 +12,7 @@
  *   recurses on the C stack).
  * Values follow the protobuf specification: a singular string keeps its
  * last occurrence, repeated embedded messages merge (repeated fields
- * concatenate in wire order). Two places where protobuf-c 1.4 differs:
+ * concatenate in wire order), a map keeps the last entry of a key. Two places where protobuf-c 1.4 differs:
  * repeated socket_address occurrences (a oneof member) merge here, while
  * protobuf-c keeps only the last one; and an Address that occurs twice with
  * its oneof unset both times (attributes{source{address{} address{}}}) is
