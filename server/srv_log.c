@@ -31,37 +31,50 @@ static void put_cstr(out_buf *o, const char *s)
     put_raw(o, s, strlen(s));
 }
 
+static bool needs_escape(unsigned char c)
+{
+    return c == '"' || c == '\\' || c < 0x20 || c >= 0x7F;
+}
+
 /* A JSON string, escaped, cut short (never inside an escape) when the line
- * would exceed its budget; the closing quote is always reserved. */
+ * would exceed its budget; the closing quote is always reserved. Runs of
+ * bytes that need no escape are copied at once: every decision logs a line. */
 static void put_json(out_buf *o, authz_slice s, size_t budget)
 {
     static const char hex[] = "0123456789abcdef";
     size_t start = o->len;
+    size_t i = 0;
 
     put_raw(o, "\"", 1);
-    for (size_t i = 0; i < s.len && !o->overflow; i++) {
+    while (i < s.len && !o->overflow) {
+        size_t run = 0;
+        while (i + run < s.len && !needs_escape((unsigned char)s.ptr[i + run])) {
+            run++;
+        }
+        size_t room = budget - (o->len - start);
+        put_raw(o, s.ptr + i, run < room ? run : room);
+        if (run > room || i + run == s.len) {
+            break;
+        }
+        i += run;
         unsigned char c = (unsigned char)s.ptr[i];
-        char esc[6];
-        size_t n = 0;
-        if (c == '"' || c == '\\') {
-            esc[n++] = '\\';
-            esc[n++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7F) {
-            /* Non-ASCII bytes are escaped one by one: the log stays valid
-             * JSON even when a header carries invalid UTF-8. */
-            esc[n++] = '\\';
-            esc[n++] = 'u';
-            esc[n++] = '0';
-            esc[n++] = '0';
-            esc[n++] = hex[c >> 4];
-            esc[n++] = hex[c & 0x0Fu];
-        } else {
-            esc[n++] = (char)c;
+        char esc[6] = {'\\', (char)c};
+        size_t n = 2;
+        if (c != '"' && c != '\\') {
+            /* Control and non-ASCII bytes are escaped one by one: the log
+             * stays valid JSON even when a header carries invalid UTF-8. */
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0x0Fu];
+            n = 6;
         }
         if (o->len - start + n > budget) {
             break;
         }
         put_raw(o, esc, n);
+        i++;
     }
     put_raw(o, "\"", 1);
 }

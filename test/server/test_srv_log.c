@@ -178,6 +178,24 @@ Test(srv_log, path_is_logged_without_query_or_fragment)
     json_decref(j);
 }
 
+/* Escapes between runs of plain bytes, and a long plain value cut at its
+ * budget (256 bytes with the opening quote). */
+Test(srv_log, escaping_and_cutting)
+{
+    static char long_id[1000];
+    pol_request req;
+    pol_decision d;
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    memset(long_id, 'x', sizeof(long_id));
+    req.method = AUTHZ_SLICE_LIT("ab\"cd\\ef\x01gh\xffij\"");
+    json_t *j = format(&req, &d, (authz_slice){long_id, sizeof(long_id)});
+    cr_assert_str_eq(str(j, "method"), "ab\"cd\\ef\x01gh\xc3\xbfij\"", "\\u00ff reads back as U+00FF");
+    cr_assert_eq(strlen(str(j, "request_id")), 255);
+    cr_assert_eq(strspn(str(j, "request_id"), "x"), 255);
+    json_decref(j);
+}
+
 /* Every string field at its worst (long, and each byte escaped to six):
  * the line is still written, whole, valid JSON, within SRV_LOG_LINE_MAX,
  * every field present (an attacker cannot drop a line by sending long
