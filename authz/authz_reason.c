@@ -22,6 +22,7 @@ static const char *const reason_names[AUTHZ_REASON_COUNT] = {
     [AUTHZ_REASON_SOURCE_NOT_ALLOWED] = "source_not_allowed",
     [AUTHZ_REASON_FORBIDDEN] = "forbidden",
     [AUTHZ_REASON_INTERNAL_ERROR] = "internal_error",
+    [AUTHZ_REASON_MALFORMED_REQUEST] = "malformed_request",
 };
 
 /* One line per reason; test_authz_reason fails when a reason has none. */
@@ -42,6 +43,7 @@ static const char *const public_messages[AUTHZ_REASON_COUNT] = {
     [AUTHZ_REASON_UNKNOWN_CLUSTER] = "the request is not routed to a known cluster",
     [AUTHZ_REASON_SOURCE_NOT_ALLOWED] = "requests from this address are not allowed",
     [AUTHZ_REASON_FORBIDDEN] = "the caller may not make this request",
+    [AUTHZ_REASON_MALFORMED_REQUEST] = "the request path cannot be judged safely",
     [AUTHZ_REASON_INTERNAL_ERROR] = "the request could not be authorized; try again later",
 };
 
@@ -69,6 +71,8 @@ int authz_reason_grpc_code(authz_reason reason)
         return 16;
     if (reason >= AUTHZ_REASON_UNKNOWN_CLUSTER && reason <= AUTHZ_REASON_FORBIDDEN)
         return 7;
+    if (reason == AUTHZ_REASON_MALFORMED_REQUEST)
+        return 3;
     return 13;
 }
 
@@ -81,6 +85,8 @@ int authz_reason_http_status(authz_reason reason)
         return 401;
     case 7:
         return 403;
+    case 3:
+        return 400;
     default:
         return 503;
     }

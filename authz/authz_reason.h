@@ -26,6 +26,9 @@ typedef enum authz_reason {
     AUTHZ_REASON_FORBIDDEN,
     /* 13 INTERNAL, HTTP 503: we could not decide (out of memory, ...), so we deny. */
     AUTHZ_REASON_INTERNAL_ERROR,
+    /* 3 INVALID_ARGUMENT, HTTP 400: the request itself cannot be judged safely
+     * (a path that does not normalize). Appended: the values above are stable. */
+    AUTHZ_REASON_MALFORMED_REQUEST,
     AUTHZ_REASON_COUNT
 } authz_reason;
 
@@ -38,10 +41,10 @@ const char *authz_reason_name(authz_reason reason);
 authz_reason authz_reason_from_name(const char *name);
 
 /* google.rpc.Code for CheckResponse.status: 0, 16 UNAUTHENTICATED,
- * 7 PERMISSION_DENIED or 13 INTERNAL. */
+ * 7 PERMISSION_DENIED, 3 INVALID_ARGUMENT or 13 INTERNAL. */
 int authz_reason_grpc_code(authz_reason reason);
 
-/* HTTP status Envoy should send the client: 200, 401, 403 or 503. */
+/* HTTP status Envoy should send the client: 200, 401, 403, 400 or 503. */
 int authz_reason_http_status(authz_reason reason);
 
 /* A fixed sentence for the reason, safe to show any client: it names no

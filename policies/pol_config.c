@@ -12,6 +12,7 @@
 #include "authz_cidr.h"
 #include "authz_jwt.h"
 #include "authz_key.h"
+#include "pol_path.h"
 
 #define KEY_FILE_MAX_BYTES (1024u * 1024u)
 #define LIST_MAX 4096u      /* items in any one list of the config */
@@ -701,16 +702,46 @@ static void check_cluster_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
 
 /* ---- rules -------------------------------------------------------------- */
 
+/* Rules match normalized paths (pol_path), so a prefix that is not in
+ * that form could never match what it names: refuse it and show the form
+ * to write instead. */
+static void check_prefix_normalized(cfg_ctx *ctx, const json_t *rule, const char *path,
+                                    pol_path_slashes slashes, authz_slice prefix)
+{
+    if (prefix.len == 0)
+        return;
+    char key_path[PATH_TEXT_MAX];
+    path_key(key_path, path, "path_prefix");
+    const json_t *v = json_object_get(rule, "path_prefix");
+    char *normal = malloc(prefix.len);
+    if (!normal) {
+        cfg_fail(ctx, key_path, NULL, "out of memory");
+        return;
+    }
+    size_t len = 0, at = 0;
+    pol_path_error e = pol_path_normalize(prefix, slashes, normal, prefix.len, &len, &at);
+    if (e != POL_PATH_OK)
+        cfg_fail(ctx, key_path, v, "%s at byte %zu%s", pol_path_error_text(e), at,
+                 e == POL_PATH_ENCODED_SLASH ? " (see escaped_slashes)" : "");
+    else if (len != prefix.len || memcmp(normal, prefix.ptr, len) != 0)
+        cfg_fail(ctx, key_path, v, "is not a normalized path; requests are matched as \"%.*s\"",
+                 (int)(len > VALUE_TEXT_MAX ? VALUE_TEXT_MAX : len), normal);
+    free(normal);
+}
+
 static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const pol_snapshot *snap,
                        pol_rule *r)
 {
-    static const char *const keys[] = {"name",       "clusters",         "path_prefix",  "methods",
-                                       "namespaces", "service_accounts", "source_cidrs", NULL};
+    static const char *const keys[] = {"name",    "clusters",   "path_prefix",      "ignore_case",
+                                       "methods", "namespaces", "service_accounts", "source_cidrs",
+                                       NULL};
     if (!is_object(ctx, obj, path))
         return;
     check_keys(ctx, obj, path, keys);
     get_string(ctx, obj, path, "name", true, NULL, &r->name);
     get_string(ctx, obj, path, "path_prefix", false, check_path_prefix, &r->path_prefix);
+    check_prefix_normalized(ctx, obj, path, snap->escaped_slashes, r->path_prefix);
+    get_bool(ctx, obj, path, "ignore_case", &r->ignore_case);
     get_string_list(ctx, obj, path, "methods", false, false, check_method, &r->methods, &r->method_count);
     get_string_list(ctx, obj, path, "namespaces", false, false, NULL, &r->namespaces, &r->namespace_count);
     get_string_list(ctx, obj, path, "service_accounts", false, false, check_service_account,
@@ -745,6 +776,21 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const 
 
 /* ---- top level ---------------------------------------------------------- */
 
+/* "escaped_slashes": "reject" (the default) or "keep". */
+static void get_escaped_slashes(cfg_ctx *ctx, const json_t *root, pol_path_slashes *out)
+{
+    const json_t *v = json_object_get(root, "escaped_slashes");
+    authz_slice s;
+    if (!v || !string_value(ctx, v, "escaped_slashes", NULL, &s))
+        return;
+    if (authz_slice_eq_cstr(s, "reject"))
+        *out = POL_PATH_SLASHES_REJECT;
+    else if (authz_slice_eq_cstr(s, "keep"))
+        *out = POL_PATH_SLASHES_KEEP;
+    else
+        cfg_fail(ctx, "escaped_slashes", v, "must be \"reject\" or \"keep\"");
+}
+
 static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
 {
     static const char *const keys[] = {"listen",
@@ -759,6 +805,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "request_timeout_seconds",
                                        "token_cache",
                                        "log_decisions",
+                                       "escaped_slashes",
                                        "deny_details",
                                        "clusters",
                                        "rules",
@@ -775,6 +822,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
     get_size(ctx, root, "", "idle_timeout_seconds", 0, 86400, &snap->server.idle_timeout_seconds);
     get_size(ctx, root, "", "request_timeout_seconds", 1, 3600, &snap->server.request_timeout_seconds);
     get_bool(ctx, root, "", "log_decisions", &snap->server.log_decisions);
+    get_escaped_slashes(ctx, root, &snap->escaped_slashes);
     /* Indexed by pol_deny_details. */
     static const char *const deny_details[] = {"generic", "full", NULL};
     int details = (int)snap->server.deny_details;

@@ -10,6 +10,7 @@
 #include "authz_claims.h"
 #include "authz_jws.h"
 #include "authz_key.h"
+#include "pol_path.h"
 #include "pol_rule.h"
 #include "pol_target.h"
 #include "pol_token_cache.h"
@@ -298,12 +299,45 @@ static int check_source(const pol_cluster *c, const pol_request *req, const auth
     return 0;
 }
 
+/* Step 1b: the path the rules will see, normalized into the arena
+ * (pol_path), or a malformed_request denial. CONNECT carries no path and
+ * "OPTIONS *" asks about the server itself (RFC 9110 9.3.6, 9.3.7): both
+ * are kept as they are, so only rules without path_prefix can select them. */
+static int normalize_path(const pol_snapshot *snap, const pol_request *req, const pol_decide_ctx *ctx,
+                          pol_decision *out)
+{
+    if ((req->path.len == 0 && authz_slice_eq_cstr(req->method, "CONNECT")) ||
+        (authz_slice_eq_cstr(req->path, "*") && authz_slice_eq_cstr(req->method, "OPTIONS"))) {
+        out->path = req->path;
+        trace_step(ctx, "path", true, "%s: only rules without path_prefix apply",
+                   req->path.len == 0 ? "no path (CONNECT)" : "server-wide OPTIONS *");
+        return 0;
+    }
+    char *buf = ctx->arena ? authz_arena_alloc(ctx->arena, req->path.len + 1) : NULL;
+    if (!buf) {
+        authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "out of memory normalizing the path");
+        trace_fail(ctx, "path", &out->status);
+        return -1;
+    }
+    size_t len = 0, at = 0;
+    pol_path_error e = pol_path_normalize(req->path, snap->escaped_slashes, buf, req->path.len, &len, &at);
+    if (e != POL_PATH_OK) {
+        authz_status_set(&out->status, AUTHZ_REASON_MALFORMED_REQUEST, "path %.*s: %s at byte %zu",
+                         shown(req->path), req->path.ptr, pol_path_error_text(e), at);
+        trace_fail(ctx, "path", &out->status);
+        return -1;
+    }
+    out->path = (authz_slice){buf, len};
+    trace_step(ctx, "path", true, "rules match the normalized path %.*s", shown(out->path), out->path.ptr);
+    return 0;
+}
+
 /* Step 9. */
 static int check_rules(const pol_snapshot *snap, const pol_cluster *c, const pol_request *req,
                        const authz_jwt *jwt, bool have_ip, const authz_ip *ip, const pol_decide_ctx *ctx,
                        pol_decision *out)
 {
-    authz_slice path = pol_rule_path_only(req->path);
+    authz_slice path = out->path;
     const pol_rule *rule = pol_rule_find(snap, pol_snapshot_cluster_index(snap, c), req->method, path);
     if (!rule) {
         authz_status_set(&out->status, AUTHZ_REASON_FORBIDDEN, "no rule matches %.*s %.*s for cluster %.*s",
@@ -429,6 +463,10 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     out->cluster = target;
     trace_step(ctx, "cluster", true, "cluster %.*s (%s)", shown(target->name), target->name.ptr,
                req->cluster.len > 0 ? "routing hint" : "host");
+
+    /* 1b. The path, before anything costs a signature: only rules read it. */
+    if (snap->rule_count > 0 && normalize_path(snap, req, ctx, out) != 0)
+        goto cleanup;
 
     /* 2. Bearer token. */
     authz_slice token;

@@ -1,6 +1,7 @@
 /* pol_decide: the decision for one request.
  *
- * Order: target cluster (trusted routing data only) -> bearer token -> parse
+ * Order: target cluster (trusted routing data only) -> path (normalized for
+ * the rules, when there are rules) -> bearer token -> parse
  * -> issuer candidates -> key and signature (the key that verifies decides
  * which cluster issued the token) -> cluster match -> claims (issuer, time,
  * audience, identity) -> source CIDRs (cluster, token-bound) -> rules.
@@ -42,6 +43,7 @@ typedef struct pol_decision {
     const pol_cluster *cluster;        /* target cluster, NULL when unknown */
     const pol_cluster *issuer_cluster; /* cluster whose key verified the token, or NULL */
     const pol_rule *rule;              /* rule that decided, or NULL */
+    authz_slice path;                  /* the normalized path the rules saw (arena); empty without rules */
     authz_slice subject;               /* system:serviceaccount:<ns>:<sa>; allowed requests only */
     /* The same for any token whose signature verified, allowed or denied by a
      * later check (empty before that, or without the kubernetes.io claims):

@@ -1,11 +1,19 @@
 #include "pol_rule.h"
 
-authz_slice pol_rule_path_only(authz_slice path)
+static unsigned char ascii_lower(unsigned char c)
 {
-    const char *q = path.len > 0 ? memchr(path.ptr, '?', path.len) : NULL;
-    if (q)
-        path.len = (size_t)(q - path.ptr);
-    return path;
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+static bool has_prefix_ignoring_case(authz_slice s, authz_slice prefix)
+{
+    if (s.len < prefix.len)
+        return false;
+    for (size_t i = 0; i < prefix.len; i++) {
+        if (ascii_lower((unsigned char)s.ptr[i]) != ascii_lower((unsigned char)prefix.ptr[i]))
+            return false;
+    }
+    return true;
 }
 
 static bool slice_in(const authz_slice *list, size_t count, authz_slice s)
@@ -26,7 +34,9 @@ bool pol_rule_selects(const pol_rule *rule, size_t cluster_index, authz_slice me
         if (!listed)
             return false;
     }
-    if (!authz_slice_has_prefix(path, rule->path_prefix))
+    bool prefixed = rule->ignore_case ? has_prefix_ignoring_case(path, rule->path_prefix)
+                                      : authz_slice_has_prefix(path, rule->path_prefix);
+    if (!prefixed)
         return false;
     return rule->method_count == 0 || slice_in(rule->methods, rule->method_count, method);
 }

@@ -8,16 +8,15 @@
 #include "authz_slice.h"
 #include "pol_snapshot.h"
 
-/* The path without its query string ("/a?b" -> "/a"). Borrows |path|. */
-authz_slice pol_rule_path_only(authz_slice path);
-
 /* True when |rule| applies to a request for cluster |cluster_index| with
- * |method| and |path| (query string already removed): the cluster is listed
- * (or the rule lists none), the path begins with path_prefix byte for byte,
- * and the method is listed (or the rule lists none). */
+ * |method| and |path| (normalized by pol_path_normalize): the cluster is
+ * listed (or the rule lists none), the path begins with path_prefix byte
+ * for byte (ASCII case-insensitively with the rule's ignore_case), and the
+ * method is listed (or the rule lists none). */
 bool pol_rule_selects(const pol_rule *rule, size_t cluster_index, authz_slice method, authz_slice path);
 
-/* The first rule of |snap| selecting the request, or NULL. */
+/* The first rule of |snap| selecting the request (|path| normalized), or
+ * NULL. */
 const pol_rule *pol_rule_find(const pol_snapshot *snap, size_t cluster_index, authz_slice method,
                               authz_slice path);
 

@@ -16,6 +16,7 @@
 #include "authz_cidr.h"
 #include "authz_key.h"
 #include "authz_slice.h"
+#include "pol_path.h"
 
 typedef struct pol_cluster {
     authz_slice name;           /* owned bytes */
@@ -37,7 +38,8 @@ typedef struct pol_rule {
     authz_slice name;
     size_t *clusters;           /* indexes into pol_snapshot.clusters; count 0 = every cluster */
     size_t cluster_count;
-    authz_slice path_prefix;    /* empty = every path */
+    authz_slice path_prefix;    /* empty = every path; in normalized form (pol_path) */
+    bool ignore_case;           /* path_prefix compared ASCII case-insensitively */
     authz_slice *methods;       /* count 0 = every method; upper-case */
     size_t method_count;
     authz_slice *namespaces;    /* count 0 = any namespace */
@@ -75,6 +77,7 @@ typedef struct pol_snapshot {
     authz_slice path;             /* the config file, owned */
     int64_t clock_skew;           /* seconds, default 60 */
     size_t max_token_bytes;       /* default 16 KiB */
+    pol_path_slashes escaped_slashes; /* %2F / %5C in paths: rejected (default) or kept */
     pol_server_settings server;
     pol_cluster *clusters;        /* owned */
     size_t cluster_count;

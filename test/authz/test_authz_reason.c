@@ -21,10 +21,14 @@ static const char *const names[AUTHZ_REASON_COUNT] = {
     "source_not_allowed",
     "forbidden",
     "internal_error",
+    "malformed_request",
 };
 
 Test(reason, names_round_trip)
 {
+    /* Appended reasons keep the numbers logs and tools already know. */
+    cr_assert_eq(AUTHZ_REASON_INTERNAL_ERROR, 16);
+    cr_assert_eq(AUTHZ_REASON_MALFORMED_REQUEST, 17);
     for (unsigned i = 0; i < AUTHZ_REASON_COUNT; i++) {
         cr_assert_str_eq(authz_reason_name((authz_reason)i), names[i]);
         cr_assert_eq(authz_reason_from_name(names[i]), (authz_reason)i);
@@ -50,6 +54,8 @@ Test(reason, grpc_and_http_mapping)
         cr_assert_eq(authz_reason_grpc_code(denied[i]), 7);
         cr_assert_eq(authz_reason_http_status(denied[i]), 403);
     }
+    cr_assert_eq(authz_reason_grpc_code(AUTHZ_REASON_MALFORMED_REQUEST), 3, "INVALID_ARGUMENT");
+    cr_assert_eq(authz_reason_http_status(AUTHZ_REASON_MALFORMED_REQUEST), 400);
     cr_assert_eq(authz_reason_grpc_code(AUTHZ_REASON_INTERNAL_ERROR), 13);
     cr_assert_eq(authz_reason_http_status(AUTHZ_REASON_INTERNAL_ERROR), 503);
     cr_assert_eq(authz_reason_grpc_code((authz_reason)999), 13, "unknown values fail closed");

@@ -3,7 +3,7 @@
 # Usage: test/fuzz/run.sh BUILD_DIR SECONDS [TARGET...]
 #   BUILD_DIR  a build configured with -DTOKENGATE_FUZZ=ON
 #   SECONDS    -max_total_time for each target
-#   TARGET     b64 cidr jwt json grpc keys config checkreq (default: all)
+#   TARGET     b64 cidr jwt json grpc keys config checkreq path (default: all)
 # New inputs go to BUILD_DIR/test/fuzz/work/<target>/ (never into the source
 # tree); crashes land in BUILD_DIR/test/fuzz/artifacts/.
 set -euo pipefail
@@ -13,7 +13,7 @@ seconds=${2:?usage: run.sh BUILD_DIR SECONDS [TARGET...]}
 shift 2
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(b64 cidr jwt json grpc keys config checkreq)
+  targets=(b64 cidr jwt json grpc keys config checkreq path)
 fi
 bin="$build/test/fuzz"
 mkdir -p "$bin/artifacts"

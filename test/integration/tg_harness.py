@@ -33,6 +33,7 @@ AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization"
 
 GRPC_UNAUTHENTICATED = 16
 GRPC_PERMISSION_DENIED = 7
+GRPC_INVALID_ARGUMENT = 3
 OVERWRITE_IF_EXISTS_OR_ADD = 2
 
 UNAUTHENTICATED_REASONS = (
@@ -42,8 +43,10 @@ UNAUTHENTICATED_REASONS = (
 )
 # Reasons decided before a signature verified: no claim may be trusted.
 UNVERIFIED_REASONS = ("missing_token", "malformed_token", "unsupported_alg", "unknown_key", "bad_signature",
-                      "unknown_issuer")
+                      "unknown_issuer", "malformed_request")
 FORBIDDEN_REASONS = ("unknown_cluster", "source_not_allowed", "forbidden")
+# The request itself cannot be judged (a path that does not normalize): HTTP 400.
+INVALID_REASONS = ("malformed_request",)
 
 
 def _env_path(name):
@@ -451,6 +454,8 @@ class DecisionAsserts:
             grpc_code, http = GRPC_UNAUTHENTICATED, 401
         elif reason in FORBIDDEN_REASONS:
             grpc_code, http = GRPC_PERMISSION_DENIED, 403
+        elif reason in INVALID_REASONS:
+            grpc_code, http = GRPC_INVALID_ARGUMENT, 400
         else:
             raise AssertionError(f"unknown reason {reason}")
         self.assertEqual(resp.WhichOneof("http_response"), "denied_response",

@@ -183,6 +183,24 @@ class CliTest(unittest.TestCase):
         self.assertEqual(report["checks"][-1]["check"], "expiry")
         self.assertIn("2100-01-01T00:00:00Z", report["checks"][-1]["detail"])
 
+    def test_explain_names_the_normalized_path(self):
+        config = self.write("paths.json", {
+            "clusters": [{"name": "a", "issuer": "https://a.example", "audiences": ["api-a"],
+                          "jwks_file": "a.jwks.json"}],
+            "rules": [{"name": "admin", "path_prefix": "/admin", "namespaces": ["ops"]}, {"name": "rest"}],
+        })
+        out = run("explain", "-c", config, "--cluster", "a", "--path", "//api/%2e%2e/%61dmin?x=1", self.token_a)
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertIn("PASS path           rules match the normalized path /admin\n", out.stdout)
+        self.assertIn("reason: forbidden message: rule admin does not allow default:app", out.stdout)
+        out = run("explain", "-c", config, "--cluster", "a", "--path", "/api/..%2fadmin", "--json", self.token_a)
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        report = json.loads(out.stdout)
+        self.assertEqual(report["reason"], "malformed_request")
+        self.assertEqual(report["checks"][-1], {
+            "check": "path", "passed": False,
+            "detail": "path /api/..%2fadmin: encoded slash or backslash at byte 7"})
+
     def test_explain_garbage_token(self):
         out = run("explain", "-c", self.config, "--cluster", "a", "--json", "abc")
         self.assertEqual(out.returncode, 1)
