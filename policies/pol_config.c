@@ -791,6 +791,36 @@ static void get_escaped_slashes(cfg_ctx *ctx, const json_t *root, pol_path_slash
         cfg_fail(ctx, "escaped_slashes", v, "must be \"reject\" or \"keep\"");
 }
 
+/* Request bytes held for undecided calls. Absent, each bound defaults to its
+ * fixed size but never below what it must hold (one whole message per
+ * connection, one connection's worth per worker); given, it must hold that. */
+static void parse_buffer_bounds(cfg_ctx *ctx, const json_t *root, pol_server_settings *server)
+{
+    const json_t *conn = json_object_get(root, "max_buffered_bytes_per_connection");
+    const json_t *worker = json_object_get(root, "max_buffered_bytes_per_worker");
+
+    get_size(ctx, root, "", "max_buffered_bytes_per_connection", POL_BUFFERED_MIN, POL_BUFFERED_MAX,
+             &server->max_buffered_bytes_per_connection);
+    get_size(ctx, root, "", "max_buffered_bytes_per_worker", POL_BUFFERED_MIN, POL_BUFFERED_MAX,
+             &server->max_buffered_bytes_per_worker);
+    if (server->max_buffered_bytes_per_connection < server->max_message_bytes) {
+        if (conn) {
+            cfg_fail(ctx, "max_buffered_bytes_per_connection", conn,
+                     "must be at least max_message_bytes (%zu), or no message of that size could arrive",
+                     server->max_message_bytes);
+        }
+        server->max_buffered_bytes_per_connection = server->max_message_bytes;
+    }
+    if (server->max_buffered_bytes_per_worker < server->max_buffered_bytes_per_connection) {
+        if (worker) {
+            cfg_fail(ctx, "max_buffered_bytes_per_worker", worker,
+                     "must be at least max_buffered_bytes_per_connection (%zu)",
+                     server->max_buffered_bytes_per_connection);
+        }
+        server->max_buffered_bytes_per_worker = server->max_buffered_bytes_per_connection;
+    }
+}
+
 static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
 {
     static const char *const keys[] = {"listen",
@@ -803,6 +833,9 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "trusted_proxy_hops",
                                        "idle_timeout_seconds",
                                        "request_timeout_seconds",
+                                       "send_timeout_seconds",
+                                       "max_buffered_bytes_per_connection",
+                                       "max_buffered_bytes_per_worker",
                                        "token_cache",
                                        "log_decisions",
                                        "escaped_slashes",
@@ -821,6 +854,8 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
     get_size(ctx, root, "", "trusted_proxy_hops", 0, 16, &snap->server.trusted_proxy_hops);
     get_size(ctx, root, "", "idle_timeout_seconds", 0, 86400, &snap->server.idle_timeout_seconds);
     get_size(ctx, root, "", "request_timeout_seconds", 1, 3600, &snap->server.request_timeout_seconds);
+    get_size(ctx, root, "", "send_timeout_seconds", 1, 3600, &snap->server.send_timeout_seconds);
+    parse_buffer_bounds(ctx, root, &snap->server);
     get_bool(ctx, root, "", "log_decisions", &snap->server.log_decisions);
     get_escaped_slashes(ctx, root, &snap->escaped_slashes);
     /* Indexed by pol_deny_details. */
@@ -894,6 +929,9 @@ static pol_snapshot *snapshot_new(const char *path)
     snap->server.token_cache_size = 10000;
     snap->server.idle_timeout_seconds = 300;
     snap->server.request_timeout_seconds = 30;
+    snap->server.send_timeout_seconds = 10;
+    snap->server.max_buffered_bytes_per_connection = 16u * 1024u * 1024u;
+    snap->server.max_buffered_bytes_per_worker = 64u * 1024u * 1024u;
     snap->server.log_decisions = true;
     snap->server.deny_details = POL_DENY_DETAILS_GENERIC;
     if (!dup_slice(path, strlen(path), false, &snap->path) ||

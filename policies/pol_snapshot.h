@@ -50,6 +50,10 @@ typedef struct pol_rule {
     size_t source_cidr_count;
 } pol_rule;
 
+/* Range of max_buffered_bytes_per_connection / _per_worker (1 KiB - 16 GiB). */
+#define POL_BUFFERED_MIN 1024
+#define POL_BUFFERED_MAX 17179869184
+
 /* What a denial tells the client (config "deny_details"). */
 typedef enum pol_deny_details {
     POL_DENY_DETAILS_GENERIC = 0, /* the reason code and its fixed public sentence */
@@ -67,6 +71,9 @@ typedef struct pol_server_settings {
     size_t token_cache_size;      /* entries per worker, 0 = off, default 10000 */
     size_t idle_timeout_seconds;  /* close a connection idle this long, 0 = off, default 300 */
     size_t request_timeout_seconds; /* a request must be complete this long after its headers, default 30 */
+    size_t send_timeout_seconds;  /* a connection whose answers wait unsent this long is reset, default 10 */
+    size_t max_buffered_bytes_per_connection; /* request bytes held for undecided calls, default 16 MiB */
+    size_t max_buffered_bytes_per_worker;     /* the same over a worker's connections, default 64 MiB */
     bool log_decisions;           /* one JSON line per decision on stderr, default true */
     pol_deny_details deny_details; /* default generic */
 } pol_server_settings;

@@ -16,7 +16,7 @@ case "$level" in
   test|bench)
     # grpc_tools imports pkg_resources, which --no-install-recommends leaves out.
     pkgs+=(libcriterion-dev python3 python3-grpcio python3-grpc-tools
-           python3-protobuf python3-pkg-resources nghttp2-client procps iproute2)
+           python3-protobuf python3-pkg-resources python3-hpack nghttp2-client procps iproute2)
     [ "$level" = bench ] && pkgs+=(nghttp2-server util-linux time valgrind)
     ;;
   demo) pkgs+=(python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pkg-resources) ;;

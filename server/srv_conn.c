@@ -1,23 +1,16 @@
 #include "srv_conn.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "srv_extauthz.h"
-#include "srv_grpc.h"
-#include "srv_health.h"
 #include "srv_log.h"
+#include "srv_rpc.h"
 
 #define STREAM_POOL_MAX 1024u
-#define STREAM_ARENA_CHUNK (16u * 1024u)
-#define GRPC_MESSAGE_MAX 256u
-#define FALLBACK_MAX 80u
 /* After an idle GOAWAY: how long a peer that does not read gets before the
  * connection is closed with output still unsent. */
 #define IDLE_CLOSE_GRACE_MS 5000u
-
-typedef enum rpc_kind { RPC_UNKNOWN = 0, RPC_CHECK, RPC_HEALTH } rpc_kind;
 
 struct srv_stream {
     srv_stream *next; /* pool or connection list */
@@ -26,31 +19,10 @@ struct srv_stream {
     srv_stream *ready_prev;
     bool ready;
     srv_conn *conn;
-    int32_t id;
-    authz_arena arena; /* everything this request allocates */
-    srv_grpc_reader reader;
-    rpc_kind rpc;
-    bool is_post;
-    bool content_type_ok;
-    bool encoding_other; /* grpc-encoding names a codec other than identity */
-    bool timeout_bad;
-    bool have_message;
-    bool responded;
-    bool rst_after_send; /* trailers-only answer: reset if the client is still sending */
-    int error_status;    /* pending gRPC error found while reading, 0 = none */
-    const char *error_message;
     size_t header_bytes;
-    uint64_t start_ns; /* uv_hrtime when the headers arrived */
-    bool has_deadline;
-    uint64_t deadline_ns;    /* absolute uv_hrtime */
     uint64_t request_due_ms; /* uv_now by which the request must be complete */
-    const uint8_t *msg;      /* the request message (arena) */
-    size_t msg_len;
-    uint8_t *resp; /* prefix + response message */
-    size_t resp_len;
-    size_t resp_off;
-    char grpc_message[GRPC_MESSAGE_MAX];
-    uint8_t fallback[SRV_GRPC_PREFIX_LEN + FALLBACK_MAX];
+    uint64_t answered_ms;    /* uv_now when the answer was submitted, 0 = not yet */
+    srv_rpc_call call;
 };
 
 struct srv_conn {
@@ -68,23 +40,21 @@ struct srv_conn {
     uint8_t *inflight; /* buffer owned by the pending uv_write */
     size_t inflight_cap;
     uv_write_t wreq;
-    uv_timer_t timer;      /* request and idle timeouts; timer.data = this */
-    uint64_t timer_due_ms; /* uv_now the timer fires at, while active */
-    uint64_t last_recv_ms; /* uv_now of the last read with bytes */
-    unsigned open_handles; /* tcp and timer: freed when both are closed */
-    bool idle_goaway;      /* idle GOAWAY sent: the next expiry closes */
+    uint64_t write_since_ms;  /* uv_now the pending uv_write was started */
+    srv_budget request_bytes; /* max_buffered_bytes_per_connection */
+    uv_timer_t timer;         /* request, send and idle timeouts; timer.data = this */
+    uint64_t timer_due_ms;    /* uv_now the timer fires at, while active */
+    uint64_t last_recv_ms;    /* uv_now of the last read with bytes */
+    unsigned open_handles;    /* tcp and timer: freed when both are closed */
+    bool idle_goaway;         /* idle GOAWAY sent: the next expiry closes */
     bool writing;
     bool reading;
     bool closing;
+    bool broken; /* a stream could be neither answered nor reset: close after this read */
 };
 
-#define NV_STATIC(n, v)                                                                                      \
-    {                                                                                                        \
-        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1,                                        \
-            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                                     \
-    }
-
 static void conn_close(srv_conn *c);
+static void conn_reset(srv_conn *c);
 static void conn_flush(srv_conn *c);
 static void conn_timer_arm(srv_conn *c, uint64_t due_ms);
 static void on_conn_timer(uv_timer_t *t);
@@ -104,18 +74,11 @@ static srv_stream *stream_get(srv_worker *w, srv_conn *c, int32_t id)
         if (s == NULL) {
             return NULL;
         }
-        /* Unpacking costs a few times the wire size; the budget bounds it. */
-        authz_arena_init(&s->arena, NULL, STREAM_ARENA_CHUNK, 8u * max_msg + 256u * 1024u);
     }
-    {
-        authz_arena keep = s->arena;
-        memset(s, 0, sizeof(*s));
-        s->arena = keep;
-    }
+    /* srv_rpc_begin clears what it needs of the call (not its buffers). */
+    memset(s, 0, offsetof(srv_stream, call));
     s->conn = c;
-    s->id = id;
-    s->reader.max_len = max_msg;
-    s->start_ns = uv_hrtime();
+    srv_rpc_begin(&s->call, c->session, id, max_msg, &c->request_bytes, &w->request_bytes, uv_hrtime());
     s->request_due_ms = uv_now(&w->loop) + (uint64_t)w->snap->server.request_timeout_seconds * 1000u;
     /* Later streams never expire earlier: only an idle expiry past this one moves the timer. */
     if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due_ms > s->request_due_ms) {
@@ -178,9 +141,8 @@ static void stream_put(srv_worker *w, srv_stream *s)
     if (s->next != NULL) {
         s->next->prev = s->prev;
     }
-    authz_arena_reset(&s->arena);
+    srv_rpc_end(&s->call);
     if (w->free_count >= STREAM_POOL_MAX) {
-        authz_arena_free(&s->arena);
         free(s);
         return;
     }
@@ -195,189 +157,41 @@ void srv_conn_free_pool(srv_worker *w)
     while (w->free_streams != NULL) {
         srv_stream *s = w->free_streams;
         w->free_streams = s->next;
-        authz_arena_free(&s->arena);
         free(s);
     }
     w->free_count = 0;
 }
 
-/* ---- responses ---- */
-
-static void respond_http(srv_stream *s, const char *status)
-{
-    nghttp2_nv nva[2] = {
-        {(uint8_t *)(uintptr_t) ":status", (uint8_t *)(uintptr_t)status, 7, strlen(status),
-         NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE},
-        NV_STATIC("allow", "POST"),
-    };
-    size_t n = strcmp(status, "405") == 0 ? 2 : 1;
-
-    s->responded = true;
-    nghttp2_submit_response(s->conn->session, s->id, nva, n, NULL);
-    s->rst_after_send = true;
-}
-
-static void respond_error(srv_stream *s, int code, const char *message)
-{
-    static const char *const digits[] = {"0", "1",  "2",  "3",  "4",  "5",  "6",  "7", "8",
-                                         "9", "10", "11", "12", "13", "14", "15", "16"};
-    const char *status = code >= 0 && code <= 16 ? digits[code] : "13";
-    size_t msg_len =
-        srv_grpc_percent_encode(authz_slice_from_cstr(message), s->grpc_message, sizeof(s->grpc_message));
-    nghttp2_nv nva[4] = {
-        NV_STATIC(":status", "200"),
-        NV_STATIC("content-type", "application/grpc"),
-        {(uint8_t *)(uintptr_t) "grpc-status", (uint8_t *)(uintptr_t)status, 11, strlen(status),
-         NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE},
-        {(uint8_t *)(uintptr_t) "grpc-message", (uint8_t *)s->grpc_message, 12, msg_len,
-         NGHTTP2_NV_FLAG_NO_COPY_NAME},
-    };
-
-    s->responded = true;
-    nghttp2_submit_response(s->conn->session, s->id, nva, msg_len > 0 ? 4 : 3, NULL);
-    s->rst_after_send = true;
-}
-
-static ssize_t read_response(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
-                             uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
-{
-    srv_stream *s = source->ptr;
-    size_t left = s->resp_len - s->resp_off;
-    size_t n = left < length ? left : length;
-    static const nghttp2_nv trailers[] = {NV_STATIC("grpc-status", "0")};
-
-    (void)user_data;
-    memcpy(buf, s->resp + s->resp_off, n);
-    s->resp_off += n;
-    if (s->resp_off == s->resp_len) {
-        /* End the stream with trailers, never on DATA: Envoy needs grpc-status. */
-        *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        if (nghttp2_submit_trailer(session, stream_id, trailers, 1) != 0) {
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-        }
-    }
-    return (ssize_t)n;
-}
-
-/* Sends |msg| (|len| bytes) as the one response message, copying it behind
- * a gRPC prefix in the stream's arena (or the fixed fallback buffer). */
-static void respond_message(srv_stream *s, const uint8_t *msg, size_t len, bool use_fallback)
-{
-    static const nghttp2_nv nva[] = {NV_STATIC(":status", "200"),
-                                     NV_STATIC("content-type", "application/grpc")};
-    nghttp2_data_provider prd;
-    uint8_t *buf = use_fallback ? s->fallback : authz_arena_alloc(&s->arena, len + SRV_GRPC_PREFIX_LEN);
-
-    if (buf == NULL || srv_grpc_prefix_write(buf, len) != 0) {
-        respond_error(s, SRV_GRPC_RESOURCE_EXHAUSTED, "response too large");
-        return;
-    }
-    if (buf + SRV_GRPC_PREFIX_LEN != msg && len > 0) {
-        memmove(buf + SRV_GRPC_PREFIX_LEN, msg, len);
-    }
-    s->resp = buf;
-    s->resp_len = len + SRV_GRPC_PREFIX_LEN;
-    s->resp_off = 0;
-    s->responded = true;
-    prd.source.ptr = s;
-    prd.read_callback = read_response;
-    nghttp2_submit_response(s->conn->session, s->id, nva, 2, &prd);
-}
-
-static bool deadline_passed(const srv_stream *s)
-{
-    return s->has_deadline && uv_hrtime() >= s->deadline_ns;
-}
-
-static void run_check(srv_stream *s)
-{
-    srv_worker *w = s->conn->w;
-    pol_decide_ctx ctx = {.arena = &s->arena, .cache = w->cache};
-    srv_extauthz_result res;
-    uint64_t t0 = uv_hrtime();
-    int rc = srv_extauthz_check(w->snap, s->msg, s->msg_len, (int64_t)time(NULL), &ctx, &res);
-
-    if (rc == -1) {
-        respond_error(s, SRV_GRPC_INVALID_ARGUMENT, "CheckRequest does not decode");
-        return;
-    }
-    if (deadline_passed(s)) {
-        respond_error(s, SRV_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
-        return;
-    }
-    if (w->snap->server.log_decisions) {
-        srv_log_decision(&w->log, res.view.request_id, &res.view.req, &res.decision,
-                         (uv_hrtime() - t0) / 1000u);
-    }
-    if (rc == -2) {
-        size_t n = srv_extauthz_fallback_response(s->fallback + SRV_GRPC_PREFIX_LEN, FALLBACK_MAX);
-        respond_message(s, s->fallback + SRV_GRPC_PREFIX_LEN, n, true);
-        return;
-    }
-    respond_message(s, res.response, res.response_len, false);
-}
-
-static void run_health(srv_stream *s)
-{
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    bool serving = !atomic_load(s->conn->w->stopping);
-    int status = srv_health_check(s->msg, s->msg_len, serving, &s->arena, &out, &out_len);
-
-    if (status == SRV_GRPC_NOT_FOUND) {
-        respond_error(s, status, "unknown service");
-    } else if (status != SRV_GRPC_OK) {
-        respond_error(s, status, "HealthCheckRequest does not decode");
-    } else {
-        respond_message(s, out, out_len, false);
-    }
-}
-
-/* The client ended its stream: answer. */
-static void on_request_complete(srv_stream *s)
-{
-    if (s->responded) {
-        return;
-    }
-    if (s->error_status != 0) {
-        respond_error(s, s->error_status, s->error_message);
-        return;
-    }
-    if (!s->have_message || !srv_grpc_reader_idle(&s->reader)) {
-        respond_error(s, SRV_GRPC_INVALID_ARGUMENT,
-                      s->have_message ? "truncated message" : "unary call without a request message");
-        return;
-    }
-    if (deadline_passed(s)) {
-        respond_error(s, SRV_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
-        return;
-    }
-    if (s->rpc == RPC_CHECK) {
-        run_check(s);
-    } else {
-        run_health(s);
-    }
-}
-
-/* Request headers are complete: refuse early what cannot be served. */
-static void on_request_headers(srv_stream *s)
-{
-    if (!s->is_post) {
-        respond_http(s, "405");
-    } else if (!s->content_type_ok) {
-        respond_http(s, "415");
-    } else if (s->rpc == RPC_UNKNOWN) {
-        respond_error(s, SRV_GRPC_UNIMPLEMENTED, "unknown method");
-    } else if (s->timeout_bad) {
-        respond_error(s, SRV_GRPC_INTERNAL, "malformed grpc-timeout");
-    }
-}
-
 /* ---- nghttp2 callbacks ---- */
 
-static bool name_is(const uint8_t *name, size_t len, const char *want)
+/* Arms the connection's timer for |due_ms| unless it fires earlier anyway. */
+static void conn_timer_at_most(srv_conn *c, uint64_t due_ms)
 {
-    return authz_slice_eq_cstr((authz_slice){(const char *)name, len}, want);
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due_ms > due_ms) {
+        conn_timer_arm(c, due_ms);
+    }
+}
+
+static uint64_t send_timeout_ms(const srv_conn *c)
+{
+    return (uint64_t)c->w->snap->server.send_timeout_seconds * 1000u;
+}
+
+/* After srv_rpc handled an event of |s|: a stream whose answer could not
+ * even be replaced by a reset closes the connection once the current read
+ * is handled; a fresh answer starts its send timeout. */
+static void stream_result(srv_stream *s, int rc)
+{
+    srv_conn *c = s->conn;
+
+    if (rc != 0) {
+        c->broken = true;
+    }
+    if (s->answered_ms == 0 && srv_rpc_answered(&s->call)) {
+        /* | 1 keeps 0 meaning "not answered" (a millisecond off does not matter). */
+        s->answered_ms = uv_now(&c->w->loop) | 1u;
+        conn_timer_at_most(c, s->answered_ms + send_timeout_ms(c));
+    }
 }
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -387,6 +201,15 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0;
+    }
+    if (srv_budget_room(&c->request_bytes) < SRV_CONN_STREAM_MIN_ROOM ||
+        srv_budget_room(&c->w->request_bytes) < SRV_CONN_STREAM_MIN_ROOM) {
+        /* Over a bound on buffered request bytes: refused, never queued. The
+         * stream has no user data, so what else it sends is ignored. */
+        return nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                         NGHTTP2_REFUSED_STREAM) == 0
+                   ? 0
+                   : NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     s = stream_get(c->w, c, frame->hd.stream_id);
     if (s == NULL) {
@@ -403,7 +226,6 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
 {
     srv_stream *s;
-    authz_slice v = {(const char *)value, valuelen};
 
     (void)flags;
     (void)user_data;
@@ -419,81 +241,20 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     if (s->header_bytes > SRV_CONN_MAX_HEADER_LIST) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    if (name_is(name, namelen, ":method")) {
-        s->is_post = authz_slice_eq_cstr(v, "POST");
-    } else if (name_is(name, namelen, ":path")) {
-        if (authz_slice_eq_cstr(v, "/envoy.service.auth.v3.Authorization/Check")) {
-            s->rpc = RPC_CHECK;
-        } else if (authz_slice_eq_cstr(v, "/grpc.health.v1.Health/Check")) {
-            s->rpc = RPC_HEALTH;
-        }
-    } else if (name_is(name, namelen, "content-type")) {
-        s->content_type_ok = authz_slice_has_prefix(v, AUTHZ_SLICE_LIT("application/grpc"));
-    } else if (name_is(name, namelen, "grpc-encoding")) {
-        s->encoding_other = !authz_slice_eq_cstr(v, "identity");
-    } else if (name_is(name, namelen, "grpc-timeout")) {
-        uint64_t ns = 0;
-        if (srv_grpc_timeout_parse(v, &ns) != 0) {
-            s->timeout_bad = true;
-        } else {
-            s->has_deadline = true;
-            s->deadline_ns = ns > UINT64_MAX - s->start_ns ? UINT64_MAX : s->start_ns + ns;
-        }
-    }
+    srv_rpc_header(&s->call, (authz_slice){(const char *)name, namelen},
+                   (authz_slice){(const char *)value, valuelen});
     return 0;
-}
-
-static void set_error(srv_stream *s, int status, const char *message)
-{
-    if (s->error_status == 0) {
-        s->error_status = status;
-        s->error_message = message;
-    }
 }
 
 static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
                               size_t len, void *user_data)
 {
     srv_stream *s = nghttp2_session_get_stream_user_data(session, stream_id);
-    size_t used = 0;
 
     (void)flags;
     (void)user_data;
-    if (s == NULL || s->responded || s->error_status != 0 || len == 0) {
-        return 0;
-    }
-    if (s->have_message) {
-        set_error(s, SRV_GRPC_INVALID_ARGUMENT, "more than one request message on a unary call");
-        return 0;
-    }
-    switch (srv_grpc_reader_feed(&s->reader, data, len, &s->arena, &used)) {
-    case SRV_GRPC_READ_MORE:
-        break;
-    case SRV_GRPC_READ_MESSAGE:
-        s->have_message = true;
-        s->msg = s->reader.msg;
-        s->msg_len = s->reader.msg_len;
-        srv_grpc_reader_next(&s->reader);
-        if (used < len) {
-            set_error(s, SRV_GRPC_INVALID_ARGUMENT, "more than one request message on a unary call");
-        }
-        break;
-    case SRV_GRPC_READ_TOO_LARGE:
-        set_error(s, SRV_GRPC_RESOURCE_EXHAUSTED, "request message larger than max_message_bytes");
-        break;
-    case SRV_GRPC_READ_COMPRESSED:
-        if (s->encoding_other) {
-            set_error(s, SRV_GRPC_UNIMPLEMENTED, "compressed messages are not supported");
-        } else {
-            set_error(s, SRV_GRPC_INTERNAL, "compressed flag set without grpc-encoding");
-        }
-        break;
-    case SRV_GRPC_READ_BAD_FLAG:
-        set_error(s, SRV_GRPC_INTERNAL, "invalid message flag");
-        break;
-    case SRV_GRPC_READ_NOMEM:
-        set_error(s, SRV_GRPC_RESOURCE_EXHAUSTED, "out of request memory");
-        break;
+    if (s != NULL) {
+        srv_rpc_data(&s->call, data, len);
     }
     return 0;
 }
@@ -507,12 +268,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         return 0;
     }
     s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (s == NULL || s->responded) {
+    if (s == NULL || srv_rpc_answered(&s->call)) {
         return 0;
     }
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        on_request_headers(s);
-        if (s->responded) {
+        stream_result(s, srv_rpc_headers_done(&s->call));
+        if (srv_rpc_answered(&s->call)) {
             return 0;
         }
     }
@@ -520,9 +281,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         /* Decided once the whole read is consumed: a RST_STREAM (client
          * deadline, cancel) in the same read spares the work. */
         ready_push(s->conn, s);
-    } else if (s->error_status != 0) {
-        /* Answer now; the client is told to stop with RST_STREAM(NO_ERROR). */
-        respond_error(s, s->error_status, s->error_message);
+    } else {
+        stream_result(s, srv_rpc_answer_pending(&s->call));
     }
     return 0;
 }
@@ -541,7 +301,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     }
     s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     st = nghttp2_session_find_stream(session, frame->hd.stream_id);
-    if (s == NULL || !s->rst_after_send || st == NULL) {
+    if (s == NULL || !srv_rpc_reset_after_answer(&s->call) || st == NULL) {
         return 0;
     }
     switch (nghttp2_stream_get_state(st)) {
@@ -619,7 +379,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     while (c->ready_head != NULL) {
         srv_stream *s = c->ready_head;
         ready_unlink(c, s);
-        on_request_complete(s);
+        stream_result(s, srv_rpc_request_done(&s->call, c->w));
+    }
+    if (c->broken) {
+        conn_close(c);
+        return;
     }
     srv_log_flush(&c->w->log);
     conn_flush(c);
@@ -637,13 +401,22 @@ static void on_write(uv_write_t *req, int status)
     conn_flush(c);
 }
 
+/* Appends |len| bytes to the gathered output. The buffer never grows past
+ * SRV_CONN_OUT_MAX (what one gathering round can hold: the high-water mark
+ * plus the largest chunk nghttp2 hands out at once); beyond it the
+ * connection is dropped rather than the process's memory. Returns 0, or -1
+ * over the bound or out of memory. */
 static int out_append(srv_conn *c, const uint8_t *data, size_t len)
 {
-    if (c->out_len + len > c->out_cap) {
+    if (len > SRV_CONN_OUT_MAX - c->out_len) {
+        return -1;
+    }
+    if (len > c->out_cap - c->out_len) {
+        size_t need = c->out_len + len;
         size_t cap = c->out_cap > 0 ? c->out_cap : 16u * 1024u;
         uint8_t *p;
-        while (cap < c->out_len + len) {
-            cap *= 2;
+        while (cap < need) {
+            cap = cap > SRV_CONN_OUT_MAX / 2 ? SRV_CONN_OUT_MAX : cap * 2;
         }
         p = realloc(c->out, cap);
         if (p == NULL) {
@@ -658,11 +431,12 @@ static int out_append(srv_conn *c, const uint8_t *data, size_t len)
 }
 
 /* Hands the gathered output to the socket: uv_try_write first, uv_write for
- * the rest (the buffers swap, so gathering goes on into the other one). */
+ * the rest (the buffers swap, so gathering goes on into the other one).
+ * uv_buf_t's length is a size_t on Unix: nothing is narrowed. */
 static int out_write(srv_conn *c)
 {
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &(uv_buf_t){(char *)c->out, c->out_len}, 1);
-    uv_buf_t rest;
+    uv_buf_t buf = {.base = (char *)c->out, .len = c->out_len};
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
     uint8_t *tmp;
     size_t tmp_cap;
 
@@ -681,15 +455,18 @@ static int out_write(srv_conn *c)
     tmp_cap = c->inflight_cap;
     c->inflight = c->out;
     c->inflight_cap = c->out_cap;
-    rest = uv_buf_init((char *)c->inflight, (unsigned int)c->out_len);
+    buf.base = (char *)c->inflight;
+    buf.len = c->out_len;
     c->out = tmp;
     c->out_cap = tmp_cap;
     c->out_len = 0;
     c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &rest, 1, on_write) != 0) {
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
         return -1;
     }
     c->writing = true;
+    c->write_since_ms = uv_now(&c->w->loop);
+    conn_timer_at_most(c, c->write_since_ms + send_timeout_ms(c));
     return 0;
 }
 
@@ -752,15 +529,32 @@ static void conn_timer_arm(srv_conn *c, uint64_t due_ms)
     uv_timer_start(&c->timer, on_conn_timer, due_ms > now ? due_ms - now : 0, 0);
 }
 
-/* One timer per connection, armed lazily: it answers the streams whose
- * request is overdue, then re-arms to the earliest of the remaining request
- * deadlines and the idle check. */
+/* The earliest time an answer of |c| has been waiting to go out since, or
+ * UINT64_MAX when none waits: answers nghttp2 holds back (flow control,
+ * or the socket backed up) and bytes the pending uv_write has not sent. */
+static uint64_t oldest_unsent_ms(const srv_conn *c)
+{
+    uint64_t oldest = c->writing ? c->write_since_ms : UINT64_MAX;
+
+    for (const srv_stream *s = c->streams; s != NULL; s = s->next) {
+        if (s->answered_ms != 0 && s->answered_ms < oldest) {
+            oldest = s->answered_ms;
+        }
+    }
+    return oldest;
+}
+
+/* One timer per connection, armed lazily: it resets a connection whose
+ * answers waited unsent longer than send_timeout_seconds, answers the
+ * streams whose request is overdue, then re-arms to the earliest of the
+ * remaining deadlines and the idle check. */
 static void on_conn_timer(uv_timer_t *t)
 {
     srv_conn *c = t->data;
     const pol_server_settings *cfg = &c->w->snap->server;
     uint64_t now = uv_now(&c->w->loop);
     uint64_t idle_ms = (uint64_t)cfg->idle_timeout_seconds * 1000u;
+    uint64_t unsent = oldest_unsent_ms(c);
     uint64_t next = UINT64_MAX;
 
     if (c->closing) {
@@ -770,16 +564,32 @@ static void on_conn_timer(uv_timer_t *t)
         conn_close(c);
         return;
     }
+    if (unsent != UINT64_MAX) {
+        if (now - unsent >= send_timeout_ms(c)) {
+            /* The peer does not take its answers: what it holds here (its
+             * streams, its answers, its connection slot) is freed now. */
+            conn_reset(c);
+            return;
+        }
+    }
     for (srv_stream *s = c->streams; s != NULL; s = s->next) {
-        if (s->responded) {
+        if (srv_rpc_answered(&s->call)) {
             continue;
         }
         if (now >= s->request_due_ms) {
-            /* Never decided: the request is not all there. */
-            respond_error(s, SRV_GRPC_DEADLINE_EXCEEDED, "request not complete in time");
+            stream_result(s, srv_rpc_request_expired(&s->call));
         } else if (s->request_due_ms < next) {
             next = s->request_due_ms;
         }
+    }
+    if (c->broken) {
+        conn_close(c);
+        return;
+    }
+    /* Requests just answered as overdue start their send timeout too. */
+    unsent = oldest_unsent_ms(c);
+    if (unsent != UINT64_MAX && unsent + send_timeout_ms(c) < next) {
+        next = unsent + send_timeout_ms(c);
     }
     if (idle_ms > 0) {
         if (c->streams == NULL && now - c->last_recv_ms >= idle_ms) {
@@ -845,6 +655,21 @@ static void conn_close(srv_conn *c)
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
+/* Closes with a TCP reset: what the kernel still holds for the peer is
+ * dropped too, rather than lingering for a peer that does not read. */
+static void conn_reset(srv_conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    if (uv_tcp_close_reset(&c->tcp, on_conn_closed) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
 static void on_reject_closed(uv_handle_t *handle)
 {
     free(handle);
@@ -882,6 +707,7 @@ int srv_conn_accept(srv_worker *w)
         return reject(w);
     }
     c->w = w;
+    c->request_bytes.max = w->snap->server.max_buffered_bytes_per_connection;
     rc = uv_tcp_init(&w->loop, &c->tcp);
     if (rc != 0) {
         free(c);

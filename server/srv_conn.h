@@ -11,19 +11,14 @@
  * - request_timeout_seconds after its HEADERS, a stream whose request is not
  *   complete and not yet answered gets a trailers-only DEADLINE_EXCEEDED
  *   (never a decision), then RST_STREAM(NO_ERROR);
+ * - a connection whose answers waited unsent (held back by flow control or
+ *   a peer that does not read) longer than send_timeout_seconds is closed
+ *   with a TCP reset, freeing its streams and its max_connections slot;
  * - a connection with no open stream that received nothing for
  *   idle_timeout_seconds gets GOAWAY and is closed once that is written (or
  *   a few seconds later if the peer does not read).
  *
- * gRPC behaviour (grpc doc/PROTOCOL-HTTP2.md):
- * - :method other than POST: HTTP 405, no grpc-status.
- * - content-type not starting with "application/grpc": HTTP 415.
- * - :path /envoy.service.auth.v3.Authorization/Check and
- *   /grpc.health.v1.Health/Check are served; anything else is answered
- *   trailers-only with grpc-status 12 UNIMPLEMENTED.
- * - errors are trailers-only (one HEADERS :status 200, content-type,
- *   grpc-status, percent-encoded grpc-message, END_STREAM) followed by
- *   RST_STREAM(NO_ERROR) when the client had not ended its stream. */
+ * What each stream's request means and how it is answered is srv_rpc's. */
 #ifndef SRV_CONN_H
 #define SRV_CONN_H
 
@@ -31,6 +26,14 @@
 
 #define SRV_CONN_HIGH_WATER (64u * 1024u)
 #define SRV_CONN_MAX_HEADER_LIST (64u * 1024u)
+/* Most output gathered at once: the high-water mark plus far more than the
+ * largest frame nghttp2 serialises for our small answers. Past it the
+ * connection is closed (curl's dynbuf habit: every buffer has a bound). */
+#define SRV_CONN_OUT_MAX (1024u * 1024u)
+/* A new stream is refused (RST_STREAM REFUSED_STREAM) when less than this
+ * (one default-sized DATA frame) is left below either bound on buffered
+ * request bytes, the connection's or the worker's. */
+#define SRV_CONN_STREAM_MIN_ROOM (16u * 1024u)
 
 /* Creates the nghttp2 callback table and options a worker shares among its
  * connections. Returns 0 or -1 (out of memory). */

@@ -1,5 +1,7 @@
 #include "srv_grpc.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static size_t min_size(size_t a, size_t b)
@@ -7,7 +9,51 @@ static size_t min_size(size_t a, size_t b)
     return a < b ? a : b;
 }
 
-srv_grpc_read srv_grpc_reader_feed(srv_grpc_reader *r, const uint8_t *data, size_t len, authz_arena *arena,
+/* Makes room for |need| message bytes, growing the buffer by at most |room|:
+ * the caller's slot when the whole message fits it, else the heap, doubling
+ * (capped at the declared length) when that fits, else exactly what
+ * arrived. */
+static srv_grpc_read reader_grow(srv_grpc_reader *r, size_t need, size_t room)
+{
+    size_t cap = r->msg_cap > r->msg_len / 2 ? r->msg_len : r->msg_cap * 2;
+    uint8_t *p;
+
+    if (need <= r->msg_cap) {
+        return SRV_GRPC_READ_MORE;
+    }
+    if (r->msg == NULL && r->msg_len <= r->slot_size) {
+        /* Counted like heap bytes, but nothing is allocated. */
+        if (r->msg_len > room) {
+            return SRV_GRPC_READ_OVER_BUDGET;
+        }
+        r->msg = r->slot;
+        r->msg_cap = r->msg_len;
+        return SRV_GRPC_READ_MORE;
+    }
+    if (cap < need || cap - r->msg_cap > room) {
+        cap = need;
+    }
+    if (cap - r->msg_cap > room) {
+        return SRV_GRPC_READ_OVER_BUDGET;
+    }
+    if (r->msg != NULL && r->msg == r->slot) {
+        /* A later, larger message leaves the slot. */
+        p = malloc(cap);
+        if (p != NULL) {
+            memcpy(p, r->slot, r->msg_have);
+        }
+    } else {
+        p = realloc(r->msg, cap);
+    }
+    if (p == NULL) {
+        return SRV_GRPC_READ_NOMEM;
+    }
+    r->msg = p;
+    r->msg_cap = cap;
+    return SRV_GRPC_READ_MORE;
+}
+
+srv_grpc_read srv_grpc_reader_feed(srv_grpc_reader *r, const uint8_t *data, size_t len, size_t room,
                                    size_t *consumed)
 {
     size_t pos = 0;
@@ -36,15 +82,10 @@ srv_grpc_read srv_grpc_reader_feed(srv_grpc_reader *r, const uint8_t *data, size
         }
         r->msg_len = ((size_t)r->prefix[1] << 24) | ((size_t)r->prefix[2] << 16) |
                      ((size_t)r->prefix[3] << 8) | (size_t)r->prefix[4];
-        /* The bound comes before the allocation: the length is the peer's word. */
+        /* The bound comes first: the length is the peer's word. Nothing is
+         * allocated for it; the buffer grows as the bytes arrive. */
         if (r->msg_len > r->max_len) {
             result = SRV_GRPC_READ_TOO_LARGE;
-            goto cleanup;
-        }
-        /* A one-byte allocation for an empty message keeps msg non-NULL. */
-        r->msg = authz_arena_alloc(arena, r->msg_len > 0 ? r->msg_len : 1);
-        if (r->msg == NULL) {
-            result = SRV_GRPC_READ_NOMEM;
             goto cleanup;
         }
         r->msg_have = 0;
@@ -52,6 +93,10 @@ srv_grpc_read srv_grpc_reader_feed(srv_grpc_reader *r, const uint8_t *data, size
     {
         size_t take = min_size(r->msg_len - r->msg_have, len - pos);
         if (take > 0) {
+            result = reader_grow(r, r->msg_have + take, room);
+            if (result != SRV_GRPC_READ_MORE) {
+                goto cleanup;
+            }
             memcpy(r->msg + r->msg_have, data + pos, take);
         }
         r->msg_have += take;
@@ -68,18 +113,71 @@ cleanup:
     return result;
 }
 
+const uint8_t *srv_grpc_reader_message(const srv_grpc_reader *r)
+{
+    static const uint8_t empty[1];
+    return r->msg != NULL ? r->msg : empty;
+}
+
 void srv_grpc_reader_next(srv_grpc_reader *r)
 {
     r->prefix_have = 0;
-    r->msg = NULL;
     r->msg_len = 0;
     r->msg_have = 0;
     r->complete = false;
 }
 
+size_t srv_grpc_reader_held(const srv_grpc_reader *r)
+{
+    return r->msg_cap;
+}
+
+size_t srv_grpc_reader_release(srv_grpc_reader *r)
+{
+    size_t held = r->msg_cap;
+
+    if (r->msg != r->slot) {
+        free(r->msg);
+    }
+    r->msg = NULL;
+    r->msg_cap = 0;
+    return held;
+}
+
 bool srv_grpc_reader_idle(const srv_grpc_reader *r)
 {
     return r->prefix_have == 0 && !r->complete;
+}
+
+size_t srv_grpc_reader_truncation(const srv_grpc_reader *r, char *out, size_t out_size)
+{
+    int n;
+
+    if (srv_grpc_reader_idle(r) || r->complete || out_size == 0) {
+        return 0;
+    }
+    if (r->prefix_have < SRV_GRPC_PREFIX_LEN) {
+        n = snprintf(out, out_size, "truncated message: the stream ended after %zu of the %u prefix bytes",
+                     r->prefix_have, SRV_GRPC_PREFIX_LEN);
+    } else {
+        n = snprintf(out, out_size, "truncated message: the stream ended after %zu of %zu message bytes",
+                     r->msg_have, r->msg_len);
+    }
+    if (n < 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    return (size_t)n < out_size ? (size_t)n : out_size - 1;
+}
+
+bool srv_grpc_content_type_ok(authz_slice value)
+{
+    const authz_slice grpc = AUTHZ_SLICE_LIT("application/grpc");
+
+    if (!authz_slice_has_prefix(value, grpc)) {
+        return false;
+    }
+    return value.len == grpc.len || value.ptr[grpc.len] == '+' || value.ptr[grpc.len] == ';';
 }
 
 int srv_grpc_prefix_write(uint8_t out[SRV_GRPC_PREFIX_LEN], size_t len)

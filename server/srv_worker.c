@@ -92,6 +92,10 @@ int srv_worker_init(srv_worker *w, size_t index, const struct sockaddr *addr, po
     w->stopping = stopping;
     w->max_conns = max_conns;
     w->snap = pol_snapshot_acquire(snap);
+    w->request_bytes.max = snap->server.max_buffered_bytes_per_worker;
+    /* Unpacking costs a few times the wire size; the budget bounds it. */
+    authz_arena_init(&w->decide_arena, NULL, SRV_DECIDE_ARENA_CHUNK,
+                     8u * snap->server.max_message_bytes + 256u * 1024u);
     if (uv_loop_init(&w->loop) != 0) {
         snprintf(err, err_size, "uv_loop_init failed");
         return -1;
@@ -226,6 +230,7 @@ void srv_worker_destroy(srv_worker *w)
         w->loop_ready = false;
     }
     srv_conn_free_pool(w);
+    authz_arena_free(&w->decide_arena);
     nghttp2_session_callbacks_del(w->callbacks);
     nghttp2_option_del(w->option);
     w->callbacks = NULL;

@@ -16,14 +16,29 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "authz_arena.h"
 #include "pol_snapshot.h"
 #include "pol_token_cache.h"
 #include "srv_log.h"
 
 #define SRV_READ_BUF_SIZE (64u * 1024u)
+/* The decision arena's chunk: one is kept between decisions. */
+#define SRV_DECIDE_ARENA_CHUNK (16u * 1024u)
 
 typedef struct srv_conn srv_conn;
 typedef struct srv_stream srv_stream;
+
+/* Bytes held for requests not yet decided, and the bound on them. */
+typedef struct srv_budget {
+    size_t held;
+    size_t max;
+} srv_budget;
+
+/* Bytes |b| can still take. */
+static inline size_t srv_budget_room(const srv_budget *b)
+{
+    return b->held < b->max ? b->max - b->held : 0;
+}
 
 typedef struct srv_worker {
     size_t index;
@@ -45,8 +60,10 @@ typedef struct srv_worker {
     size_t max_conns; /* this worker's share of max_connections */
     size_t conn_count;
     srv_conn *conns;          /* open connections (doubly linked) */
-    srv_stream *free_streams; /* reusable streams, arenas kept warm */
+    srv_stream *free_streams; /* reusable streams */
     size_t free_count;
+    srv_budget request_bytes;            /* over all connections: max_buffered_bytes_per_worker */
+    authz_arena decide_arena;            /* one decision at a time: reset after each answer */
     srv_log_batch log;                   /* decision lines of the current read, written after it */
     uint8_t read_buf[SRV_READ_BUF_SIZE]; /* every read is consumed synchronously */
 } srv_worker;

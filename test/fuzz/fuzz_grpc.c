@@ -1,9 +1,10 @@
 /* fuzz_grpc: gRPC Length-Prefixed-Message reassembly (server/srv_grpc.h).
  *
  * Input layout: byte 0-1 the message bound (big-endian, so small bounds make
- * TOO_LARGE reachable), byte 2 the arena budget in 64-byte units (0 = none,
- * so NOMEM is reachable), byte 3 a count n (mod 16) of chunk sizes, then n
- * chunk sizes (bytes), then the DATA payload. The payload is fed in chunks
+ * TOO_LARGE reachable), byte 2 the byte budget in 64-byte units (0 = none,
+ * so OVER_BUDGET is reachable), byte 3 a count n (mod 16) of chunk sizes and
+ * (bit 0x10) whether the reader gets a 64-byte slot for small messages, then
+ * n chunk sizes (bytes), then the DATA payload. The payload is fed in chunks
  * of those sizes in turn, as nghttp2 would hand DATA frames over.
  *
  * A reference parser walks the flat payload; the reader must agree with it
@@ -22,11 +23,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FAIL(...)                                                                                                      \
-    do {                                                                                                               \
-        fprintf(stderr, "grpc: " __VA_ARGS__);                                                                         \
-        fprintf(stderr, "\n");                                                                                         \
-        abort();                                                                                                       \
+#define FAIL(...)                                                                                            \
+    do {                                                                                                     \
+        fprintf(stderr, "grpc: " __VA_ARGS__);                                                               \
+        fprintf(stderr, "\n");                                                                               \
+        abort();                                                                                             \
     } while (0)
 
 /* What the reference parser expects at |off| in |p| (|len| bytes). */
@@ -72,7 +73,8 @@ static void fuzz_reader(const uint8_t *data, size_t size)
     const uint8_t *payload;
     size_t nsizes, plen, pos = 0, chunk_index = 0, msg_start = 0;
     srv_grpc_reader r;
-    authz_arena arena;
+    uint8_t slot[64];
+    size_t budget;
     expect want;
     int done = 0;
 
@@ -81,7 +83,12 @@ static void fuzz_reader(const uint8_t *data, size_t size)
     }
     memset(&r, 0, sizeof(r));
     r.max_len = ((size_t)data[0] << 8) | data[1];
-    authz_arena_init(&arena, NULL, 64, (size_t)data[2] * 64u);
+    if (data[3] & 0x10u) {
+        r.slot = slot;
+        r.slot_size = sizeof(slot);
+    }
+    /* The bytes the reader may hold (0: no bound). */
+    budget = data[2] == 0 ? SIZE_MAX : (size_t)data[2] * 64u;
     nsizes = data[3] % 16u;
     if (size - 4 < nsizes) {
         nsizes = size - 4;
@@ -102,14 +109,18 @@ static void fuzz_reader(const uint8_t *data, size_t size)
         if (chunk == 0) {
             /* An empty DATA frame is legal: it must change nothing. Then make progress. */
             srv_grpc_reader before = r;
-            got = srv_grpc_reader_feed(&r, payload + pos, 0, &arena, &consumed);
+            got = srv_grpc_reader_feed(&r, payload + pos, 0, budget - srv_grpc_reader_held(&r), &consumed);
             if (got != SRV_GRPC_READ_MORE || consumed != 0 || memcmp(&before, &r, sizeof(r)) != 0) {
                 FAIL("empty chunk gave %d, consumed %zu", (int)got, consumed);
             }
             chunk = plen - pos > 0 ? 1 : 0;
         }
         do {
-            got = srv_grpc_reader_feed(&r, payload + pos, chunk, &arena, &consumed);
+            got =
+                srv_grpc_reader_feed(&r, payload + pos, chunk, budget - srv_grpc_reader_held(&r), &consumed);
+            if (srv_grpc_reader_held(&r) > budget) {
+                FAIL("holds %zu bytes, budget %zu", srv_grpc_reader_held(&r), budget);
+            }
             if (consumed > chunk) {
                 FAIL("consumed %zu of a %zu-byte chunk", consumed, chunk);
             }
@@ -122,10 +133,10 @@ static void fuzz_reader(const uint8_t *data, size_t size)
                 if (want.result != SRV_GRPC_READ_MESSAGE) {
                     FAIL("message at %zu where the reference expects %d", msg_start, (int)want.result);
                 }
-                if (!r.complete || r.msg == NULL || r.msg_len != want.msg_len || r.msg_len > r.max_len ||
+                if (!r.complete || r.msg_len != want.msg_len || r.msg_len > r.max_len ||
                     r.msg_have != r.msg_len || pos != want.end ||
-                    (r.msg_len > 0 &&
-                     memcmp(r.msg, payload + msg_start + SRV_GRPC_PREFIX_LEN, r.msg_len) != 0)) {
+                    (r.msg_len > 0 && memcmp(srv_grpc_reader_message(&r),
+                                             payload + msg_start + SRV_GRPC_PREFIX_LEN, r.msg_len) != 0)) {
                     FAIL("message at %zu: len %zu (want %zu), ends at %zu (want %zu)", msg_start, r.msg_len,
                          want.msg_len, pos, want.end);
                 }
@@ -133,14 +144,13 @@ static void fuzz_reader(const uint8_t *data, size_t size)
                 if (!srv_grpc_reader_idle(&r)) {
                     FAIL("not idle after next");
                 }
-                authz_arena_reset(&arena);
                 msg_start = pos;
                 want = reference_next(payload, plen, pos, r.max_len);
-            } else if (got == SRV_GRPC_READ_NOMEM) {
-                /* Only a budget refuses, and only a body near it: at most one kept
-                 * 64-byte chunk plus the body's own chunk, headers included, is held. */
-                if (data[2] == 0 || want.msg_len + 256 <= (size_t)data[2] * 64u) {
-                    FAIL("NOMEM for %zu bytes with budget %u*64", want.msg_len, data[2]);
+            } else if (got == SRV_GRPC_READ_OVER_BUDGET) {
+                /* Growth falls back to exactly what arrived: only a body larger
+                 * than the whole budget is refused. */
+                if (want.msg_len <= budget) {
+                    FAIL("over budget for %zu bytes with budget %zu", want.msg_len, budget);
                 }
                 done = 1;
             } else if (got != SRV_GRPC_READ_MORE) {
@@ -156,13 +166,13 @@ static void fuzz_reader(const uint8_t *data, size_t size)
                 FAIL("input consumed but the reference expects error %d", (int)want.result);
             }
             if (srv_grpc_reader_idle(&r) != (msg_start == plen)) {
-                FAIL("idle %d at the end, %zu of %zu bytes in messages", (int)srv_grpc_reader_idle(&r), msg_start,
-                     plen);
+                FAIL("idle %d at the end, %zu of %zu bytes in messages", (int)srv_grpc_reader_idle(&r),
+                     msg_start, plen);
             }
             done = 1;
         }
     }
-    authz_arena_free(&arena);
+    srv_grpc_reader_release(&r);
 }
 
 static void fuzz_headers(const uint8_t *data, size_t size)

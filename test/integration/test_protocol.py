@@ -191,6 +191,59 @@ class DeadlineTest(unittest.TestCase):
         self.assertEqual(len(SERVER.decisions()), before + 1, "a decision was made after the deadline")
 
 
+class FramingTest(unittest.TestCase):
+    """What the server accepts as gRPC: the content-type and the message
+    framing. nghttp sends exactly the bytes and headers given."""
+
+    def nghttp(self, body, content_type="application/grpc"):
+        path = os.path.join(FOLDER, "framing.bin")
+        with open(path, "wb") as f:
+            f.write(body)
+        cmd = [NGHTTP, "-v", "-t", "10", "-H", f"content-type: {content_type}", "-H", "te: trailers",
+               "-d", path, f"http://{SERVER.target}{h.CHECK_METHOD}"]
+        out = subprocess.run(cmd, capture_output=True, timeout=20).stdout.decode("utf-8", "replace")
+        found = {}
+        for name in (":status", "grpc-status", "grpc-message"):
+            found[name] = re.findall(r"recv \(stream_id=\d+\) " + re.escape(name) + r": (.*)", out)
+        return found, out
+
+    def test_grpc_content_types_are_served(self):
+        before = len(SERVER.decisions())
+        for content_type in ("application/grpc", "application/grpc+proto", "application/grpc;charset=utf-8"):
+            with self.subTest(content_type=content_type):
+                found, out = self.nghttp(framed(CASES[0][0]), content_type)
+                self.assertEqual(found[":status"], ["200"], out)
+                self.assertEqual(found["grpc-status"], ["0"], out)
+        self.assertEqual(len(SERVER.wait_decisions(before + 3)), before + 3)
+
+    def test_other_content_types_are_refused_415(self):
+        before = len(SERVER.decisions())
+        for content_type in ("application/grpcXYZ", "application/grpc-web", "application/json"):
+            with self.subTest(content_type=content_type):
+                found, out = self.nghttp(framed(CASES[0][0]), content_type)
+                self.assertEqual(found[":status"], ["415"], out)
+                self.assertEqual(found["grpc-status"], [], out)
+        time.sleep(0.2)
+        self.assertEqual(len(SERVER.decisions()), before, "a refused content-type was decided")
+
+    def test_truncated_message_is_reported_as_truncated(self):
+        before = len(SERVER.decisions())
+        whole = framed(CASES[0][0])
+        for body, message in (
+                (whole[:3], "truncated message: the stream ended after 3 of the 5 prefix bytes"),
+                (whole[:5], f"truncated message: the stream ended after 0 of {len(whole) - 5} message bytes"),
+                (whole[:-1], f"truncated message: the stream ended after {len(whole) - 6} of {len(whole) - 5} "
+                             "message bytes")):
+            with self.subTest(length=len(body)):
+                found, out = self.nghttp(body)
+                self.assertEqual(found["grpc-status"], [str(grpc.StatusCode.INVALID_ARGUMENT.value[0])], out)
+                self.assertEqual(found["grpc-message"], [message], out)
+        found, out = self.nghttp(b"")
+        self.assertEqual(found["grpc-message"], ["unary call without a request message"], out)
+        time.sleep(0.2)
+        self.assertEqual(len(SERVER.decisions()), before, "a truncated request was decided")
+
+
 def _frame(ftype, flags, stream, payload):
     return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
 

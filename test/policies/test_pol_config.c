@@ -533,3 +533,45 @@ Test(pol_config, tiny_error_buffer_is_terminated)
     cr_assert_eq(pol_config_load(path, &snap, small, sizeof small), -1);
     cr_expect_lt(strlen(small), sizeof small);
 }
+
+Test(pol_config, send_timeout_and_buffer_bounds)
+{
+    pol_snapshot *snap = load("{\"clusters\":[" CLUSTER_A "]}");
+    cr_assert_not_null(snap, "%s", err);
+    cr_expect_eq(snap->server.send_timeout_seconds, 10);
+    cr_expect_eq(snap->server.max_buffered_bytes_per_connection, 16u * 1024u * 1024u);
+    cr_expect_eq(snap->server.max_buffered_bytes_per_worker, 64u * 1024u * 1024u);
+    pol_snapshot_release(snap);
+
+    snap = load("{\"clusters\":[" CLUSTER_A "],\"send_timeout_seconds\":1,\"max_message_bytes\":2048,"
+                "\"max_buffered_bytes_per_connection\":2048,\"max_buffered_bytes_per_worker\":4096}");
+    cr_assert_not_null(snap, "%s", err);
+    cr_expect_eq(snap->server.send_timeout_seconds, 1);
+    cr_expect_eq(snap->server.max_buffered_bytes_per_connection, 2048);
+    cr_expect_eq(snap->server.max_buffered_bytes_per_worker, 4096);
+    pol_snapshot_release(snap);
+
+    /* Left out, the bounds grow to hold what they must. */
+    snap = load("{\"clusters\":[" CLUSTER_A "],\"max_message_bytes\":67108864}");
+    cr_assert_not_null(snap, "%s", err);
+    cr_expect_eq(snap->server.max_buffered_bytes_per_connection, 67108864);
+    cr_expect_eq(snap->server.max_buffered_bytes_per_worker, 67108864);
+    pol_snapshot_release(snap);
+
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"send_timeout_seconds\":0}",
+                 "send_timeout_seconds: must be between 1 and 3600 (0)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"send_timeout_seconds\":3601}",
+                 "send_timeout_seconds: must be between 1 and 3600 (3601)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"max_buffered_bytes_per_connection\":1023}",
+                 "max_buffered_bytes_per_connection: must be between 1024 and 17179869184 (1023)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"max_buffered_bytes_per_worker\":17179869185}",
+                 "max_buffered_bytes_per_worker: must be between 1024 and 17179869184 (17179869185)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"max_buffered_bytes_per_connection\":\"1M\"}",
+                 "max_buffered_bytes_per_connection: must be an integer");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"max_buffered_bytes_per_connection\":65536}",
+                 "max_buffered_bytes_per_connection: must be at least max_message_bytes (1048576), or no "
+                 "message of that size could arrive (65536)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"max_buffered_bytes_per_worker\":2097152}",
+                 "max_buffered_bytes_per_worker: must be at least max_buffered_bytes_per_connection "
+                 "(16777216) (2097152)");
+}

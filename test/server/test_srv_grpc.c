@@ -5,19 +5,10 @@
 
 #include "srv_grpc.h"
 
-static authz_arena arena;
+/* Room for any growth: the budget is not what these tests look at. */
+#define ANY_ROOM SIZE_MAX
 
-static void setup(void)
-{
-    authz_arena_init(&arena, NULL, 0, 0);
-}
-
-static void teardown(void)
-{
-    authz_arena_free(&arena);
-}
-
-TestSuite(srv_grpc, .init = setup, .fini = teardown);
+TestSuite(srv_grpc);
 
 static size_t frame(uint8_t *out, uint8_t flag, const char *msg, size_t len)
 {
@@ -36,10 +27,11 @@ Test(srv_grpc, one_message_one_buffer)
     size_t n = frame(buf, 0, "hello", 5), used = 0;
     srv_grpc_reader r = {.max_len = 100};
 
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf, n, &arena, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, n, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
     cr_assert_eq(used, n);
     cr_assert_eq(r.msg_len, 5);
     cr_assert(memcmp(r.msg, "hello", 5) == 0);
+    srv_grpc_reader_release(&r);
 }
 
 Test(srv_grpc, prefix_split_across_frames_byte_by_byte)
@@ -49,11 +41,13 @@ Test(srv_grpc, prefix_split_across_frames_byte_by_byte)
     srv_grpc_reader r = {.max_len = 100};
 
     for (size_t i = 0; i + 1 < n; i++) {
-        cr_assert_eq(srv_grpc_reader_feed(&r, buf + i, 1, &arena, &used), SRV_GRPC_READ_MORE, "byte %zu", i);
+        cr_assert_eq(srv_grpc_reader_feed(&r, buf + i, 1, ANY_ROOM, &used), SRV_GRPC_READ_MORE, "byte %zu",
+                     i);
         cr_assert_eq(used, 1);
     }
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf + n - 1, 1, &arena, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + n - 1, 1, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
     cr_assert(memcmp(r.msg, "split-me", 8) == 0);
+    srv_grpc_reader_release(&r);
 }
 
 Test(srv_grpc, prefix_split_3_2_then_body_split)
@@ -62,11 +56,12 @@ Test(srv_grpc, prefix_split_3_2_then_body_split)
     size_t n = frame(buf, 0, "abcdefgh", 8), used = 0;
     srv_grpc_reader r = {.max_len = 100};
 
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 3, &arena, &used), SRV_GRPC_READ_MORE);
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 3, 4, &arena, &used), SRV_GRPC_READ_MORE);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 3, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 3, 4, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
     cr_assert_eq(used, 4);
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 7, n - 7, &arena, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 7, n - 7, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
     cr_assert(memcmp(r.msg, "abcdefgh", 8) == 0);
+    srv_grpc_reader_release(&r);
 }
 
 Test(srv_grpc, several_messages_in_one_buffer)
@@ -79,22 +74,23 @@ Test(srv_grpc, several_messages_in_one_buffer)
     n += frame(buf + n, 0, "", 0);
     n += frame(buf + n, 0, "three", 5);
 
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf, n, &arena, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, n, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
     cr_assert_eq(used, 8);
     cr_assert(memcmp(r.msg, "one", 3) == 0);
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 8, n - 8, &arena, &used), SRV_GRPC_READ_MESSAGE,
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 8, n - 8, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE,
                  "a completed message is reported again until next()");
     cr_assert_eq(used, 0);
     srv_grpc_reader_next(&r);
     cr_assert(srv_grpc_reader_idle(&r));
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 8, n - 8, &arena, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 8, n - 8, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
     cr_assert_eq(used, 5);
     cr_assert_eq(r.msg_len, 0);
-    cr_assert_not_null(r.msg);
+    cr_assert_not_null(srv_grpc_reader_message(&r));
     srv_grpc_reader_next(&r);
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 13, n - 13, &arena, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 13, n - 13, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
     cr_assert_eq(used, 10);
     cr_assert(memcmp(r.msg, "three", 5) == 0);
+    srv_grpc_reader_release(&r);
 }
 
 Test(srv_grpc, oversized_length_rejected_before_allocation)
@@ -103,8 +99,8 @@ Test(srv_grpc, oversized_length_rejected_before_allocation)
     size_t used = 0;
     srv_grpc_reader r = {.max_len = 1024 * 1024};
 
-    cr_assert_eq(srv_grpc_reader_feed(&r, huge, 5, &arena, &used), SRV_GRPC_READ_TOO_LARGE);
-    cr_assert_eq(arena.held, 0, "nothing may be allocated for a rejected length");
+    cr_assert_eq(srv_grpc_reader_feed(&r, huge, 5, ANY_ROOM, &used), SRV_GRPC_READ_TOO_LARGE);
+    cr_assert_eq(srv_grpc_reader_held(&r), 0, "nothing may be allocated for a rejected length");
     cr_assert_null(r.msg);
 }
 
@@ -115,20 +111,74 @@ Test(srv_grpc, bound_is_inclusive)
     srv_grpc_reader ok = {.max_len = 8};
     srv_grpc_reader bad = {.max_len = 7};
 
-    cr_assert_eq(srv_grpc_reader_feed(&ok, buf, n, &arena, &used), SRV_GRPC_READ_MESSAGE);
-    cr_assert_eq(srv_grpc_reader_feed(&bad, buf, n, &arena, &used), SRV_GRPC_READ_TOO_LARGE);
+    cr_assert_eq(srv_grpc_reader_feed(&ok, buf, n, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert_eq(srv_grpc_reader_feed(&bad, buf, n, ANY_ROOM, &used), SRV_GRPC_READ_TOO_LARGE);
+    srv_grpc_reader_release(&ok);
 }
 
-Test(srv_grpc, arena_budget_refusal_is_nomem)
+Test(srv_grpc, buffer_grows_with_arrived_bytes_not_declared_length)
 {
-    authz_arena small;
-    uint8_t buf[5] = {0, 0, 0, 0x40, 0};
-    size_t used = 0;
-    srv_grpc_reader r = {.max_len = 1024 * 1024};
+    /* A prefix announcing 1 MiB, then the body in uneven pieces. */
+    static uint8_t body[1u << 20];
+    const uint8_t prefix[5] = {0, 0, 0x10, 0, 0};
+    size_t used = 0, have = 0, step = 1;
+    srv_grpc_reader r = {.max_len = 1u << 20};
 
-    authz_arena_init(&small, NULL, 256, 1024);
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 5, &small, &used), SRV_GRPC_READ_NOMEM);
-    authz_arena_free(&small);
+    memset(body, 'x', sizeof(body));
+    cr_assert_eq(srv_grpc_reader_feed(&r, prefix, 5, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
+    cr_assert_eq(srv_grpc_reader_held(&r), 0, "the declared length alone allocates nothing");
+    while (have < sizeof(body)) {
+        size_t n = step < sizeof(body) - have ? step : sizeof(body) - have;
+        srv_grpc_read rc = srv_grpc_reader_feed(&r, body + have, n, ANY_ROOM, &used);
+        have += n;
+        cr_assert_eq(rc, have == sizeof(body) ? SRV_GRPC_READ_MESSAGE : SRV_GRPC_READ_MORE);
+        cr_assert_geq(srv_grpc_reader_held(&r), have);
+        cr_assert_leq(srv_grpc_reader_held(&r), 2 * have, "held %zu for %zu bytes arrived",
+                      srv_grpc_reader_held(&r), have);
+        cr_assert_leq(srv_grpc_reader_held(&r), sizeof(body));
+        step = step * 3 + 7;
+    }
+    cr_assert(memcmp(srv_grpc_reader_message(&r), body, sizeof(body)) == 0);
+    cr_assert_eq(srv_grpc_reader_release(&r), sizeof(body));
+    cr_assert_eq(srv_grpc_reader_held(&r), 0);
+    cr_assert_null(r.msg);
+}
+
+Test(srv_grpc, growth_stays_within_the_room_given)
+{
+    uint8_t buf[5 + 300];
+    size_t n = frame(buf, 0, "", 0), used = 0;
+    srv_grpc_reader r = {.max_len = 1000};
+
+    buf[3] = 0x01; /* declares 300 bytes */
+    buf[4] = 0x2C;
+    memset(buf + 5, 'y', 300);
+    n = sizeof(buf);
+    /* 100 bytes arrive with room for 100: exactly that is taken. */
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 105, 100, &used), SRV_GRPC_READ_MORE);
+    cr_assert_eq(srv_grpc_reader_held(&r), 100);
+    /* Doubling to 200 would need 100 more; 50 arrive with room for 60: 150. */
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 105, 50, 60, &used), SRV_GRPC_READ_MORE);
+    cr_assert_eq(srv_grpc_reader_held(&r), 150);
+    /* 150 more arrive with room for 149: refused, nothing grows. */
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 155, n - 155, 149, &used), SRV_GRPC_READ_OVER_BUDGET);
+    cr_assert_eq(srv_grpc_reader_held(&r), 150);
+    cr_assert_eq(srv_grpc_reader_release(&r), 150);
+}
+
+Test(srv_grpc, no_room_no_bytes)
+{
+    uint8_t buf[64];
+    size_t n = frame(buf, 0, "abc", 3), used = 0;
+    srv_grpc_reader r = {.max_len = 100};
+
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, n, 0, &used), SRV_GRPC_READ_OVER_BUDGET);
+    cr_assert_eq(srv_grpc_reader_held(&r), 0);
+    /* An empty message needs no room at all. */
+    n = frame(buf, 0, "", 0);
+    srv_grpc_reader r2 = {.max_len = 100};
+    cr_assert_eq(srv_grpc_reader_feed(&r2, buf, n, 0, &used), SRV_GRPC_READ_MESSAGE);
+    srv_grpc_reader_release(&r2);
 }
 
 Test(srv_grpc, compressed_flag_rejected)
@@ -137,10 +187,10 @@ Test(srv_grpc, compressed_flag_rejected)
     size_t n = frame(buf, 1, "zz", 2), used = 0;
     srv_grpc_reader r = {.max_len = 100};
 
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf, n, &arena, &used), SRV_GRPC_READ_COMPRESSED);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, n, ANY_ROOM, &used), SRV_GRPC_READ_COMPRESSED);
     n = frame(buf, 7, "zz", 2);
     srv_grpc_reader_next(&r);
-    cr_assert_eq(srv_grpc_reader_feed(&r, buf, n, &arena, &used), SRV_GRPC_READ_BAD_FLAG);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, n, ANY_ROOM, &used), SRV_GRPC_READ_BAD_FLAG);
 }
 
 Test(srv_grpc, prefix_write_roundtrip)
@@ -210,4 +260,96 @@ Test(srv_grpc, percent_encoding_never_cuts_an_escape)
     n = srv_grpc_percent_encode(AUTHZ_SLICE_LIT("abc\n"), out, sizeof(out));
     cr_assert_str_eq(out, "abc", "the escape does not fit and is dropped whole");
     cr_assert_eq(n, 3);
+}
+
+Test(srv_grpc, content_type_is_grpc_or_a_subtype)
+{
+    static const char *const ok[] = {"application/grpc", "application/grpc+proto", "application/grpc+json",
+                                     "application/grpc;charset=utf-8", "application/grpc+"};
+    static const char *const bad[] = {
+        "application/grpcXYZ", "application/grpc-web", "application/grpc-web+proto",
+        "application/grp",     "application/json",     "",
+        "Application/grpc",    " application/grpc",    "application/grpc2"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        cr_assert(srv_grpc_content_type_ok(authz_slice_from_cstr(ok[i])), "'%s' refused", ok[i]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_not(srv_grpc_content_type_ok(authz_slice_from_cstr(bad[i])), "'%s' accepted", bad[i]);
+    }
+}
+
+Test(srv_grpc, truncation_inside_the_prefix)
+{
+    uint8_t buf[64];
+    size_t used = 0;
+    char why[128];
+    srv_grpc_reader r = {.max_len = 100};
+
+    frame(buf, 0, "abcdef", 6);
+    cr_assert_eq(srv_grpc_reader_truncation(&r, why, sizeof(why)), 0, "nothing arrived: not truncated");
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 3, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
+    cr_assert_gt(srv_grpc_reader_truncation(&r, why, sizeof(why)), 0);
+    cr_assert_str_eq(why, "truncated message: the stream ended after 3 of the 5 prefix bytes");
+    srv_grpc_reader_release(&r);
+}
+
+Test(srv_grpc, truncation_inside_the_body)
+{
+    uint8_t buf[64];
+    size_t n = frame(buf, 0, "abcdef", 6), used = 0;
+    char why[128];
+    srv_grpc_reader r = {.max_len = 100};
+
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 5, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
+    cr_assert_gt(srv_grpc_reader_truncation(&r, why, sizeof(why)), 0,
+                 "a prefix alone is a truncated message");
+    cr_assert_str_eq(why, "truncated message: the stream ended after 0 of 6 message bytes");
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 5, 4, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
+    cr_assert_eq(srv_grpc_reader_truncation(&r, why, sizeof(why)), strlen(why));
+    cr_assert_str_eq(why, "truncated message: the stream ended after 4 of 6 message bytes");
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 9, n - 9, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert_eq(srv_grpc_reader_truncation(&r, why, sizeof(why)), 0, "a whole message is not truncated");
+    srv_grpc_reader_release(&r);
+}
+
+Test(srv_grpc, truncation_text_fits_small_buffers)
+{
+    uint8_t buf[64];
+    size_t used = 0;
+    char why[10];
+    srv_grpc_reader r = {.max_len = 100};
+
+    frame(buf, 0, "abcdef", 6);
+    srv_grpc_reader_feed(&r, buf, 2, ANY_ROOM, &used);
+    cr_assert_eq(srv_grpc_reader_truncation(&r, why, sizeof(why)), 9);
+    cr_assert_str_eq(why, "truncated");
+    srv_grpc_reader_release(&r);
+}
+
+Test(srv_grpc, small_messages_use_the_slot)
+{
+    uint8_t slot[16];
+    uint8_t buf[64];
+    size_t n = frame(buf, 0, "0123456789", 10), used = 0;
+    srv_grpc_reader r = {.max_len = 100, .slot = slot, .slot_size = sizeof(slot)};
+
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 8, 9, &used), SRV_GRPC_READ_OVER_BUDGET,
+                 "the slot counts the declared length against the room");
+    srv_grpc_reader_release(&r);
+    r = (srv_grpc_reader){.max_len = 100, .slot = slot, .slot_size = sizeof(slot)};
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 8, 10, &used), SRV_GRPC_READ_MORE);
+    cr_assert_eq(r.msg, slot);
+    cr_assert_eq(srv_grpc_reader_held(&r), 10);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 8, n - 8, 0, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert(memcmp(srv_grpc_reader_message(&r), "0123456789", 10) == 0);
+    /* A larger message after it leaves the slot for the heap, keeping what arrived. */
+    srv_grpc_reader_next(&r);
+    n = frame(buf, 0, "abcdefghijklmnopqrstuvwxyz", 26);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf, 20, ANY_ROOM, &used), SRV_GRPC_READ_MORE);
+    cr_assert_neq(r.msg, slot);
+    cr_assert_eq(srv_grpc_reader_feed(&r, buf + 20, n - 20, ANY_ROOM, &used), SRV_GRPC_READ_MESSAGE);
+    cr_assert(memcmp(srv_grpc_reader_message(&r), "abcdefghijklmnopqrstuvwxyz", 26) == 0);
+    cr_assert_eq(memcmp(slot, "0123456789", 10), 0, "the slot kept the first message");
+    srv_grpc_reader_release(&r);
+    cr_assert_null(r.msg);
 }
