@@ -2,6 +2,8 @@
 
 #include <stdio.h>
 
+#include "authz_time.h"
+
 /* Longest claim or configured value quoted in a message. */
 #define CLAIMS_SHOWN 80
 /* Longest single expected audience quoted in a message. */
@@ -16,42 +18,6 @@ static int shown(authz_slice s, size_t max)
 static const char *text(authz_slice s)
 {
     return s.ptr ? s.ptr : "";
-}
-
-/* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
- * civil_from_days); int64 arithmetic cannot overflow for |days| < 2^47. */
-static void civil_from_days(int64_t days, int64_t *year, unsigned *month, unsigned *day)
-{
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
-    *month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
-    *year = yoe + era * 400 + (*month <= 2);
-}
-
-/* RFC 3339 UTC for years 0..9999, else the raw seconds. */
-static const char *format_time(int64_t secs, char *buf, size_t size)
-{
-    int64_t days = secs / 86400;
-    int64_t rem = secs % 86400;
-    if (rem < 0) {
-        rem += 86400;
-        days--;
-    }
-    int64_t year;
-    unsigned month, day;
-    civil_from_days(days, &year, &month, &day);
-    if (year < 0 || year > 9999) {
-        snprintf(buf, size, "%lld s", (long long)secs);
-        return buf;
-    }
-    snprintf(buf, size, "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ", (long long)year, month, day,
-             (long long)(rem / 3600), (long long)(rem / 60 % 60), (long long)(rem % 60));
-    return buf;
 }
 
 /* |a| - |b| as an exact unsigned value; callers ensure a >= b. */
@@ -110,7 +76,7 @@ int authz_claims_check_audience(const authz_jwt *jwt, const authz_claim_policy *
 
 int authz_claims_check_time(const authz_jwt *jwt, const authz_claim_policy *policy, authz_status *status)
 {
-    char t1[32], t2[32];
+    char t1[AUTHZ_TIME_TEXT_SIZE], t2[AUTHZ_TIME_TEXT_SIZE];
     int64_t now = policy->now;
     uint64_t skew = leeway(policy->clock_skew);
 
@@ -128,18 +94,18 @@ int authz_claims_check_time(const authz_jwt *jwt, const authz_claim_policy *poli
     /* now >= exp + skew, without computing the sum. */
     if (now >= exp && udiff(now, exp) >= skew)
         return authz_status_set(status, AUTHZ_REASON_EXPIRED, "token expired at %s, now %s",
-                                format_time(exp, t1, sizeof t1), format_time(now, t2, sizeof t2));
+                                authz_time_text(exp, t1, sizeof t1), authz_time_text(now, t2, sizeof t2));
 
     if (jwt->nbf.state == AUTHZ_JWT_TIME_VALID && jwt->nbf.seconds > now &&
         udiff(jwt->nbf.seconds, now) > skew)
         return authz_status_set(status, AUTHZ_REASON_NOT_YET_VALID, "token not valid before %s, now %s",
-                                format_time(jwt->nbf.seconds, t1, sizeof t1),
-                                format_time(now, t2, sizeof t2));
+                                authz_time_text(jwt->nbf.seconds, t1, sizeof t1),
+                                authz_time_text(now, t2, sizeof t2));
     if (jwt->iat.state == AUTHZ_JWT_TIME_VALID && jwt->iat.seconds > now &&
         udiff(jwt->iat.seconds, now) > skew)
         return authz_status_set(
             status, AUTHZ_REASON_NOT_YET_VALID, "token issued in the future at %s, now %s",
-            format_time(jwt->iat.seconds, t1, sizeof t1), format_time(now, t2, sizeof t2));
+            authz_time_text(jwt->iat.seconds, t1, sizeof t1), authz_time_text(now, t2, sizeof t2));
 
     if (policy->max_token_age > 0) {
         if (jwt->iat.state != AUTHZ_JWT_TIME_VALID)
@@ -151,14 +117,14 @@ int authz_claims_check_time(const authz_jwt *jwt, const authz_claim_policy *poli
         if (now > iat && udiff(now, iat) > limit)
             return authz_status_set(status, AUTHZ_REASON_STALE_TOKEN,
                                     "token issued at %s is older than the maximum age of %lld s",
-                                    format_time(iat, t1, sizeof t1), (long long)policy->max_token_age);
+                                    authz_time_text(iat, t1, sizeof t1), (long long)policy->max_token_age);
     }
 
     if (policy->enforce_warnafter && jwt->k8s_warnafter.state == AUTHZ_JWT_TIME_VALID &&
         now > jwt->k8s_warnafter.seconds)
         return authz_status_set(
             status, AUTHZ_REASON_STALE_TOKEN, "token passed kubernetes.io.warnafter %s, now %s",
-            format_time(jwt->k8s_warnafter.seconds, t1, sizeof t1), format_time(now, t2, sizeof t2));
+            authz_time_text(jwt->k8s_warnafter.seconds, t1, sizeof t1), authz_time_text(now, t2, sizeof t2));
     return authz_status_ok(status);
 }
 

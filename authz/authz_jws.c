@@ -10,21 +10,38 @@
  * (66 plus a sign byte), each with a 2-byte header, under a 3-byte header. */
 #define JWS_MAX_DER_SIG 160u
 
+/* Reads raw R||S (2 * coord_len bytes) into *r and *s, which the caller
+ * frees, and tells whether 0 < r, s < n. */
+static bool ecdsa_scalars_in_range(const authz_key *key, const unsigned char *sig, BIGNUM **r, BIGNUM **s)
+{
+    size_t half = key->priv.coord_len;
+    *r = BN_bin2bn(sig, (int)half, NULL);
+    *s = BN_bin2bn(sig + half, (int)half, NULL);
+    /* The "psychic signature" class (CVE-2022-21449): r or s zero, or not reduced mod n. */
+    return *r && *s && !BN_is_zero(*r) && !BN_is_zero(*s) && BN_cmp(*r, key->priv.ec_order) < 0 &&
+           BN_cmp(*s, key->priv.ec_order) < 0;
+}
+
+bool authz_jws_ecdsa_in_range(const authz_key *key, const unsigned char *sig, size_t sig_len)
+{
+    if (!key || key->kty != AUTHZ_KTY_EC || !sig || sig_len != key->priv.sig_len)
+        return false;
+    BIGNUM *r = NULL, *s = NULL;
+    bool in_range = ecdsa_scalars_in_range(key, sig, &r, &s);
+    BN_free(r);
+    BN_free(s);
+    return in_range;
+}
+
 /* Turns raw R||S into DER for OpenSSL after checking 0 < r, s < n. Returns
  * the DER length, or 0 when the signature is out of range or conversion fails. */
 static size_t jws_ecdsa_der(const authz_key *key, const unsigned char *sig, unsigned char *der,
                             size_t der_size)
 {
     size_t der_len = 0;
-    size_t half = key->priv.coord_len;
     ECDSA_SIG *ecdsa = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(sig, (int)half, NULL);
-    BIGNUM *s = BN_bin2bn(sig + half, (int)half, NULL);
-    if (!ecdsa || !r || !s)
-        goto cleanup;
-    /* The "psychic signature" class (CVE-2022-21449): r or s zero, or not reduced mod n. */
-    if (BN_is_zero(r) || BN_is_zero(s) || BN_cmp(r, key->priv.ec_order) >= 0 ||
-        BN_cmp(s, key->priv.ec_order) >= 0)
+    BIGNUM *r = NULL, *s = NULL;
+    if (!ecdsa || !ecdsa_scalars_in_range(key, sig, &r, &s))
         goto cleanup;
     if (!ECDSA_SIG_set0(ecdsa, r, s))
         goto cleanup;

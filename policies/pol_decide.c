@@ -3,13 +3,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "authz_bearer.h"
 #include "authz_cidr.h"
 #include "authz_claims.h"
 #include "authz_jws.h"
 #include "authz_key.h"
+#include "authz_time.h"
 #include "pol_path.h"
 #include "pol_rule.h"
 #include "pol_target.h"
@@ -47,22 +47,12 @@ static void trace_fail(const pol_decide_ctx *ctx, const char *check, const authz
         ctx->trace->step(ctx->trace->ctx, check, false, status->message);
 }
 
-/* Writes |t| as "2024-01-02T03:04:05Z" (or the number when out of range). */
-static void format_time(int64_t t, char *buf, size_t size)
-{
-    struct tm tm;
-    time_t tt = (time_t)t;
-    if ((int64_t)tt != t || !gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, size, "%lld", (long long)t);
-}
-
 static void format_claim_time(const char *name, const authz_jwt_time *t, char *buf, size_t size)
 {
-    char when[40];
+    char when[AUTHZ_TIME_TEXT_SIZE];
     switch (t->state) {
     case AUTHZ_JWT_TIME_VALID:
-        format_time(t->seconds, when, sizeof when);
-        snprintf(buf, size, "%s %s", name, when);
+        snprintf(buf, size, "%s %s", name, authz_time_text(t->seconds, when, sizeof when));
         break;
     case AUTHZ_JWT_TIME_INVALID:
         snprintf(buf, size, "%s invalid", name);
@@ -213,11 +203,11 @@ static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const po
     int time_rc = authz_claims_check_time(jwt, &policy, status);
     if (ctx->trace && ctx->trace->step) {
         /* Formatting times costs; only explain asks for it. */
-        char exp[64], nbf[64], iat[64], now[40];
+        char exp[64], nbf[64], iat[64], now[AUTHZ_TIME_TEXT_SIZE];
         format_claim_time("exp", &jwt->exp, exp, sizeof exp);
         format_claim_time("nbf", &jwt->nbf, nbf, sizeof nbf);
         format_claim_time("iat", &jwt->iat, iat, sizeof iat);
-        format_time(req->now, now, sizeof now);
+        authz_time_text(req->now, now, sizeof now);
         trace_step(ctx, "expiry", time_rc == 0, "%s%s%s, %s, %s, now %s, skew %llds",
                    time_rc == 0 ? "" : status->message, time_rc == 0 ? "" : ": ", exp, nbf, iat, now,
                    (long long)snap->clock_skew);

@@ -6,6 +6,7 @@
 
 #include "authz_bearer.h"
 #include "authz_reason.h"
+#include "authz_time.h"
 
 _Static_assert(SRV_LOG_LINE_MAX <= SRV_LOG_BATCH_BYTES, "a whole line fits an empty batch");
 
@@ -147,40 +148,17 @@ static void put_digits(out_buf *o, uint64_t v, size_t width)
     put_raw(o, buf, width);
 }
 
-/* "2024-05-01T12:00:00.123Z" without gmtime/strftime, which cost more than the
- * rest of the line: civil date from days since the epoch (the proleptic
- * Gregorian algorithm of H. Hinnant's date library), for years 1970-9999. */
+/* "2024-05-01T12:00:00.123Z" (authz_time_rfc3339 plus milliseconds), or
+ * null for a clock outside years 1970-9999. */
 static void put_time(out_buf *o, int64_t now_ns)
 {
-    if (now_ns < 0) {
+    char text[AUTHZ_TIME_RFC3339_SIZE];
+    if (now_ns < 0 || !authz_time_rfc3339(now_ns / 1000000000, text)) {
         put_cstr(o, "null");
         return;
     }
-    int64_t secs = now_ns / 1000000000;
-    int64_t days = secs / 86400;
-    int64_t rem = secs % 86400;
-    int64_t z = days + 719468;
-    int64_t era = z / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t day = doy - (153 * mp + 2) / 5 + 1;
-    int64_t month = mp < 10 ? mp + 3 : mp - 9;
-    int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-
     put_raw(o, "\"", 1);
-    put_digits(o, (uint64_t)year, 4);
-    put_raw(o, "-", 1);
-    put_digits(o, (uint64_t)month, 2);
-    put_raw(o, "-", 1);
-    put_digits(o, (uint64_t)day, 2);
-    put_raw(o, "T", 1);
-    put_digits(o, (uint64_t)(rem / 3600), 2);
-    put_raw(o, ":", 1);
-    put_digits(o, (uint64_t)(rem / 60 % 60), 2);
-    put_raw(o, ":", 1);
-    put_digits(o, (uint64_t)(rem % 60), 2);
+    put_raw(o, text, AUTHZ_TIME_RFC3339_SIZE - 2); /* up to the Z */
     put_raw(o, ".", 1);
     put_digits(o, (uint64_t)(now_ns / 1000000 % 1000), 3);
     put_raw(o, "Z\"", 2);

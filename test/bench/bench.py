@@ -2,9 +2,12 @@
 machine, HTTP/2 itself (nghttpd serving a same-size body) and the signature
 math (openssl speed on the same core).
 
-Every run checks that every answer was the expected one: h2load's DATA byte
-count must equal requests x the framed CheckResponse size (an allow and a deny
-differ in size), so a fast wrong answer fails the run."""
+Every run, the paced latency runs included, checks that every answer was the
+expected one: h2load's DATA byte count must equal requests x the framed
+CheckResponse size (an allow and a deny differ in size), so a fast wrong
+answer fails the run. A figure that misses its goal is marked MISSED and
+listed on stderr; with --strict the run then exits 1 (by default it exits 0:
+the shared VM's speed drifts)."""
 
 import argparse
 import json
@@ -80,6 +83,19 @@ def h2load(port, body, requests, clients, streams, rps=None, log_file=None):
     }
 
 
+def check_answers(res, requests, expect_data):
+    """Every request of an h2load run |res| succeeded with 2xx and DATA of
+    exactly |expect_data| bytes (the framed allow answer): a fast wrong
+    answer ends the benchmark."""
+    bad = []
+    if res["succeeded"] != requests or res["ok_2xx"] != requests or res["failed"]:
+        bad.append(f"{res['succeeded']} succeeded, {res['ok_2xx']} 2xx, {res['failed']} failed of {requests}")
+    if res["data_bytes"] != expect_data * requests:
+        bad.append(f"DATA bytes {res['data_bytes']} != {requests} x {expect_data}")
+    if bad:
+        raise SystemExit("wrong answers: " + "; ".join(bad) + "\n" + res["output"])
+
+
 def measured(proc, port, body, requests, clients, streams, expect_data):
     """One h2load run against |proc|: rate, CPU per request, and the check
     that every answer had the expected size."""
@@ -87,13 +103,7 @@ def measured(proc, port, body, requests, clients, streams, expect_data):
     res = h2load(port, body, requests, clients, streams)
     res["cpu_us_per_req"] = (cpu_seconds(proc.pid) - before) / requests * 1e6
     res["rss_kib"] = peak_rss_kib(proc.pid)
-    bad = []
-    if res["succeeded"] != requests or res["ok_2xx"] != requests or res["failed"]:
-        bad.append(f"{res['succeeded']} succeeded, {res['ok_2xx']} 2xx, {res['failed']} failed of {requests}")
-    if expect_data is not None and res["data_bytes"] != expect_data * requests:
-        bad.append(f"DATA bytes {res['data_bytes']} != {requests} x {expect_data}")
-    if bad:
-        raise SystemExit("wrong answers: " + "; ".join(bad) + "\n" + res["output"])
+    check_answers(res, requests, expect_data)
     return res
 
 
@@ -125,7 +135,7 @@ class Tokengate:
 LAT_CLIENTS, LAT_STREAMS = 32, 4
 
 
-def latency_run(folder, port, body, requests, rate):
+def latency_run(folder, port, body, requests, rate, expect_data):
     """Per-request latencies (us, sorted) and the achieved rate at |rate|
     req/s: h2load --rps paces each client, --log-file records every request's
     duration. 32 connections x 4 streams: h2load releases each client's paced
@@ -137,6 +147,7 @@ def latency_run(folder, port, body, requests, rate):
         os.remove(log_file)  # h2load appends to its log file
     res = h2load(port, body, requests, LAT_CLIENTS, LAT_STREAMS, rps=max(1, int(rate / LAT_CLIENTS)),
                  log_file=log_file)
+    check_answers(res, requests, expect_data)
     with open(log_file) as f:
         return sorted(int(line.split()[2]) for line in f if line.strip()), res["rate"]
 
@@ -153,10 +164,21 @@ def percentile(sorted_values, p):
     return sorted_values[idx]
 
 
+def meets(value, goal):
+    """Whether |value| meets |goal| (">= X" or "<= X"); a goal in parentheses
+    is a reference figure, met by definition."""
+    m = re.fullmatch(r"(>=|<=) ([\d.]+)", goal)
+    if not m:
+        return True
+    return value >= float(m.group(2)) if m.group(1) == ">=" else value <= float(m.group(2))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=200000)
     ap.add_argument("--quick", action="store_true", help="20,000 requests a run, for a smoke check")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 when a figure misses its goal (default: report it and exit 0)")
     args = ap.parse_args()
     n = 20000 if args.quick else args.requests
 
@@ -210,7 +232,7 @@ def main():
     # 4. latency at half the measured maximum rate, same server.
     half = results["cached"]["rate"] / 2
     lat_n = int(min(half * 5, n))
-    durations, lat_rate = latency_run(folder, server.port, body_es, lat_n, half)
+    durations, lat_rate = latency_run(folder, server.port, body_es, lat_n, half, response_size)
     server.stop()
 
     docroot = os.path.join(folder, "docroot")
@@ -224,7 +246,7 @@ def main():
     h2load(ng_port, body_es, 2000, 4, 8)
     results["nghttpd"] = measured(nghttpd, ng_port, body_es, n, 16, 32, response_size)
     # The same paced load against nghttpd shows what h2load's own pacing adds.
-    ng_durations, ng_lat_rate = latency_run(folder, ng_port, body_es, lat_n, half)
+    ng_durations, ng_lat_rate = latency_run(folder, ng_port, body_es, lat_n, half, response_size)
     nghttpd.terminate()
     nghttpd.wait()
 
@@ -275,10 +297,12 @@ def main():
          f"{conn_n} answered"),
     ]
     print(f"\ntokengate benchmark ({n} requests a run; server on CPU {SERVER_CPU}, h2load on CPU {CLIENT_CPU})")
+    missed = [name.strip() for name, value, goal, _ in rows if not meets(value, goal)]
     print(f"| {'figure':52} | {'value':>8} | {'goal':7} | detail")
     print(f"|{'-' * 54}|{'-' * 10}|{'-' * 9}|{'-' * 40}")
     for name, value, goal, detail in rows:
-        print(f"| {name:52} | {value:8.3f} | {goal:7} | {detail}")
+        mark = "" if meets(value, goal) else "MISSED: "
+        print(f"| {name:52} | {value:8.3f} | {goal:7} | {mark}{detail}")
     summary = {
         "requests": n,
         "cached_rps": c["rate"], "nghttpd_rps": ng["rate"],
@@ -287,9 +311,14 @@ def main():
         "uncached_rs256_rps": urs["rate"], "openssl_rsa2048_verify_s": rsa2048,
         "latency": lat, "peak_rss_kib": cached_rss, "conns_1000_peak_rss_kib": results["conns_1000"]["rss_kib"],
         "ratios": {name: round(value, 4) for name, value, _, _ in rows},
+        "missed": missed,
     }
     print(json.dumps(summary, sort_keys=True))
     shutil.rmtree(folder, ignore_errors=True)
+    if missed:
+        print(f"goals missed: {'; '.join(missed)}", file=sys.stderr)
+        if args.strict:
+            sys.exit(1)
 
 
 if __name__ == "__main__":
