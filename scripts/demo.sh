@@ -12,13 +12,13 @@ repo=$(pwd)
 
 scripts/setup.sh demo
 
-build=${BUILD_DIR:-build}
+build=$(realpath -m "${BUILD_DIR:-build}")
 py=/usr/bin/python3
 echo "== building tokengate (Release) in $build/"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DTOKENGATE_TESTS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" --target tokengate tg-mint >/dev/null
-tokengate=$repo/$build/tokengate
-mint=$repo/$build/test/support/tg-mint
+tokengate=$build/tokengate
+mint=$build/test/support/tg-mint
 
 work=$(mktemp -d -t tokengate-demo.XXXXXX)
 server_pid=

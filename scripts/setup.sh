@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what tokengate needs from Debian's packages, and nothing that is
-# already there. Usage: scripts/setup.sh [build|test|bench|demo]
+# already there. Usage: scripts/setup.sh [build|test|bench|demo|image]
 #   build  compiler toolchain and libraries (default)
 #   test   + Criterion, python3-grpcio, h2load and the tools the tests use
 #   bench  + nghttpd, perf tools and what the benchmark script uses
 #   demo   build + the Python gRPC client scripts/demo.sh uses
+#   image  build + buildah, for scripts/image.sh (and the image test, which
+#          runs whenever buildah is installed)
 set -euo pipefail
 
 level=${1:-build}
@@ -16,11 +18,13 @@ case "$level" in
   test|bench)
     # grpc_tools imports pkg_resources, which --no-install-recommends leaves out.
     pkgs+=(libcriterion-dev python3 python3-grpcio python3-grpc-tools
-           python3-protobuf python3-pkg-resources python3-hpack nghttp2-client procps iproute2)
+           python3-protobuf python3-pkg-resources python3-hpack nghttp2-client procps iproute2
+           python3-yaml groff-base)
     [ "$level" = bench ] && pkgs+=(nghttp2-server util-linux time valgrind)
     ;;
   demo) pkgs+=(python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pkg-resources) ;;
-  *) echo "usage: $0 [build|test|bench|demo]" >&2; exit 2 ;;
+  image) pkgs+=(buildah) ;;
+  *) echo "usage: $0 [build|test|bench|demo|image]" >&2; exit 2 ;;
 esac
 
 missing=()

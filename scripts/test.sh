@@ -16,14 +16,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh test
+# buildah, so the image test (test/ship) runs here as on every CI machine.
+scripts/setup.sh image
 jobs=$(nproc)
 
-cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOKENGATE_TSAN=ON -DTOKENGATE_WERROR=ON >/dev/null
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOKENGATE_TSAN=ON -DTOKENGATE_WERROR=ON -DTOKENGATE_TESTS=ON >/dev/null
 cmake --build build-tsan -j"$jobs" --target tokengate tg-mint
 TSAN_OPTIONS="halt_on_error=1 exitcode=66" ctest --test-dir build-tsan -L integration --no-tests=error --output-on-failure
 
 build=${BUILD_DIR:-build-test}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTOKENGATE_SANITIZE=ON -DTOKENGATE_WERROR=ON >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTOKENGATE_SANITIZE=ON -DTOKENGATE_WERROR=ON -DTOKENGATE_TESTS=ON >/dev/null
 cmake --build "$build" -j"$jobs"
 ctest --test-dir "$build" --no-tests=error --output-on-failure -j"$jobs" "$@"
 
