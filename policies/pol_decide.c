@@ -424,12 +424,17 @@ static bool arena_copy(authz_arena *arena, authz_slice s, authz_slice *out)
     return true;
 }
 
-/* Step 10: identity slices that outlive the token. */
-static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision *out)
+/* After the signature: "system:serviceaccount:<ns>:<sa>" of the verified
+ * token into out->verified_subject (left empty without those claims or
+ * without an arena, where step 10 denies anyway).
+ * Returns -1 when the arena is exhausted. */
+static int note_verified_subject(authz_arena *arena, const authz_jwt *jwt, pol_decision *out)
 {
     static const char prefix[] = "system:serviceaccount:";
     authz_slice ns = jwt->k8s_namespace.value;
     authz_slice sa = jwt->k8s_sa_name.value;
+    if (!arena || !jwt->k8s_namespace.present || !jwt->k8s_sa_name.present)
+        return 0;
     size_t subject_len = sizeof prefix - 1 + ns.len + 1 + sa.len;
     char *subject = authz_arena_alloc(arena, subject_len + 1);
     if (!subject)
@@ -439,7 +444,19 @@ static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision 
     subject[sizeof prefix - 1 + ns.len] = ':';
     memcpy(subject + sizeof prefix + ns.len, sa.ptr, sa.len);
     subject[subject_len] = '\0';
-    out->subject = (authz_slice){subject, subject_len};
+    out->verified_subject = (authz_slice){subject, subject_len};
+    return 0;
+}
+
+/* Step 10: identity slices that outlive the token (the subject was noted
+ * when the signature verified; the identity check requires its claims). */
+static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision *out)
+{
+    authz_slice ns = jwt->k8s_namespace.value;
+    authz_slice sa = jwt->k8s_sa_name.value;
+    if (!out->verified_subject.ptr)
+        return -1;
+    out->subject = out->verified_subject;
     if (!arena_copy(arena, ns, &out->namespace_name) || !arena_copy(arena, sa, &out->service_account))
         return -1;
     if (jwt->k8s_pod_name.present && !arena_copy(arena, jwt->k8s_pod_name.value, &out->pod_name))
@@ -490,6 +507,12 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
 
     /* 2. Bearer token. */
     authz_slice token;
+    if (req->authorization_repeated) {
+        authz_status_set(&out->status, AUTHZ_REASON_MALFORMED_TOKEN,
+                         "more than one authorization header: two credentials");
+        trace_fail(ctx, "bearer", &out->status);
+        goto cleanup;
+    }
     if (authz_bearer_extract(req->authorization, &token, &out->status) != 0) {
         trace_fail(ctx, "bearer", &out->status);
         goto cleanup;
@@ -543,6 +566,11 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     }
     const authz_jwt *jp = &jwt;
     out->issuer_cluster = signer;
+    if (note_verified_subject(ctx->arena, jp, out) != 0) {
+        authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "out of memory copying the subject");
+        trace_fail(ctx, "identity_copy", &out->status);
+        goto cleanup;
+    }
 
     /* 6. The issuing cluster must be the target. */
     if (signer != target) {
