@@ -18,7 +18,9 @@ int pol_target_host(authz_slice authority, authz_slice *host);
 
 /* The target cluster of a request: the cluster named |hint| when |hint| is
  * non-empty, else the cluster listing |authority|'s host (compared
- * case-insensitively). Returns NULL with |status| set to unknown_cluster
+ * case-insensitively, port stripped): an exact entry first, else the
+ * wildcard "*.suffix" with the longest suffix that the host ends with after
+ * at least one more label's bytes. Returns NULL with |status| set to unknown_cluster
  * when there is none. */
 const pol_cluster *pol_target_find(const pol_snapshot *snap, authz_slice hint, authz_slice authority,
                                    authz_status *status);
