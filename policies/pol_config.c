@@ -958,9 +958,8 @@ static void check_cluster_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
                         continue;
                     snprintf(path, sizeof path, "clusters[%zu].hosts[%zu]", i, h);
                     json_t *shown = json_stringn(a->hosts[h].ptr, a->hosts[h].len);
-                    cfg_fail(ctx, path, shown,
-                             "host already belongs to clusters[%zu] (%.*s); cluster %.*s claims it too", j,
-                             (int)b->name.len, b->name.ptr, (int)a->name.len, a->name.ptr);
+                    cfg_fail(ctx, path, shown, "host of cluster %.*s already belongs to cluster %.*s (clusters[%zu])",
+                             (int)a->name.len, a->name.ptr, (int)b->name.len, b->name.ptr, j);
                     json_decref(shown);
                 }
             }
