@@ -1203,7 +1203,8 @@ static void parse_buffer_bounds(cfg_ctx *ctx, const json_t *root, pol_server_set
 
 static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
 {
-    static const char *const keys[] = {"listen",
+    static const char *const keys[] = {"$schema",
+                                       "listen",
                                        "workers",
                                        "clock_skew_seconds",
                                        "max_token_bytes",
@@ -1224,6 +1225,11 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "rules",
                                        NULL};
     check_keys(ctx, root, "", keys);
+    /* "$schema" names config.schema.json for editors: a string, else unused. */
+    const json_t *schema = json_object_get(root, "$schema");
+    authz_slice schema_ref;
+    if (schema)
+        string_value(ctx, schema, "$schema", NULL, &schema_ref);
     get_string(ctx, root, "", "listen", false, check_listen, &snap->server.listen);
     get_size(ctx, root, "", "workers", 0, 256, &snap->server.workers);
     get_int(ctx, root, "", "clock_skew_seconds", 0, 3600, &snap->clock_skew);
