@@ -80,7 +80,7 @@ def readme_table_keys():
     tables = {}
     title = None
     for line in section.splitlines():
-        if re.match(r"^[A-Z][A-Za-z_` ]*:$", line):
+        if re.match(r"^[A-Z`][A-Za-z_` ]*:$", line):
             title = line[:-1]
             tables[title] = []
         elif title and line.startswith("| `"):
@@ -95,9 +95,13 @@ README_TABLES = {"Top level": "", "Cluster": "clusters", "Rule": "rules",
 
 
 def readme_json_configs():
+    """The configs among the README's ```json blocks, and those its console
+    examples show with `$ cat config.json`."""
     text = read_text("README.md")
     out = []
-    for block in re.findall(r"```json\n(.*?)```", text, re.S):
+    blocks = re.findall(r"```json\n(.*?)```", text, re.S)
+    blocks += re.findall(r"^\$ cat config\.json\n(.*?)^\$ ", text, re.S | re.M)
+    for block in blocks:
         doc = json.loads(block)
         if isinstance(doc, dict) and "clusters" in doc:
             out.append(doc)
