@@ -22,13 +22,13 @@ class GatewayTest(h.DecisionAsserts, unittest.TestCase):
         cls.world = h.World(cls.folder)
         cfg = cls.world.config(rules=WILDCARD_CONFIG_RULES)
         a, b = cfg["clusters"][0], cfg["clusters"][1]
-        a["hosts"] = ["*.east.test", "api.west.test"]
+        a["hosts"] = ["*.east.test", "api.west.test", "*.api.west.test"]
         a["claim_to_headers"] = [
             {"claim": "kubernetes.io.pod.name", "header": "x-pod-name"},
             {"claim": "roles", "header": "X-Roles"},
             {"claim": "level", "header": "x-level"},
         ]
-        b["hosts"] = ["*.west.test", "*.api.east.test"]
+        b["hosts"] = ["*.west.test", "*.api.east.test", "exact.east.test"]
         cls.server = h.Server(cls.folder, cfg, "gateway").start()
         cls.channel = cls.server.channel()
         cls.stub = h.authz_stub(cls.channel)
@@ -59,7 +59,9 @@ class GatewayTest(h.DecisionAsserts, unittest.TestCase):
             ("a.b.East.Test:8443", self.token_a, "cluster-a"),
             ("api.west.test", self.token_a, "cluster-a"),      # exact beats *.west.test
             ("x.west.test", self.token_b, "cluster-b"),
+            ("v2.api.west.test", self.token_a, "cluster-a"),   # longest suffix, listed first
             ("v1.api.east.test", self.token_b, "cluster-b"),   # longest suffix wins
+            ("exact.east.test", self.token_b, "cluster-b"),    # exact beats the earlier *.east.test
         ]
         for host, token, cluster in cases:
             with self.subTest(host=host):

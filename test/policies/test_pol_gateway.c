@@ -73,11 +73,10 @@ static void expect_error(const char *json, const char *needle)
 
 /* ---- wildcard hosts ------------------------------------------------------- */
 
-static const char hosts_config[] = "{\"clusters\":[" CLUSTER(
-    "east", ISS_A, "a.jwks",
-    ",\"hosts\":[\"*.east.example\",\"api.west.example\"]") "," CLUSTER("west", ISS_B, "b.jwks",
-                                                                        ",\"hosts\":[\"*.west.example\",\"*."
-                                                                        "api.east.example\"]") "]}";
+#define EAST_HOSTS ",\"hosts\":[\"*.east.example\",\"api.west.example\",\"*.api.west.example\"]"
+#define WEST_HOSTS ",\"hosts\":[\"*.west.example\",\"*.api.east.example\",\"exact.east.example\"]"
+static const char hosts_config[] = "{\"clusters\":[" CLUSTER("east", ISS_A, "a.jwks", EAST_HOSTS) "," CLUSTER(
+    "west", ISS_B, "b.jwks", WEST_HOSTS) "]}";
 
 /* The cluster |authority| routes to, or "" for none. */
 static const char *routed(const pol_snapshot *snap, const char *authority)
@@ -113,8 +112,12 @@ Test(gw_hosts, exact_beats_wildcard_and_longest_suffix_wins)
     cr_assert_not_null(snap, "%s", err);
     cr_expect_str_eq(routed(snap, "api.west.example"), "east", "the exact entry beats *.west.example");
     cr_expect_str_eq(routed(snap, "x.west.example"), "west");
+    cr_expect_str_eq(routed(snap, "v1.api.west.example"), "east",
+                     "*.api.west.example, listed first, beats the shorter *.west.example");
     cr_expect_str_eq(routed(snap, "v1.api.east.example"), "west", "*.api.east.example beats *.east.example");
     cr_expect_str_eq(routed(snap, "api.east.example"), "east", "*.api.east.example needs one more label");
+    cr_expect_str_eq(routed(snap, "Exact.East.Example"), "west",
+                     "an exact entry wins over a wildcard listed before it");
     pol_snapshot_release(snap);
 }
 
