@@ -35,7 +35,7 @@ typedef struct pol_request {
      * value holding a comma (lines joined by a proxy, RFC 9110 5.3), is
      * malformed_request: which value a condition should see is ambiguous. */
     const pol_header_value *condition_headers;
-    int64_t now;               /* seconds since the epoch */
+    int64_t now; /* seconds since the epoch */
 } pol_request;
 
 /* A claim_to_headers entry of an allowed request. */
@@ -65,9 +65,9 @@ typedef struct pol_decision {
      * POL_CLAIM_VALUE_MAX_BYTES) denies with malformed_token instead. */
     pol_claim_value claim_headers[POL_MAX_CLAIM_HEADERS];
     size_t claim_header_count;
-    authz_slice token;          /* the bearer credential, borrowed from the request; empty when none */
-    bool has_token_digest;      /* token_digest holds authz_bearer_digest(token) */
-    uint8_t token_digest[AUTHZ_BEARER_DIGEST_LEN]; /* from the token cache: logs need not hash every request */
+    authz_slice token;     /* the bearer credential, borrowed from the request; empty when none */
+    bool has_token_digest; /* token_digest holds authz_bearer_digest(token) */
+    uint8_t token_digest[AUTHZ_BEARER_DIGEST_LEN]; /* from the token cache's key: logs need not hash again */
 } pol_decision;
 
 /* Optional observer for `tokengate explain`: called once per check with

@@ -121,6 +121,15 @@ class GatewayTest(h.DecisionAsserts, unittest.TestCase):
         self.assertEqual(headers["x-level"], "3")
         self.assertEqual(list(resp.ok_response.headers_to_remove), ["authorization"])
 
+    def test_claim_headers_same_on_every_call(self):
+        # A second call with the same token could be served from the token cache: same answer.
+        token = self.world.token_a(pod="api-0", claims={"roles": ["reader"], "level": 1})
+        first = self.ok_headers(self.check(h.check_request(token=token, cluster="cluster-a")))
+        for _ in range(3):
+            again = self.ok_headers(self.check(h.check_request(token=token, cluster="cluster-a")))
+            self.assertEqual(again, first)
+        self.assertEqual((first["x-pod-name"], first["x-roles"], first["x-level"]), ("api-0", "reader", "1"))
+
     def test_absent_claim_removes_header(self):
         token = self.world.token_a(claims={"level": True})
         resp = self.check(h.check_request(token=token, cluster="cluster-a", headers={"x-pod-name": "forged"}))
