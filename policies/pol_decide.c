@@ -654,11 +654,6 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
         out->has_token_digest = true;
         memcpy(out->token_digest, cache_key, sizeof out->token_digest);
         hit = pol_token_cache_get(ctx->cache, snap->generation, cache_key, req->now);
-        /* A compact entry keeps only the claims the checks read, not the
-         * payload claim_to_headers reads: tokens of such clusters are
-         * verified on every call, never served from the cache. */
-        if (hit && snap->clusters[hit->cluster_index].claim_header_count > 0)
-            hit = NULL;
     }
     authz_cidr bound_list[AUTHZ_JWT_MAX_CIDRS];
     bound_cidrs bound = {0, NULL, 0};
@@ -684,7 +679,11 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
         bound.list = bound_list;
         bound.count = count;
         /* A token already past exp is not worth keeping: it can only be
-         * denied. Out of memory, it is simply not cached. */
+         * denied. Out of memory, it is simply not cached. A compact entry
+         * keeps only the claims the checks read, not the payload
+         * claim_to_headers reads: tokens of such clusters are never cached
+         * (the generation in the key keeps a reloaded config's entries
+         * apart), so they are verified on every call. */
         if (keyed && signer->claim_header_count == 0 && jwt.exp.state == AUTHZ_JWT_TIME_VALID &&
             req->now < jwt.exp.seconds)
             (void)pol_token_cache_put(ctx->cache, snap->generation, cache_key, &jwt,
