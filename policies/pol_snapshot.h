@@ -89,6 +89,12 @@ typedef struct pol_rule {
 #define POL_BUFFERED_MIN 1024
 #define POL_BUFFERED_MAX 17179869184
 
+/* What a denial tells the client (config "deny_details"). */
+typedef enum pol_deny_details {
+    POL_DENY_DETAILS_GENERIC = 0, /* the reason code and its fixed public sentence */
+    POL_DENY_DETAILS_FULL,        /* the decision's detailed message, for trusted callers */
+} pol_deny_details;
+
 /* Server settings: read by server/, validated here with everything else. */
 typedef struct pol_server_settings {
     authz_slice listen;           /* "host:port", default "127.0.0.1:9191" */
@@ -104,6 +110,7 @@ typedef struct pol_server_settings {
     size_t max_buffered_bytes_per_connection; /* request bytes held for undecided calls, default 16 MiB */
     size_t max_buffered_bytes_per_worker;     /* the same over a worker's connections, default 64 MiB */
     bool log_decisions;           /* one JSON line per decision on stderr, default true */
+    pol_deny_details deny_details; /* default generic */
 } pol_server_settings;
 
 typedef struct pol_snapshot {

@@ -20,7 +20,8 @@ class GatewayTest(h.DecisionAsserts, unittest.TestCase):
     def setUpClass(cls):
         cls.folder = h.new_folder("tg-gateway-")
         cls.world = h.World(cls.folder)
-        cfg = cls.world.config(rules=WILDCARD_CONFIG_RULES)
+        # Full denial messages: the tests read which rule and header decided.
+        cfg = cls.world.config(rules=WILDCARD_CONFIG_RULES, deny_details="full")
         a, b = cfg["clusters"][0], cfg["clusters"][1]
         a["hosts"] = ["*.east.test", "api.west.test", "*.api.west.test"]
         a["claim_to_headers"] = [

@@ -57,6 +57,11 @@ LOADER_LISTS = {
     ("parse_rule", "keys"): "rules",
 }
 
+# Lists of a key's allowed string values: -> that key, whose schema is an enum.
+LOADER_CHOICES = {
+    ("parse_top", "deny_details"): "deny_details",
+}
+
 
 def loader_key_lists():
     """{(function, list name): [keys]} from pol_config.c's source."""
@@ -149,6 +154,10 @@ class KeySets(unittest.TestCase):
         lists = loader_key_lists()
         self.assertGreaterEqual(len(lists), len(LOADER_LISTS), lists.keys())
         for where, keys in lists.items():
+            if where in LOADER_CHOICES:
+                with self.subTest(choices=where):
+                    self.assertEqual(sorted(keys), sorted(SCHEMA["properties"][LOADER_CHOICES[where]]["enum"]))
+                continue
             with self.subTest(list=where):
                 self.assertIn(where, LOADER_LISTS,
                               f"pol_config.c has a new key list {where}: map it to its object in the schema")
@@ -224,7 +233,7 @@ class Agreement(unittest.TestCase):
                        enforce_warnafter=True,
                        claim_to_headers=[{"claim": "kubernetes.io.pod.name", "header": "X-Pod-Name"},
                                          {"claim": "roles", "header": "x-roles"}])
-        config.update(log_decisions=False, escaped_slashes="keep", listen="[::1]:9191")
+        config.update(log_decisions=False, escaped_slashes="keep", listen="[::1]:9191", deny_details="full")
         config["rules"].append({"name": "all", "clusters": ["a", "b"], "path_prefix": "/", "ignore_case": True,
                                 "methods": ["GET", "POST"], "namespaces": ["ops"],
                                 "service_accounts": ["ops:deployer"], "source_cidrs": ["10.1.0.0/16"],
@@ -245,6 +254,7 @@ class Agreement(unittest.TestCase):
         ("workers above range", lambda c: c.update(workers=257)),
         ("negative clock skew", lambda c: c.update(clock_skew_seconds=-1)),
         ("escaped_slashes value", lambda c: c.update(escaped_slashes="decode")),
+        ("deny_details value", lambda c: c.update(deny_details="verbose")),
         ("$schema not a string", lambda c: c.update({"$schema": 1})),
         ("no clusters", lambda c: c.update(clusters=[])),
         ("cluster without keys", lambda c: c["clusters"][1].pop("public_key_files")),
