@@ -116,6 +116,8 @@ def readme_json_configs():
 def example_configs():
     out = []
     for path in sorted(glob.glob(source_path("examples", "**", "*.json"), recursive=True)):
+        if os.sep + "grafana" + os.sep in path:
+            continue  # dashboards, not configs
         with open(path, encoding="utf-8") as f:
             out.append((os.path.relpath(path, source_path()), json.load(f)))
     for path in sorted(glob.glob(source_path("examples", "**", "*.y*ml"), recursive=True)):
