@@ -559,6 +559,71 @@ static const char *check_service_account(authz_slice s)
     return NULL;
 }
 
+/* A client certificate SAN: a URI ("spiffe://trust-domain/path", what
+ * Istio's and SPIFFE's workload certificates carry) or a DNS name. Compared
+ * exactly (DNS names ignoring ASCII case), so no wildcards. */
+static const char *check_client_san(authz_slice s)
+{
+    const char *sep = s.len >= 3 ? strstr(s.ptr, "://") : NULL;
+    if (!sep)
+        return is_dns_name(s) ? NULL : "is neither a URI (scheme://...) nor a DNS name";
+    size_t scheme_len = (size_t)(sep - s.ptr);
+    if (scheme_len == 0 || !((s.ptr[0] >= 'a' && s.ptr[0] <= 'z') || (s.ptr[0] >= 'A' && s.ptr[0] <= 'Z')))
+        return "URI must start with a scheme (scheme://...)";
+    if (scheme_len + 3 == s.len)
+        return "URI has nothing after the scheme";
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] <= 0x20 || s.ptr[i] >= 0x7f)
+            return "URI must not contain spaces, control or non-ASCII bytes";
+    }
+    return NULL;
+}
+
+/* The file name |key| of |obj|, resolved against the config folder into
+ * *out (owned). Absent: an error when |required|. The file itself is read
+ * by whoever uses it (server/srv_tls for TLS material). */
+static void get_file_path(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, bool required,
+                          authz_slice *out)
+{
+    char path[PATH_TEXT_MAX];
+    path_key(path, parent, key);
+    const json_t *v = json_object_get(obj, key);
+    if (!v) {
+        if (required)
+            cfg_fail(ctx, path, NULL, "is required");
+        return;
+    }
+    authz_slice name;
+    if (!string_value(ctx, v, path, NULL, &name))
+        return;
+    char *full = resolve_path(ctx, name.ptr);
+    if (!full) {
+        cfg_fail(ctx, path, v, "path too long or out of memory");
+        return;
+    }
+    out->ptr = full;
+    out->len = strlen(full);
+}
+
+/* "tls": {"cert_file", "key_file", "client_ca_file", "allowed_client_sans"}. */
+static void parse_tls(cfg_ctx *ctx, const json_t *root, pol_tls_settings *tls)
+{
+    static const char *const keys[] = {"cert_file", "key_file", "client_ca_file", "allowed_client_sans", NULL};
+    const json_t *obj = json_object_get(root, "tls");
+    if (!obj || !is_object(ctx, obj, "tls"))
+        return;
+    check_keys(ctx, obj, "tls", keys);
+    tls->enabled = true;
+    get_file_path(ctx, obj, "tls", "cert_file", true, &tls->cert_file);
+    get_file_path(ctx, obj, "tls", "key_file", true, &tls->key_file);
+    get_file_path(ctx, obj, "tls", "client_ca_file", false, &tls->client_ca_file);
+    get_string_list(ctx, obj, "tls", "allowed_client_sans", false, false, check_client_san,
+                    &tls->allowed_client_sans, &tls->allowed_client_san_count);
+    if (json_object_get(obj, "allowed_client_sans") && !json_object_get(obj, "client_ca_file"))
+        cfg_fail(ctx, "tls.allowed_client_sans", NULL,
+                 "needs tls.client_ca_file: without client certificates there is no SAN to check");
+}
+
 /* ---- clusters ----------------------------------------------------------- */
 
 static void load_key_file(cfg_ctx *ctx, pol_cluster *c, const json_t *v, const char *path, bool jwks)
@@ -816,6 +881,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "token_cache",
                                        "log_decisions",
                                        "escaped_slashes",
+                                       "tls",
                                        "clusters",
                                        "rules",
                                        NULL};
@@ -834,6 +900,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
     parse_buffer_bounds(ctx, root, &snap->server);
     get_bool(ctx, root, "", "log_decisions", &snap->server.log_decisions);
     get_escaped_slashes(ctx, root, &snap->escaped_slashes);
+    parse_tls(ctx, root, &snap->server.tls);
     const json_t *cache = json_object_get(root, "token_cache");
     if (cache && is_object(ctx, cache, "token_cache")) {
         static const char *const cache_keys[] = {"size", NULL};

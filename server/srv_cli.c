@@ -12,6 +12,7 @@
 #include "authz_reason.h"
 #include "pol_config.h"
 #include "pol_decide.h"
+#include "srv_tls.h"
 
 #ifndef TOKENGATE_VERSION
 #error "TOKENGATE_VERSION must be defined by the build"
@@ -214,9 +215,23 @@ int srv_cli_check_main(int argc, char **argv)
     pol_snapshot *snap = load_config(o.config);
     if (!snap)
         return 2;
-    printf("ok: %s: %zu cluster%s, %zu key%s, %zu rule%s\n", o.config, snap->cluster_count,
+    /* The listener's certificate, key and CA are loaded exactly as `serve` loads them. */
+    if (snap->server.tls.enabled) {
+        srv_tls *tls = NULL;
+        char err[1024];
+        if (srv_tls_new(snap, &tls, err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            pol_snapshot_release(snap);
+            return 2;
+        }
+        srv_tls_free(tls);
+    }
+    printf("ok: %s: %zu cluster%s, %zu key%s, %zu rule%s%s\n", o.config, snap->cluster_count,
            snap->cluster_count == 1 ? "" : "s", snap->key_count, snap->key_count == 1 ? "" : "s",
-           snap->rule_count, snap->rule_count == 1 ? "" : "s");
+           snap->rule_count, snap->rule_count == 1 ? "" : "s",
+           !snap->server.tls.enabled                 ? ""
+           : snap->server.tls.client_ca_file.len > 0 ? ", mutual TLS"
+                                                     : ", TLS");
     pol_snapshot_release(snap);
     return 0;
 }
