@@ -608,7 +608,8 @@ static void get_file_path(cfg_ctx *ctx, const json_t *obj, const char *parent, c
 /* "tls": {"cert_file", "key_file", "client_ca_file", "allowed_client_sans"}. */
 static void parse_tls(cfg_ctx *ctx, const json_t *root, pol_tls_settings *tls)
 {
-    static const char *const keys[] = {"cert_file", "key_file", "client_ca_file", "allowed_client_sans", NULL};
+    static const char *const keys[] = {"cert_file", "key_file", "client_ca_file", "allowed_client_sans",
+                                       NULL};
     const json_t *obj = json_object_get(root, "tls");
     if (!obj || !is_object(ctx, obj, "tls"))
         return;
