@@ -81,6 +81,23 @@ class KubernetesMtls(unittest.TestCase):
         self.assertTrue(client["uris"][0].startswith("spiffe://"))
 
 
+class IstioMtls(unittest.TestCase):
+    def test_strict_mtls_and_callers_on_the_tokengate_pods(self):
+        peer, policy = load_yaml("examples", "istio", "tokengate-mtls.yaml")
+        [deployment] = [d for d in load_yaml("examples", "kubernetes", "deployment.yaml") if d["kind"] == "Deployment"]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        for doc in (peer, policy):
+            self.assertEqual(doc["metadata"]["namespace"], deployment["metadata"]["namespace"])
+            for key, value in doc["spec"]["selector"]["matchLabels"].items():
+                self.assertEqual(labels.get(key), value)
+        self.assertEqual(peer["spec"]["mtls"]["mode"], "STRICT")
+        self.assertEqual(policy["spec"]["action"], "ALLOW")
+        [checked] = load_yaml("examples", "istio", "authorization-policy.yaml")
+        [rule] = policy["spec"]["rules"]
+        namespaces = [n for s in rule["from"] for n in s["source"].get("namespaces", [])]
+        self.assertIn(checked["metadata"]["namespace"], namespaces, "the protected workloads' proxies call tokengate")
+
+
 class EnvoyMtls(unittest.TestCase):
     def test_same_cluster_as_envoy_kubernetes_plus_tls(self):
         cluster, _ = envoy_tls()
