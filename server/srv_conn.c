@@ -457,12 +457,6 @@ static int conn_recv(srv_conn *c, const uint8_t *data, size_t len)
     return nghttp2_session_mem_recv(c->session, data, len) < 0 ? -1 : 0;
 }
 
-/* nghttp2's output, gathered as is or encrypted. */
-static int conn_put(srv_conn *c, const uint8_t *data, size_t len)
-{
-    return c->tls != NULL ? srv_tls_conn_send(c->tls, data, len) : out_append(c, data, len);
-}
-
 /* nghttp2 may produce output: always in h2c, after the handshake in TLS. */
 static bool conn_can_send(const srv_conn *c)
 {
@@ -542,26 +536,77 @@ static int out_write(srv_conn *c)
     return 0;
 }
 
+/* With TLS: what nghttp2 has to send, packed into records of up to
+ * SRV_TLS_RECORD_BYTES before encryption (one SSL_write per record, not per
+ * frame: an answer is three frames). Nothing before the handshake is done.
+ * Returns 0 or -1. */
+static int conn_gather_tls(srv_conn *c)
+{
+    uint8_t record[SRV_TLS_RECORD_BYTES];
+    size_t len = 0;
+
+    if (!srv_tls_conn_established(c->tls)) {
+        return 0;
+    }
+    while (c->out_len < SRV_CONN_HIGH_WATER) {
+        const uint8_t *data = NULL;
+        ssize_t n = nghttp2_session_mem_send(c->session, &data);
+        if (n < 0) {
+            return -1;
+        }
+        if (n == 0) {
+            break;
+        }
+        if ((size_t)n > sizeof(record) - len) {
+            if (srv_tls_conn_send(c->tls, record, len) != 0) {
+                return -1;
+            }
+            len = 0;
+            if ((size_t)n >= sizeof(record)) {
+                if (srv_tls_conn_send(c->tls, data, (size_t)n) != 0) {
+                    return -1;
+                }
+                continue;
+            }
+        }
+        memcpy(record + len, data, (size_t)n);
+        len += (size_t)n;
+    }
+    return srv_tls_conn_send(c->tls, record, len);
+}
+
+/* Gathers what nghttp2 has to send into the output buffer, up to the
+ * high-water mark. Returns 0 or -1. */
+static int conn_gather(srv_conn *c)
+{
+    if (c->tls != NULL) {
+        return conn_gather_tls(c);
+    }
+    while (c->out_len < SRV_CONN_HIGH_WATER) {
+        const uint8_t *data = NULL;
+        ssize_t n = nghttp2_session_mem_send(c->session, &data);
+        if (n < 0) {
+            return -1;
+        }
+        if (n == 0) {
+            break;
+        }
+        if (out_append(c, data, (size_t)n) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void conn_flush(srv_conn *c)
 {
     if (c->closing) {
         return;
     }
     for (;;) {
-        while (c->out_len < SRV_CONN_HIGH_WATER && conn_can_send(c)) {
-            const uint8_t *data = NULL;
-            ssize_t n = nghttp2_session_mem_send(c->session, &data);
-            if (n < 0) {
-                conn_close(c);
-                return;
-            }
-            if (n == 0) {
-                break;
-            }
-            if (conn_put(c, data, (size_t)n) != 0) {
-                conn_close(c);
-                return;
-            }
+        if (conn_gather(c) != 0) {
+            conn_close(c);
+            return;
         }
         if (c->out_len == 0 || c->writing) {
             break;

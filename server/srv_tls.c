@@ -16,8 +16,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-/* Plaintext taken from OpenSSL at once: one TLS record's worth. */
-#define PLAIN_CHUNK (16u * 1024u)
 /* TLS 1.2 suites: forward secrecy and AEAD only, as HTTP/2 requires (RFC
  * 9113 §9.2.2); TLS 1.3's suites are all fine and stay at OpenSSL's default. */
 #define TLS12_CIPHERS                                                                                        \
@@ -566,7 +564,7 @@ static bool alpn_is_h2(const SSL *ssl)
 
 int srv_tls_conn_recv(srv_tls_conn *t, const uint8_t *data, size_t len)
 {
-    uint8_t plain[PLAIN_CHUNK];
+    uint8_t plain[SRV_TLS_RECORD_BYTES]; /* one record's plaintext at a time */
 
     t->in = data;
     t->in_len = len;

@@ -28,6 +28,10 @@
 
 #include "pol_snapshot.h"
 
+/* Largest plaintext of one TLS record (RFC 8446 §5.1): what srv_conn packs
+ * nghttp2's frames into before each srv_tls_conn_send. */
+#define SRV_TLS_RECORD_BYTES (16u * 1024u)
+
 /* Largest certificate, key or CA file read (bounded before OpenSSL reads it). */
 #define SRV_TLS_FILE_MAX_BYTES (1024u * 1024u)
 
