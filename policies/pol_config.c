@@ -585,20 +585,16 @@ static const char *check_client_san(authz_slice s)
 static void get_file_path(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, bool required,
                           authz_slice *out)
 {
-    char path[PATH_TEXT_MAX];
-    path_key(path, parent, key);
-    const json_t *v = json_object_get(obj, key);
-    if (!v) {
-        if (required)
-            cfg_fail(ctx, path, NULL, "is required");
-        return;
-    }
-    authz_slice name;
-    if (!string_value(ctx, v, path, NULL, &name))
+    authz_slice name = {NULL, 0};
+    get_string(ctx, obj, parent, key, required, NULL, &name);
+    if (!name.ptr)
         return;
     char *full = resolve_path(ctx, name.ptr);
+    free((void *)name.ptr);
     if (!full) {
-        cfg_fail(ctx, path, v, "path too long or out of memory");
+        char path[PATH_TEXT_MAX];
+        path_key(path, parent, key);
+        cfg_fail(ctx, path, json_object_get(obj, key), "path too long or out of memory");
         return;
     }
     out->ptr = full;
