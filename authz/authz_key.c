@@ -116,6 +116,36 @@ cleanup:
     return ret;
 }
 
+/* Appends |n| to |md| as a 2-byte length and its big-endian bytes, so the
+ * digest of a sequence of numbers is unambiguous. */
+static bool key_digest_bn(EVP_MD_CTX *md, const BIGNUM *n)
+{
+    unsigned char bytes[KEY_MAX_RSA_BYTES];
+    int len = BN_num_bytes(n);
+    if (len < 0 || (size_t)len > sizeof bytes || BN_bn2bin(n, bytes) != len)
+        return false;
+    unsigned char prefix[2] = {(unsigned char)(len >> 8), (unsigned char)len};
+    return EVP_DigestUpdate(md, prefix, sizeof prefix) == 1 && EVP_DigestUpdate(md, bytes, (size_t)len) == 1;
+}
+
+/* key->material from the public numbers: |a|, |b| are RSA n and e, or EC x
+ * and y; |label| separates key kinds (and EC curves). */
+static int key_material(authz_key *key, const char *label, const BIGNUM *a, const BIGNUM *b)
+{
+    int ret = -1;
+    unsigned int len = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(md, label, strlen(label) + 1) != 1 || !key_digest_bn(md, a) ||
+        !key_digest_bn(md, b) || EVP_DigestFinal_ex(md, key->material, &len) != 1 ||
+        len != AUTHZ_KEY_MATERIAL_LEN)
+        goto cleanup;
+    ret = 0;
+cleanup:
+    EVP_MD_CTX_free(md);
+    return ret;
+}
+
 static int key_finish_rsa(authz_key *key, char *msg, size_t msg_size)
 {
     int ret = -1;
@@ -154,6 +184,10 @@ static int key_finish_rsa(authz_key *key, char *msg, size_t msg_size)
         goto cleanup;
     }
     snprintf(key->priv.describe, sizeof key->priv.describe, "RSA-%u", key->bits);
+    if (key_material(key, "RSA", n, e) != 0) {
+        key_msg(msg, msg_size, "cannot digest the RSA key");
+        goto cleanup;
+    }
     ret = 0;
 cleanup:
     BN_free(n);
@@ -167,7 +201,7 @@ static int key_finish_ec(authz_key *key, char *msg, size_t msg_size)
     int ret = -1;
     EVP_PKEY_CTX *ctx = NULL;
     EC_GROUP *group = NULL;
-    BIGNUM *priv = NULL;
+    BIGNUM *priv = NULL, *x = NULL, *y = NULL;
     char group_name[64];
     size_t group_len = 0;
     if (!EVP_PKEY_get_utf8_string_param(key->pkey, OSSL_PKEY_PARAM_GROUP_NAME, group_name, sizeof group_name,
@@ -203,11 +237,19 @@ static int key_finish_ec(authz_key *key, char *msg, size_t msg_size)
     key->priv.coord_len = curve->coord_len;
     key->priv.sig_len = 2 * curve->coord_len;
     snprintf(key->priv.describe, sizeof key->priv.describe, "EC %s", curve->crv);
+    if (!EVP_PKEY_get_bn_param(key->pkey, OSSL_PKEY_PARAM_EC_PUB_X, &x) ||
+        !EVP_PKEY_get_bn_param(key->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &y) ||
+        key_material(key, curve->crv, x, y) != 0) {
+        key_msg(msg, msg_size, "cannot digest the %s key", curve->crv);
+        goto cleanup;
+    }
     ret = 0;
 cleanup:
     EVP_PKEY_CTX_free(ctx);
     EC_GROUP_free(group);
     BN_clear_free(priv);
+    BN_free(x);
+    BN_free(y);
     return ret;
 }
 
@@ -739,6 +781,13 @@ bool authz_key_allows_alg(const authz_key *key, authz_alg alg)
         return !key->alg_pinned || alg == key->alg;
     }
     return key->kty == AUTHZ_KTY_EC && alg == key->alg;
+}
+
+bool authz_key_same_material(const authz_key *a, const authz_key *b)
+{
+    if (!a || !b || !a->pkey || !b->pkey)
+        return false;
+    return memcmp(a->material, b->material, sizeof a->material) == 0 && EVP_PKEY_eq(a->pkey, b->pkey) == 1;
 }
 
 const char *authz_key_describe(const authz_key *key)

@@ -15,6 +15,7 @@
 
 #define AUTHZ_KEY_MIN_RSA_BITS 2048u
 #define AUTHZ_KEY_DEFAULT_MAX_KEYS 64u
+#define AUTHZ_KEY_MATERIAL_LEN 32u
 
 typedef enum authz_kty {
     AUTHZ_KTY_RSA = 1,
@@ -34,6 +35,11 @@ typedef struct authz_key {
                         ES256/384/512 by curve for EC */
     bool alg_pinned; /* alg came from the JWK: only that one is accepted */
     unsigned bits;   /* RSA modulus bits, or EC field bits (256, 384, 521) */
+    /* SHA-256 over the public numbers alone (RSA n and e; EC curve, x and y),
+     * so one key read from JWKS, SPKI, PKCS#1 or a certificate, with any
+     * kid or point encoding, has one value: sorts keys for
+     * authz_key_same_material. */
+    unsigned char material[AUTHZ_KEY_MATERIAL_LEN];
 
     /* Private to authz_key.c and authz_jws.c: computed once at load so that
      * authz_jws_verify does no lookups or parameter queries per token. */
@@ -84,6 +90,10 @@ void authz_keyset_free(authz_keyset *set);
  * RS256 and PS256 (only the pinned one if alg_pinned), EC keys only the
  * algorithm of their curve. */
 bool authz_key_allows_alg(const authz_key *key, authz_alg alg);
+
+/* True when |a| and |b| hold the same public key, whatever the format
+ * they were read from or their kids (EVP_PKEY_eq on equal material digests). */
+bool authz_key_same_material(const authz_key *a, const authz_key *b);
 
 /* Describes |key| for reports: "RSA-2048", "EC P-256". The text lives as
  * long as |key|. */

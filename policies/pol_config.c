@@ -12,6 +12,7 @@
 #include "authz_cidr.h"
 #include "authz_jwt.h"
 #include "authz_key.h"
+#include "pol_lint.h"
 #include "pol_path.h"
 
 #define KEY_FILE_MAX_BYTES (1024u * 1024u)
@@ -20,6 +21,8 @@
 #define PATH_TEXT_MAX 256u  /* a JSON path in a message */
 #define VALUE_TEXT_MAX 80u  /* a value quoted in a message */
 #define MAX_REPORTED_ERRORS 20u
+#define MAX_KEPT_WARNINGS 100u
+#define MAX_HINTED_KEYS 32u
 #define FILE_PATH_MAX 4096u
 
 typedef struct cfg_ctx {
@@ -29,6 +32,17 @@ typedef struct cfg_ctx {
     size_t err_size;
     size_t err_used;
     size_t errors;
+    authz_slice *warnings; /* owned until handed to the snapshot */
+    size_t warning_count;  /* at most MAX_KEPT_WARNINGS: further ones are dropped */
+    /* Known keys an unknown key was probably meant to be, with their
+     * object: their absence is the same mistake, not a second error. */
+    struct {
+        const json_t *obj;
+        const char *key;
+    } hinted[MAX_HINTED_KEYS];
+    size_t hinted_count;
+    /* Some cluster has no valid name: a rule naming it is a follow-on. */
+    bool cluster_names_incomplete;
 } cfg_ctx;
 
 /* ---- error reporting -------------------------------------------------- */
@@ -67,11 +81,26 @@ static void render_value(const json_t *value, char *out, size_t size)
     free(text);
 }
 
-/* Records "<file>: <path>: <problem> (<value>)"; |value| may be NULL. */
-static void cfg_fail(cfg_ctx *ctx, const char *path, const json_t *value, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Formats "<file>: <path>: <problem> (<value>); <hint>" into |line|;
+ * |value| and |hint| may be NULL. */
+static void format_report(const cfg_ctx *ctx, const char *path, const json_t *value, const char *problem,
+                          const char *hint, char *line, size_t size)
+{
+    char shown[VALUE_TEXT_MAX];
+    shown[0] = '\0';
+    if (value)
+        render_value(value, shown, sizeof shown);
+    int n = snprintf(line, size, "%s: %s: %s%s%s%s%s%s", ctx->file, path[0] ? path : "(top level)", problem,
+                     shown[0] ? " (" : "", shown, shown[0] ? ")" : "", hint ? "; " : "", hint ? hint : "");
+    if (n < 0)
+        line[0] = '\0';
+}
 
-static void cfg_fail(cfg_ctx *ctx, const char *path, const json_t *value, const char *fmt, ...)
+static void report_error(cfg_ctx *ctx, const char *path, const json_t *value, const char *hint,
+                         const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void report_error(cfg_ctx *ctx, const char *path, const json_t *value, const char *hint,
+                         const char *fmt, va_list ap)
 {
     ctx->errors++;
     if (ctx->errors > MAX_REPORTED_ERRORS) {
@@ -79,23 +108,76 @@ static void cfg_fail(cfg_ctx *ctx, const char *path, const json_t *value, const 
             err_append(ctx, "\n(further errors not shown)");
         return;
     }
+    char problem[512];
+    if (vsnprintf(problem, sizeof problem, fmt, ap) < 0)
+        problem[0] = '\0';
+    char line[1024];
+    format_report(ctx, path, value, problem, hint, line, sizeof line);
+    if (ctx->errors > 1)
+        err_append(ctx, "\n");
+    err_append(ctx, line);
+}
+
+/* Records the error "<file>: <path>: <problem> (<value>)"; |value| may be NULL. */
+static void cfg_fail(cfg_ctx *ctx, const char *path, const json_t *value, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void cfg_fail(cfg_ctx *ctx, const char *path, const json_t *value, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report_error(ctx, path, value, NULL, fmt, ap);
+    va_end(ap);
+}
+
+/* As cfg_fail, with "; <hint>" after the value: what probably fixes it. */
+static void cfg_fail_hint(cfg_ctx *ctx, const char *path, const json_t *value, const char *hint,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void cfg_fail_hint(cfg_ctx *ctx, const char *path, const json_t *value, const char *hint,
+                          const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report_error(ctx, path, value, hint, fmt, ap);
+    va_end(ap);
+}
+
+/* Records a warning, in the same form as an error: the config loads, and
+ * `tokengate check` shows it (--strict makes it fatal). Out of memory
+ * loses the warning, never the load. */
+static void cfg_warn(cfg_ctx *ctx, const char *path, const json_t *value, const char *hint, const char *fmt,
+                     ...) __attribute__((format(printf, 5, 6)));
+
+static void cfg_warn(cfg_ctx *ctx, const char *path, const json_t *value, const char *hint, const char *fmt,
+                     ...)
+{
+    if (ctx->warning_count == MAX_KEPT_WARNINGS)
+        return;
+    if (!ctx->warnings) {
+        ctx->warnings = calloc(MAX_KEPT_WARNINGS, sizeof *ctx->warnings);
+        if (!ctx->warnings)
+            return;
+    }
     char problem[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(problem, sizeof problem, fmt, ap);
-    va_end(ap);
-    if (n < 0)
+    if (vsnprintf(problem, sizeof problem, fmt, ap) < 0)
         problem[0] = '\0';
-    char shown[VALUE_TEXT_MAX];
-    shown[0] = '\0';
-    if (value)
-        render_value(value, shown, sizeof shown);
+    va_end(ap);
     char line[1024];
-    n = snprintf(line, sizeof line, "%s%s: %s: %s%s%s%s", ctx->errors > 1 ? "\n" : "", ctx->file,
-                 path[0] ? path : "(top level)", problem, shown[0] ? " (" : "", shown, shown[0] ? ")" : "");
-    if (n < 0)
+    format_report(ctx, path, value, problem, hint, line, sizeof line);
+    size_t len = strlen(line);
+    char *copy = malloc(len + 1);
+    if (!copy)
         return;
-    err_append(ctx, line);
+    /* Same cleaning as errors: one printable line. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)line[i];
+        copy[i] = c >= 0x20 && c <= 0x7e ? (char)c : '?';
+    }
+    copy[len] = '\0';
+    ctx->warnings[ctx->warning_count++] = (authz_slice){copy, len};
 }
 
 static void path_key(char out[PATH_TEXT_MAX], const char *parent, const char *key)
@@ -205,7 +287,9 @@ static char *dir_of(const char *path)
 
 /* ---- typed getters ---------------------------------------------------- */
 
-/* Reports every member of |obj| not in the NULL-terminated |allowed|. */
+/* Reports every member of |obj| not in the NULL-terminated |allowed|,
+ * naming the known key it is probably a typo of. Such a known key, when
+ * absent, is remembered so its absence is not reported again. */
 static void check_keys(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *const *allowed)
 {
     const char *key;
@@ -215,12 +299,34 @@ static void check_keys(cfg_ctx *ctx, const json_t *obj, const char *parent, cons
         bool known = false;
         for (size_t i = 0; allowed[i] && !known; i++)
             known = strcmp(allowed[i], key) == 0;
-        if (!known) {
-            char path[PATH_TEXT_MAX];
-            path_key(path, parent, key);
+        if (known)
+            continue;
+        char path[PATH_TEXT_MAX];
+        path_key(path, parent, key);
+        const char *near = pol_lint_closest(key, allowed);
+        if (!near) {
             cfg_fail(ctx, path, value, "unknown key");
+            continue;
+        }
+        char hint[PATH_TEXT_MAX];
+        snprintf(hint, sizeof hint, "did you mean `%s`?", near);
+        cfg_fail_hint(ctx, path, value, hint, "unknown key");
+        if (!json_object_get(obj, near) && ctx->hinted_count < MAX_HINTED_KEYS) {
+            ctx->hinted[ctx->hinted_count].obj = obj;
+            ctx->hinted[ctx->hinted_count++].key = near;
         }
     }
+}
+
+/* Reports required |key| of |obj| as missing, unless an unknown key of
+ * |obj| was already reported as its probable typo. */
+static void cfg_missing(cfg_ctx *ctx, const json_t *obj, const char *path, const char *key)
+{
+    for (size_t i = 0; i < ctx->hinted_count; i++) {
+        if (ctx->hinted[i].obj == obj && strcmp(ctx->hinted[i].key, key) == 0)
+            return;
+    }
+    cfg_fail(ctx, path, NULL, "is required");
 }
 
 static bool is_object(cfg_ctx *ctx, const json_t *value, const char *path)
@@ -327,7 +433,7 @@ static void get_string(cfg_ctx *ctx, const json_t *obj, const char *parent, cons
     const json_t *v = json_object_get(obj, key);
     if (!v) {
         if (required)
-            cfg_fail(ctx, path, NULL, "is required");
+            cfg_missing(ctx, obj, path, key);
         return;
     }
     authz_slice s;
@@ -351,7 +457,7 @@ static const json_t *get_array(cfg_ctx *ctx, const json_t *obj, const char *pare
     const json_t *v = json_object_get(obj, key);
     if (!v) {
         if (required)
-            cfg_fail(ctx, path, NULL, "is required");
+            cfg_missing(ctx, obj, path, key);
         return NULL;
     }
     if (!json_is_array(v)) {
@@ -424,8 +530,21 @@ static void get_cidr_list(cfg_ctx *ctx, const json_t *obj, const char *parent, c
         if (!string_value(ctx, v, item_path, NULL, &s))
             continue;
         if (authz_cidr_parse(s, &items[kept]) != 0) {
-            cfg_fail(ctx, item_path, v, "not a CIDR");
+            char network[64];
+            char hint[128];
+            if (pol_lint_cidr_network(s, network, sizeof network)) {
+                snprintf(hint, sizeof hint, "host bits are set: did you mean %s?", network);
+                cfg_fail_hint(ctx, item_path, v, hint, "not a CIDR");
+            } else {
+                cfg_fail(ctx, item_path, v, "not a CIDR");
+            }
             continue;
+        }
+        if (!memchr(s.ptr, '/', s.len)) {
+            char hint[96];
+            snprintf(hint, sizeof hint, "write %.*s/%u if one host is meant", (int)s.len, s.ptr,
+                     (unsigned)items[kept].prefix_len);
+            cfg_warn(ctx, item_path, v, hint, "CIDR without a prefix length");
         }
         kept++;
     }
@@ -623,6 +742,41 @@ static void parse_tls(cfg_ctx *ctx, const json_t *root, pol_tls_settings *tls)
 
 /* ---- clusters ----------------------------------------------------------- */
 
+/* Remembers that keys [first, c->keys.count) came from file |name| named
+ * at |path|, for reports. */
+static void record_key_file(cfg_ctx *ctx, pol_cluster *c, authz_slice name, const char *path, size_t first)
+{
+    pol_key_file *grown = realloc(c->key_files, (c->key_file_count + 1) * sizeof *grown);
+    if (!grown) {
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    c->key_files = grown;
+    pol_key_file *f = &c->key_files[c->key_file_count];
+    memset(f, 0, sizeof *f);
+    if (!dup_slice(name.ptr, name.len, false, &f->name) ||
+        !dup_slice(path, strlen(path), false, &f->json_path)) {
+        free((void *)f->name.ptr);
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    f->first_key = first;
+    f->key_count = c->keys.count - first;
+    c->key_file_count++;
+}
+
+/* The hint for a key file that failed to load as |jwks| (else PEM): the
+ * other config key, when the file has the other format. */
+static const char *key_file_hint(bool jwks, const char *data, size_t len)
+{
+    pol_lint_file_kind kind = pol_lint_key_file_kind(data, len);
+    if (jwks && kind == POL_LINT_FILE_PEM)
+        return "this is a PEM key: use public_key_files";
+    if (!jwks && kind == POL_LINT_FILE_JSON)
+        return "this is a JWKS: use jwks_file";
+    return NULL;
+}
+
 static void load_key_file(cfg_ctx *ctx, pol_cluster *c, const json_t *v, const char *path, bool jwks)
 {
     authz_slice name;
@@ -631,6 +785,7 @@ static void load_key_file(cfg_ctx *ctx, pol_cluster *c, const json_t *v, const c
     char *full = resolve_path(ctx, name.ptr);
     char *data = NULL;
     size_t len = 0;
+    size_t first = c->keys.count;
     char why[256];
     if (!full) {
         cfg_fail(ctx, path, v, "path too long or out of memory");
@@ -643,7 +798,9 @@ static void load_key_file(cfg_ctx *ctx, pol_cluster *c, const json_t *v, const c
     int rc = jwks ? authz_keyset_add_jwks(&c->keys, data, len, AUTHZ_KEY_DEFAULT_MAX_KEYS, why, sizeof why)
                   : authz_keyset_add_pem(&c->keys, data, len, AUTHZ_KEY_DEFAULT_MAX_KEYS, why, sizeof why);
     if (rc != 0)
-        cfg_fail(ctx, path, v, "%s: %s", full, why);
+        cfg_fail_hint(ctx, path, v, key_file_hint(jwks, data, len), "%s: %s", full, why);
+    else
+        record_key_file(ctx, c, name, path, first);
 cleanup:
     free(data);
     free(full);
@@ -681,6 +838,7 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
     get_int(ctx, obj, path, "max_token_age_seconds", 0, 31536000, &c->max_token_age);
     get_bool(ctx, obj, path, "enforce_warnafter", &c->enforce_warnafter);
 
+    size_t errors_before_keys = ctx->errors;
     char key_path[PATH_TEXT_MAX];
     const json_t *jwks = json_object_get(obj, "jwks_file");
     if (jwks) {
@@ -698,8 +856,24 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
     }
     if (!jwks && !pems)
         cfg_fail(ctx, path, NULL, "needs jwks_file or public_key_files");
-    else if (c->keys.count == 0)
+    else if (c->keys.count == 0 && ctx->errors == errors_before_keys)
         cfg_fail(ctx, path, NULL, "no signing key was loaded");
+}
+
+/* Hands a pol_lint finding to cfg_fail (|ctx| is the cfg_ctx). */
+static void lint_error(void *ctx, const pol_lint_finding *f)
+{
+    json_t *value = f->value.ptr ? json_stringn(f->value.ptr, f->value.len) : NULL;
+    cfg_fail_hint(ctx, f->path, value, f->hint, "%s", f->problem);
+    json_decref(value);
+}
+
+/* Hands a pol_lint finding to cfg_warn. */
+static void lint_warning(void *ctx, const pol_lint_finding *f)
+{
+    json_t *value = f->value.ptr ? json_stringn(f->value.ptr, f->value.len) : NULL;
+    cfg_warn(ctx, f->path, value, f->hint, "%s", f->problem);
+    json_decref(value);
 }
 
 static void check_cluster_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
@@ -806,7 +980,8 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const 
             continue;
         const pol_cluster *c = pol_snapshot_find_cluster(snap, name);
         if (!c) {
-            cfg_fail(ctx, item_path, v, "names no configured cluster");
+            if (!ctx->cluster_names_incomplete)
+                cfg_fail(ctx, item_path, v, "names no configured cluster");
             continue;
         }
         r->clusters[r->cluster_count++] = pol_snapshot_cluster_index(snap, c);
@@ -877,6 +1052,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "max_buffered_bytes_per_worker",
                                        "token_cache",
                                        "log_decisions",
+                                       "max_kidless_keys",
                                        "escaped_slashes",
                                        "tls",
                                        "clusters",
@@ -896,6 +1072,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
     get_size(ctx, root, "", "send_timeout_seconds", 1, 3600, &snap->server.send_timeout_seconds);
     parse_buffer_bounds(ctx, root, &snap->server);
     get_bool(ctx, root, "", "log_decisions", &snap->server.log_decisions);
+    get_size(ctx, root, "", "max_kidless_keys", 0, 1024, &snap->max_kidless_keys);
     get_escaped_slashes(ctx, root, &snap->escaped_slashes);
     parse_tls(ctx, root, &snap->server.tls);
     const json_t *cache = json_object_get(root, "token_cache");
@@ -907,6 +1084,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
 
     char path[PATH_TEXT_MAX];
     const json_t *clusters = get_array(ctx, root, "", "clusters", true, false, POL_CONFIG_MAX_CLUSTERS, path);
+    ctx->cluster_names_incomplete = clusters == NULL;
     if (clusters) {
         snap->clusters = calloc(json_array_size(clusters), sizeof *snap->clusters);
         if (!snap->clusters) {
@@ -919,8 +1097,12 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
             path_index(item_path, path, i);
             parse_cluster(ctx, json_array_get(clusters, i), item_path, &snap->clusters[i]);
             snap->key_count += snap->clusters[i].keys.count;
+            if (snap->clusters[i].name.len == 0)
+                ctx->cluster_names_incomplete = true;
         }
         check_cluster_uniqueness(ctx, snap);
+        if (pol_lint_shared_keys(snap, lint_error, ctx) != 0)
+            cfg_fail(ctx, "clusters", NULL, "out of memory");
     }
 
     const json_t *rules = get_array(ctx, root, "", "rules", false, true, POL_CONFIG_MAX_RULES, path);
@@ -956,6 +1138,7 @@ static pol_snapshot *snapshot_new(const char *path)
     atomic_init(&snap->refs, 1);
     snap->clock_skew = 60;
     snap->max_token_bytes = AUTHZ_JWT_DEFAULT_MAX_TOKEN;
+    snap->max_kidless_keys = 8;
     snap->server.workers = 0;
     snap->server.max_message_bytes = 1048576;
     snap->server.max_connections = 10000;
@@ -1028,6 +1211,11 @@ int pol_config_load(const char *path, pol_snapshot **out, char *err, size_t err_
     parse_top(&ctx, root, snap);
     if (ctx.errors > 0)
         goto cleanup;
+    pol_lint_warnings(snap, lint_warning, &ctx);
+    snap->warnings = ctx.warnings;
+    snap->warning_count = ctx.warning_count;
+    ctx.warnings = NULL;
+    ctx.warning_count = 0;
     snap->generation = load_generation();
     *out = snap;
     snap = NULL;
@@ -1036,6 +1224,9 @@ cleanup:
     pol_snapshot_release(snap);
     json_decref(root);
     free(text);
+    for (size_t i = 0; i < ctx.warning_count; i++)
+        free((void *)ctx.warnings[i].ptr);
+    free(ctx.warnings);
     free(ctx.dir);
     return rc;
 }

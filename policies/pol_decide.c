@@ -76,11 +76,63 @@ static bool kid_matches(const authz_key *key, const authz_jwt *jwt)
     return key->kid_len == jwt->kid.value.len && memcmp(key->kid, jwt->kid.value.ptr, key->kid_len) == 0;
 }
 
+/* Step 5, kid-less tokens: how many keys of the issuer's clusters allow the
+ * token's alg, i.e. how many signature checks trying them all would cost. */
+static size_t kidless_candidates(const pol_snapshot *snap, const authz_jwt *jwt)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < snap->cluster_count; i++) {
+        const pol_cluster *c = &snap->clusters[i];
+        if (!issuer_candidate(c, jwt))
+            continue;
+        for (size_t k = 0; k < c->keys.count; k++)
+            count += authz_key_allows_alg(&c->keys.keys[k], jwt->alg) ? 1u : 0u;
+    }
+    return count;
+}
+
+/* Step 5, no key with the token's kid among the issuer's clusters: says
+ * whether the kid belongs to a cluster of another issuer (the token's iss
+ * is then the likely mistake) or to none. */
+static void unknown_kid(const pol_snapshot *snap, const authz_jwt *jwt, authz_status *status)
+{
+    for (size_t i = 0; jwt->kid.present && i < snap->cluster_count; i++) {
+        const pol_cluster *c = &snap->clusters[i];
+        if (issuer_candidate(c, jwt))
+            continue;
+        for (size_t k = 0; k < c->keys.count; k++) {
+            if (!kid_matches(&c->keys.keys[k], jwt))
+                continue;
+            authz_status_set(status, AUTHZ_REASON_UNKNOWN_KEY,
+                             "token iss %.*s differs from issuer %.*s of cluster %.*s, which holds kid %.*s",
+                             shown(jwt->iss.value), jwt->iss.value.ptr, shown(c->issuer), c->issuer.ptr,
+                             shown(c->name), c->name.ptr, shown(jwt->kid.value), jwt->kid.value.ptr);
+            return;
+        }
+    }
+    authz_status_set(status, AUTHZ_REASON_UNKNOWN_KEY, "no key with kid %.*s for issuer %.*s",
+                     shown(jwt->kid.value), jwt->kid.value.ptr, shown(jwt->iss.value), jwt->iss.value.ptr);
+}
+
 /* Step 5: tries the keys of every candidate cluster, |target| first. On
- * success returns the issuing cluster and *used the verifying key. */
+ * success returns the issuing cluster and *used the verifying key. A token
+ * without kid would be tried against every key of its issuer: more than
+ * max_kidless_keys of them is refused before any is tried, so one request
+ * never costs more than that many signature checks. */
 static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluster *target,
                                       const authz_jwt *jwt, const authz_key **used, authz_status *status)
 {
+    if (!jwt->kid.present) {
+        size_t candidates = kidless_candidates(snap, jwt);
+        if (candidates > snap->max_kidless_keys) {
+            authz_status_set(status, AUTHZ_REASON_UNKNOWN_KEY,
+                             "too many candidate keys for a kid-less token: %zu %s keys of issuer %.*s, "
+                             "max_kidless_keys is %zu; configure kids",
+                             candidates, authz_alg_name(jwt->alg), shown(jwt->iss.value), jwt->iss.value.ptr,
+                             snap->max_kidless_keys);
+            return NULL;
+        }
+    }
     size_t matched = 0;    /* keys selected by kid (or all keys without kid) */
     size_t compatible = 0; /* of those, keys allowing the token's alg */
     const authz_key *first_matched = NULL;
@@ -107,9 +159,7 @@ static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluste
         }
     }
     if (matched == 0) {
-        authz_status_set(status, AUTHZ_REASON_UNKNOWN_KEY, "no key with kid %.*s for issuer %.*s",
-                         shown(jwt->kid.value), jwt->kid.value.ptr, shown(jwt->iss.value),
-                         jwt->iss.value.ptr);
+        unknown_kid(snap, jwt, status);
     } else if (compatible == 0) {
         authz_status_set(status, AUTHZ_REASON_UNSUPPORTED_ALG, "alg %s does not match key kind %s%s",
                          authz_alg_name(jwt->alg), authz_key_describe(first_matched),

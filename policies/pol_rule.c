@@ -69,3 +69,42 @@ bool pol_rule_allows_identity(const pol_rule *rule, authz_slice namespace_name, 
     }
     return false;
 }
+
+static bool index_in(const size_t *list, size_t count, size_t value)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (list[i] == value)
+            return true;
+    }
+    return false;
+}
+
+bool pol_rule_covers(const pol_rule *earlier, const pol_rule *later)
+{
+    /* An empty list selects everything: only an equally empty list of the
+     * earlier rule covers it. */
+    if (earlier->cluster_count > 0) {
+        if (later->cluster_count == 0)
+            return false;
+        for (size_t i = 0; i < later->cluster_count; i++) {
+            if (!index_in(earlier->clusters, earlier->cluster_count, later->clusters[i]))
+                return false;
+        }
+    }
+    /* A case-insensitive later rule also selects case variants of its
+     * prefix, which a case-sensitive earlier one does not. */
+    if (later->ignore_case && !earlier->ignore_case)
+        return false;
+    if (earlier->ignore_case ? !has_prefix_ignoring_case(later->path_prefix, earlier->path_prefix)
+                             : !authz_slice_has_prefix(later->path_prefix, earlier->path_prefix))
+        return false;
+    if (earlier->method_count > 0) {
+        if (later->method_count == 0)
+            return false;
+        for (size_t i = 0; i < later->method_count; i++) {
+            if (!slice_in(earlier->methods, earlier->method_count, later->methods[i]))
+                return false;
+        }
+    }
+    return true;
+}

@@ -24,4 +24,13 @@ const pol_rule *pol_rule_find(const pol_snapshot *snap, size_t cluster_index, au
  * lists ("namespace:name"); an absent list allows everyone. */
 bool pol_rule_allows_identity(const pol_rule *rule, authz_slice namespace_name, authz_slice service_account);
 
+/* True when |earlier| selects every request that |later| selects, so
+ * |later| can never decide (for `tokengate check`'s warning): earlier's
+ * clusters include later's (or earlier lists none), earlier's path_prefix
+ * is a prefix of later's (without case when earlier has ignore_case; never
+ * when only later has it), earlier's methods include later's (or earlier
+ * lists none). Conservative: false unless certain, so a selection
+ * condition added to pol_rule_selects must be covered here too. */
+bool pol_rule_covers(const pol_rule *earlier, const pol_rule *later);
+
 #endif

@@ -21,6 +21,11 @@ static void free_cluster(pol_cluster *c)
     free((void *)c->issuer.ptr);
     free_slice_array(c->audiences, c->audience_count);
     authz_keyset_free(&c->keys);
+    for (size_t i = 0; i < c->key_file_count; i++) {
+        free((void *)c->key_files[i].name.ptr);
+        free((void *)c->key_files[i].json_path.ptr);
+    }
+    free(c->key_files);
     free(c->source_cidrs);
     free_slice_array(c->hosts, c->host_count);
     free((void *)c->cidr_claim.ptr);
@@ -56,6 +61,7 @@ void pol_snapshot_release(pol_snapshot *snap)
     free((void *)snap->server.tls.key_file.ptr);
     free((void *)snap->server.tls.client_ca_file.ptr);
     free_slice_array(snap->server.tls.allowed_client_sans, snap->server.tls.allowed_client_san_count);
+    free_slice_array(snap->warnings, snap->warning_count);
     free(snap);
 }
 
@@ -64,6 +70,16 @@ const pol_cluster *pol_snapshot_find_cluster(const pol_snapshot *snap, authz_sli
     for (size_t i = 0; i < snap->cluster_count; i++) {
         if (authz_slice_eq(snap->clusters[i].name, name))
             return &snap->clusters[i];
+    }
+    return NULL;
+}
+
+const pol_key_file *pol_cluster_key_file(const pol_cluster *cluster, size_t key_index)
+{
+    for (size_t i = 0; i < cluster->key_file_count; i++) {
+        const pol_key_file *f = &cluster->key_files[i];
+        if (key_index >= f->first_key && key_index - f->first_key < f->key_count)
+            return f;
     }
     return NULL;
 }

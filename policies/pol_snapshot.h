@@ -18,12 +18,22 @@
 #include "authz_slice.h"
 #include "pol_path.h"
 
+/* A key file of a cluster, for reports: which keys it gave. */
+typedef struct pol_key_file {
+    authz_slice name;      /* owned: the path as the config writes it */
+    authz_slice json_path; /* owned: where, e.g. "clusters[0].public_key_files[1]" */
+    size_t first_key;      /* keys.keys[first_key, first_key + key_count) came from it */
+    size_t key_count;
+} pol_key_file;
+
 typedef struct pol_cluster {
     authz_slice name;           /* owned bytes */
     authz_slice issuer;         /* owned bytes */
     authz_slice *audiences;     /* owned array of owned bytes */
     size_t audience_count;
     authz_keyset keys;
+    pol_key_file *key_files;    /* owned, in config order */
+    size_t key_file_count;
     authz_cidr *source_cidrs;   /* owned; count 0 = any source */
     size_t source_cidr_count;
     authz_slice *hosts;         /* owned, lower-case, without port */
@@ -90,6 +100,7 @@ typedef struct pol_snapshot {
     authz_slice path;             /* the config file, owned */
     int64_t clock_skew;           /* seconds, default 60 */
     size_t max_token_bytes;       /* default 16 KiB */
+    size_t max_kidless_keys;      /* a token without kid is tried against at most this many keys, default 8 */
     pol_path_slashes escaped_slashes; /* %2F / %5C in paths: rejected (default) or kept */
     pol_server_settings server;
     pol_cluster *clusters;        /* owned */
@@ -97,6 +108,8 @@ typedef struct pol_snapshot {
     pol_rule *rules;              /* owned; evaluated in order */
     size_t rule_count;
     size_t key_count;             /* over all clusters */
+    authz_slice *warnings;        /* owned: "<file>: <json path>: <problem>" lines of the load */
+    size_t warning_count;
 } pol_snapshot;
 
 /* Takes a reference; returns |snap|. */
@@ -107,6 +120,9 @@ void pol_snapshot_release(pol_snapshot *snap);
 
 /* The cluster named |name|, or NULL. */
 const pol_cluster *pol_snapshot_find_cluster(const pol_snapshot *snap, authz_slice name);
+
+/* The key file key |key_index| of |cluster| came from, or NULL. */
+const pol_key_file *pol_cluster_key_file(const pol_cluster *cluster, size_t key_index);
 
 /* Index of |cluster| within |snap|. */
 size_t pol_snapshot_cluster_index(const pol_snapshot *snap, const pol_cluster *cluster);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "authz_arena.h"
+#include "authz_cidr.h"
 #include "authz_reason.h"
 #include "pol_config.h"
 #include "pol_decide.h"
@@ -28,7 +29,8 @@ static const char usage_text[] = "usage: tokengate <command> [options]\n"
                                  "\n"
                                  "commands:\n"
                                  "  serve -c FILE       run the ext_authz gRPC server\n"
-                                 "  check -c FILE       validate a config file and print a summary\n"
+                                 "  check -c FILE [--strict] [--json]\n"
+                                 "                      validate a config file and print a summary\n"
                                  "  explain -c FILE [--cluster NAME] [--host H] [--source IP] [--method M]\n"
                                  "          [--path P] [--now EPOCH] [--json] TOKEN|-\n"
                                  "                      decide one request and report every check\n"
@@ -39,7 +41,11 @@ static const char usage_text[] = "usage: tokengate <command> [options]\n"
                                  "\n"
                                  "exit codes: 0 ok/allowed, 1 denied (explain), 2 usage or config error\n";
 
-static const char check_usage[] = "usage: tokengate check -c FILE\n";
+static const char check_usage[] =
+    "usage: tokengate check -c FILE [--strict] [--json]\n"
+    "  --strict         warnings are fatal (exit 2)\n"
+    "  --json           print what was loaded as one JSON document (clusters, keys, rules, warnings)\n"
+    "exit codes: 0 valid (warnings go to stderr), 2 usage or config error, or warnings with --strict\n";
 
 static const char explain_usage[] =
     "usage: tokengate explain -c FILE [--cluster NAME] [--host H] [--source IP]\n"
@@ -84,17 +90,27 @@ typedef struct cli_opts {
     const char *path;
     const char *now;
     bool json;
+    bool strict;
     const char *positional[2];
     size_t positional_count;
 } cli_opts;
 
 enum { PARSE_OK = 0, PARSE_EXIT_OK = 1, PARSE_USAGE = 2 };
 
-/* Where option |name| stores its value, or NULL when |name| takes none or
- * is unknown (*known says which). */
-static const char **option_slot(cli_opts *o, const char *name, bool explain, bool *known)
+/* The flag option |name| sets, or NULL when it is no flag of the command. */
+static bool *flag_slot(cli_opts *o, const char *name, bool explain)
 {
-    *known = true;
+    if (strcmp(name, "--json") == 0)
+        return &o->json;
+    if (!explain && strcmp(name, "--strict") == 0)
+        return &o->strict;
+    return NULL;
+}
+
+/* Where option |name| stores its value, or NULL when it is no option of
+ * the command that takes a value. */
+static const char **option_slot(cli_opts *o, const char *name, bool explain)
+{
     if (strcmp(name, "-c") == 0 || strcmp(name, "--config") == 0)
         return &o->config;
     if (explain) {
@@ -110,10 +126,7 @@ static const char **option_slot(cli_opts *o, const char *name, bool explain, boo
             return &o->path;
         if (strcmp(name, "--now") == 0)
             return &o->now;
-        if (strcmp(name, "--json") == 0)
-            return NULL;
     }
-    *known = false;
     return NULL;
 }
 
@@ -155,19 +168,19 @@ static int parse_opts(int argc, char **argv, bool explain, const char *usage, cl
         name[name_len] = '\0';
         if (eq)
             inline_value = eq + 1;
-        bool known;
-        const char **slot = option_slot(o, name, explain, &known);
-        if (!known) {
-            fprintf(stderr, "tokengate: unknown option %s\n%s", name, usage);
-            return PARSE_USAGE;
-        }
-        if (!slot) {
+        bool *flag = flag_slot(o, name, explain);
+        if (flag) {
             if (inline_value) {
                 fprintf(stderr, "tokengate: %s takes no value\n%s", name, usage);
                 return PARSE_USAGE;
             }
-            o->json = true;
+            *flag = true;
             continue;
+        }
+        const char **slot = option_slot(o, name, explain);
+        if (!slot) {
+            fprintf(stderr, "tokengate: unknown option %s\n%s", name, usage);
+            return PARSE_USAGE;
         }
         if (!inline_value) {
             if (i + 1 >= argc) {
@@ -197,43 +210,6 @@ static pol_snapshot *load_config(const char *path)
         fprintf(stderr, "%s\n", err);
     free(err);
     return snap;
-}
-
-/* ---- check ---------------------------------------------------------------- */
-
-int srv_cli_check_main(int argc, char **argv)
-{
-    cli_opts o;
-    memset(&o, 0, sizeof o);
-    int parsed = parse_opts(argc, argv, false, check_usage, &o);
-    if (parsed != PARSE_OK)
-        return parsed == PARSE_EXIT_OK ? 0 : 2;
-    if (o.positional_count > 0) {
-        fprintf(stderr, "tokengate: unexpected argument %s\n%s", o.positional[0], check_usage);
-        return 2;
-    }
-    pol_snapshot *snap = load_config(o.config);
-    if (!snap)
-        return 2;
-    /* The listener's certificate, key and CA are loaded exactly as `serve` loads them. */
-    if (snap->server.tls.enabled) {
-        srv_tls *tls = NULL;
-        char err[1024];
-        if (srv_tls_new(snap, &tls, err, sizeof err) != 0) {
-            fprintf(stderr, "%s\n", err);
-            pol_snapshot_release(snap);
-            return 2;
-        }
-        srv_tls_free(tls);
-    }
-    printf("ok: %s: %zu cluster%s, %zu key%s, %zu rule%s%s\n", o.config, snap->cluster_count,
-           snap->cluster_count == 1 ? "" : "s", snap->key_count, snap->key_count == 1 ? "" : "s",
-           snap->rule_count, snap->rule_count == 1 ? "" : "s",
-           !snap->server.tls.enabled                 ? ""
-           : snap->server.tls.client_ca_file.len > 0 ? ", mutual TLS"
-                                                     : ", TLS");
-    pol_snapshot_release(snap);
-    return 0;
 }
 
 /* ---- explain -------------------------------------------------------------- */
@@ -485,5 +461,173 @@ cleanup:
     pol_snapshot_release(snap);
     free(authorization);
     free(stdin_token);
+    return rc;
+}
+
+/* ---- check ---------------------------------------------------------------- */
+
+/* A config string as JSON: the loader already required valid UTF-8. */
+static json_t *config_string(authz_slice s)
+{
+    json_t *out = json_stringn(s.ptr ? s.ptr : "", s.len);
+    return out ? out : printable_string(s.ptr ? s.ptr : "", s.len);
+}
+
+/* |items| as a JSON array of strings; null when |count| is 0 (the config
+ * left the list out: no restriction). */
+static json_t *string_list(const authz_slice *items, size_t count)
+{
+    if (count == 0)
+        return json_null();
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < count; i++) {
+        if (json_array_append_new(out, config_string(items[i])) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+/* CIDRs in canonical text ("10.0.0.0/8"); null when there are none. */
+static json_t *cidr_list(const authz_cidr *items, size_t count)
+{
+    if (count == 0)
+        return json_null();
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < count; i++) {
+        char addr[64], text[80];
+        snprintf(text, sizeof text, "%s/%u", authz_ip_format(&items[i].net, addr, sizeof addr),
+                 (unsigned)items[i].prefix_len);
+        if (json_array_append_new(out, json_string(text)) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+/* Each key's kid, type and file; never key material. */
+static json_t *key_list(const pol_cluster *c)
+{
+    json_t *out = json_array();
+    for (size_t k = 0; out && k < c->keys.count; k++) {
+        const authz_key *key = &c->keys.keys[k];
+        const pol_key_file *file = pol_cluster_key_file(c, k);
+        json_t *entry =
+            json_pack("{s:o, s:s, s:o}", "kid", config_string((authz_slice){key->kid, key->kid_len}), "type",
+                      authz_key_describe(key), "file", file ? config_string(file->name) : json_null());
+        if (json_array_append_new(out, entry) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+static json_t *cluster_json(const pol_cluster *c)
+{
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(c->name), "issuer",
+                     config_string(c->issuer), "audiences", string_list(c->audiences, c->audience_count),
+                     "hosts", string_list(c->hosts, c->host_count), "source_cidrs",
+                     cidr_list(c->source_cidrs, c->source_cidr_count), "keys", key_list(c));
+}
+
+static json_t *rule_json(const pol_snapshot *snap, const pol_rule *r)
+{
+    json_t *clusters = r->cluster_count ? json_array() : json_null();
+    for (size_t i = 0; clusters && i < r->cluster_count; i++) {
+        if (json_array_append_new(clusters, config_string(snap->clusters[r->clusters[i]].name)) != 0) {
+            json_decref(clusters);
+            clusters = NULL;
+        }
+    }
+    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o}", "name", config_string(r->name), "clusters",
+                     clusters, "path_prefix",
+                     r->path_prefix.len ? config_string(r->path_prefix) : json_null(), "ignore_case",
+                     r->ignore_case, "methods", string_list(r->methods, r->method_count), "namespaces",
+                     string_list(r->namespaces, r->namespace_count), "service_accounts",
+                     string_list(r->service_accounts, r->service_account_count), "source_cidrs",
+                     cidr_list(r->source_cidrs, r->source_cidr_count));
+}
+
+/* What |snap| holds, in config order, for CI to diff. NULL when out of memory. */
+static json_t *loaded_json(const pol_snapshot *snap)
+{
+    json_t *clusters = json_array(), *rules = json_array(), *warnings = json_array();
+    bool ok = clusters && rules && warnings;
+    for (size_t i = 0; ok && i < snap->cluster_count; i++)
+        ok = json_array_append_new(clusters, cluster_json(&snap->clusters[i])) == 0;
+    for (size_t i = 0; ok && i < snap->rule_count; i++)
+        ok = json_array_append_new(rules, rule_json(snap, &snap->rules[i])) == 0;
+    for (size_t i = 0; ok && i < snap->warning_count; i++)
+        ok = json_array_append_new(warnings, config_string(snap->warnings[i])) == 0;
+    if (!ok) {
+        json_decref(clusters);
+        json_decref(rules);
+        json_decref(warnings);
+        return NULL;
+    }
+    return json_pack("{s:o, s:o, s:o, s:o}", "config", config_string(snap->path), "clusters", clusters,
+                     "rules", rules, "warnings", warnings);
+}
+
+int srv_cli_check_main(int argc, char **argv)
+{
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    int parsed = parse_opts(argc, argv, false, check_usage, &o);
+    if (parsed != PARSE_OK)
+        return parsed == PARSE_EXIT_OK ? 0 : 2;
+    if (o.positional_count > 0) {
+        fprintf(stderr, "tokengate: unexpected argument %s\n%s", o.positional[0], check_usage);
+        return 2;
+    }
+    pol_snapshot *snap = load_config(o.config);
+    if (!snap)
+        return 2;
+    /* The listener's certificate, key and CA are loaded exactly as `serve` loads them. */
+    if (snap->server.tls.enabled) {
+        srv_tls *tls = NULL;
+        char err[1024];
+        if (srv_tls_new(snap, &tls, err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            pol_snapshot_release(snap);
+            return 2;
+        }
+        srv_tls_free(tls);
+    }
+    int rc = 0;
+    if (o.json) {
+        json_t *doc = loaded_json(snap);
+        char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII) : NULL;
+        json_decref(doc);
+        if (!text) {
+            fprintf(stderr, "tokengate: out of memory while printing the config\n");
+            pol_snapshot_release(snap);
+            return 2;
+        }
+        printf("%s\n", text);
+        free(text);
+    } else {
+        for (size_t i = 0; i < snap->warning_count; i++)
+            fprintf(stderr, "warning: %s\n", snap->warnings[i].ptr);
+    }
+    size_t w = snap->warning_count;
+    if (w > 0 && o.strict) {
+        fprintf(stderr, "tokengate: %s: %zu warning%s, fatal with --strict\n", o.config, w,
+                w == 1 ? "" : "s");
+        rc = 2;
+    } else if (!o.json) {
+        printf("ok: %s: %zu cluster%s, %zu key%s, %zu rule%s", o.config, snap->cluster_count,
+               snap->cluster_count == 1 ? "" : "s", snap->key_count, snap->key_count == 1 ? "" : "s",
+               snap->rule_count, snap->rule_count == 1 ? "" : "s");
+        if (snap->server.tls.enabled)
+            printf(snap->server.tls.client_ca_file.len > 0 ? ", mutual TLS" : ", TLS");
+        if (w > 0)
+            printf(", %zu warning%s", w, w == 1 ? "" : "s");
+        printf("\n");
+    }
+    pol_snapshot_release(snap);
     return rc;
 }

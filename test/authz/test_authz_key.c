@@ -1,6 +1,8 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -618,4 +620,98 @@ Test(key_pem, over_max_keys)
     free(both);
     EVP_PKEY_free(a);
     EVP_PKEY_free(b);
+}
+
+/* One key, one cluster (issue 7 section 2): the loader compares key
+ * material, so every format of one key must compare equal, with any kid,
+ * and different keys must not. */
+static void load_all_forms(EVP_PKEY *pkey, bool rsa, authz_keyset *set)
+{
+    tg_jwk_opts opts = {.kid = "some-kid"};
+    char *jwks = tg_jwks(&pkey, &opts, 1);
+    char *spki = tg_public_pem(pkey);
+    char *cert = tg_cert_pem(pkey);
+    char *pkcs1 = rsa ? tg_rsa_public_pem_pkcs1(pkey) : NULL;
+    cr_assert(jwks && spki && cert && (!rsa || pkcs1));
+    cr_assert_eq(add_jwks(set, jwks), 0, "%s", err);
+    cr_assert_eq(add_pem(set, spki), 0, "%s", err);
+    cr_assert_eq(add_pem(set, cert), 0, "%s", err);
+    if (rsa)
+        cr_assert_eq(add_pem(set, pkcs1), 0, "%s", err);
+    free(jwks);
+    free(spki);
+    free(cert);
+    free(pkcs1);
+}
+
+static void check_same_material_across_formats(const char *type, const char *other_type, bool rsa)
+{
+    EVP_PKEY *pkey = keygen(type);
+    EVP_PKEY *other = keygen(other_type);
+    authz_keyset set;
+    authz_keyset_init(&set);
+    load_all_forms(pkey, rsa, &set);
+    size_t forms = set.count;
+    cr_assert_eq(forms, rsa ? 4u : 3u);
+    char *other_pem = tg_public_pem(other);
+    cr_assert_eq(add_pem(&set, other_pem), 0, "%s", err);
+    free(other_pem);
+    cr_assert_str_neq(set.keys[0].kid, set.keys[1].kid, "the JWK's kid differs from the fingerprint");
+    for (size_t i = 0; i < forms; i++) {
+        for (size_t j = 0; j < forms; j++) {
+            cr_expect(authz_key_same_material(&set.keys[i], &set.keys[j]), "%s form %zu vs %zu", type, i, j);
+            cr_expect_eq(memcmp(set.keys[i].material, set.keys[j].material, AUTHZ_KEY_MATERIAL_LEN), 0);
+        }
+        cr_expect_not(authz_key_same_material(&set.keys[i], &set.keys[forms]), "%s vs another key", type);
+        cr_expect_neq(memcmp(set.keys[i].material, set.keys[forms].material, AUTHZ_KEY_MATERIAL_LEN), 0);
+    }
+    authz_keyset_free(&set);
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_free(other);
+}
+
+Test(key_material, rsa_same_key_in_every_format)
+{
+    check_same_material_across_formats("rsa2048", "rsa2048", true);
+}
+
+Test(key_material, ec_same_key_in_every_format)
+{
+    check_same_material_across_formats("p256", "p256", false);
+    check_same_material_across_formats("p384", "p256", false);
+}
+
+Test(key_material, ec_point_encoding_does_not_matter)
+{
+    /* The same P-256 key as an SPKI with a compressed point: its DER (and
+     * kube-apiserver's fingerprint kid) differs, the key does not. */
+    EVP_PKEY *pkey = keygen("p256");
+    EVP_PKEY *compressed = EVP_PKEY_dup(pkey);
+    cr_assert_not_null(compressed);
+    cr_assert_eq(
+        EVP_PKEY_set_utf8_string_param(compressed, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"),
+        1);
+    BIO *bio = BIO_new(BIO_s_mem());
+    cr_assert(bio && PEM_write_bio_PUBKEY(bio, compressed) == 1);
+    char *data = NULL;
+    long len = BIO_get_mem_data(bio, &data);
+    cr_assert_gt(len, 0);
+    char *pem_compressed = strndup(data, (size_t)len);
+    char *pem_plain = tg_public_pem(pkey);
+    cr_assert(pem_compressed && pem_plain);
+    cr_assert_str_neq(pem_compressed, pem_plain, "the encodings differ");
+    authz_keyset set;
+    authz_keyset_init(&set);
+    cr_assert_eq(add_pem(&set, pem_plain), 0, "%s", err);
+    cr_assert_eq(add_pem(&set, pem_compressed), 0, "%s", err);
+    cr_assert_eq(set.count, 2);
+    cr_expect_str_neq(set.keys[0].kid, set.keys[1].kid, "fingerprints of the DER differ: no way to compare");
+    cr_expect(authz_key_same_material(&set.keys[0], &set.keys[1]));
+    cr_expect_eq(memcmp(set.keys[0].material, set.keys[1].material, AUTHZ_KEY_MATERIAL_LEN), 0);
+    authz_keyset_free(&set);
+    free(pem_compressed);
+    free(pem_plain);
+    BIO_free(bio);
+    EVP_PKEY_free(compressed);
+    EVP_PKEY_free(pkey);
 }

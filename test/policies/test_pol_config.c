@@ -99,13 +99,19 @@ static bool slice_is(authz_slice s, const char *text)
 
 Test(pol_config, full_config_values)
 {
+    EVP_PKEY *key_c = tg_keygen("p256");
+    char *pem_c = tg_public_pem(key_c);
+    cr_assert(key_c && pem_c);
+    write_text("c.pem", pem_c);
+    free(pem_c);
+    EVP_PKEY_free(key_c);
     pol_snapshot *snap =
         load("{\"listen\":\"[::1]:8081\",\"workers\":4,\"clock_skew_seconds\":30,\"max_token_bytes\":4096,"
              "\"max_message_bytes\":2048,\"max_connections\":5,\"max_concurrent_streams\":7,\"trusted_proxy_"
              "hops\":2,\"idle_timeout_seconds\":0,\"request_timeout_seconds\":3600,"
-             "\"token_cache\":{\"size\":0},\"log_decisions\":false,"
+             "\"token_cache\":{\"size\":0},\"log_decisions\":false,\"max_kidless_keys\":3,"
              "\"clusters\":[{\"name\":\"a.1_x-y\",\"issuer\":\"https://a\",\"audiences\":[\"api\",\"other\"],"
-             "\"jwks_file\":\"keys/a.jwks.json\",\"public_key_files\":[\"b.pem\"],"
+             "\"jwks_file\":\"keys/a.jwks.json\",\"public_key_files\":[\"c.pem\"],"
              "\"source_cidrs\":[\"10.0.0.0/8\",\"fd00::/8\"],\"hosts\":[\"API.Example.COM\",\"[FD00::1]\"],"
              "\"forward_token\":true,\"cidr_claim\":\"cidrs\",\"max_token_age_seconds\":600,\"enforce_"
              "warnafter\":true}," CLUSTER_B "],"
@@ -127,6 +133,7 @@ Test(pol_config, full_config_values)
     cr_expect_eq(snap->server.idle_timeout_seconds, 0);
     cr_expect_eq(snap->server.request_timeout_seconds, 3600);
     cr_expect_not(snap->server.log_decisions);
+    cr_expect_eq(snap->max_kidless_keys, 3);
     cr_assert_eq(snap->cluster_count, 2);
     const pol_cluster *a = &snap->clusters[0];
     cr_expect(slice_is(a->name, "a.1_x-y"));
@@ -174,6 +181,7 @@ Test(pol_config, defaults)
     cr_expect_eq(snap->server.idle_timeout_seconds, 300);
     cr_expect_eq(snap->server.request_timeout_seconds, 30);
     cr_expect(snap->server.log_decisions);
+    cr_expect_eq(snap->max_kidless_keys, 8);
     cr_expect_eq(snap->rule_count, 0);
     const pol_cluster *a = &snap->clusters[0];
     cr_expect(slice_is(a->cidr_claim, "boundCIDRs"));
@@ -289,6 +297,10 @@ Test(pol_config, out_of_range)
                  "max_token_bytes: must be between 256");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"token_cache\":{\"size\":10000001}}",
                  "token_cache.size: must be between 0 and 10000000 (10000001)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"max_kidless_keys\":1025}",
+                 "max_kidless_keys: must be between 0 and 1024 (1025)");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"max_kidless_keys\":-1}",
+                 "max_kidless_keys: must be between 0 and 1024 (-1)");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"idle_timeout_seconds\":86401}",
                  "idle_timeout_seconds: must be between 0 and 86400 (86401)");
     expect_error("{\"clusters\":[" CLUSTER_A "],\"idle_timeout_seconds\":-1}",
@@ -515,6 +527,322 @@ Test(pol_config, tiny_error_buffer_is_terminated)
     pol_snapshot *snap = NULL;
     cr_assert_eq(pol_config_load(path, &snap, small, sizeof small), -1);
     cr_expect_lt(strlen(small), sizeof small);
+}
+
+/* ---- one key, one cluster (issue 7 section 2) ------------------------- */
+
+/* Writes |key| as |name| in the form |form|: "jwks" (with |kid|), "spki",
+ * "pkcs1" or "cert". */
+static void write_key_form(EVP_PKEY *key, const char *name, const char *form, const char *kid)
+{
+    char *text = NULL;
+    if (strcmp(form, "jwks") == 0) {
+        tg_jwk_opts opts = {.kid = kid};
+        text = tg_jwks(&key, &opts, 1);
+    } else if (strcmp(form, "spki") == 0) {
+        text = tg_public_pem(key);
+    } else if (strcmp(form, "pkcs1") == 0) {
+        text = tg_rsa_public_pem_pkcs1(key);
+    } else {
+        text = tg_cert_pem(key);
+    }
+    cr_assert_not_null(text, "%s", form);
+    write_text(name, text);
+    free(text);
+}
+
+Test(pol_config, same_key_in_two_clusters_is_refused_whatever_the_format_or_kid)
+{
+    EVP_PKEY *rsa = tg_keygen("rsa2048");
+    cr_assert_not_null(rsa);
+    write_key_form(rsa, "shared.jwks", "jwks", "kid-in-a");
+    write_key_form(rsa, "shared.pem", "spki", NULL);
+    write_key_form(rsa, "shared-pkcs1.pem", "pkcs1", NULL);
+    write_key_form(rsa, "shared-cert.pem", "cert", NULL);
+    write_key_form(rsa, "shared2.jwks", "jwks", "kid-in-b");
+    EVP_PKEY_free(rsa);
+    static const char *const second[] = {"\"public_key_files\":[\"b.pem\",\"shared.pem\"]",
+                                         "\"public_key_files\":[\"b.pem\",\"shared-pkcs1.pem\"]",
+                                         "\"public_key_files\":[\"b.pem\",\"shared-cert.pem\"]",
+                                         "\"jwks_file\":\"shared2.jwks\",\"public_key_files\":[\"b.pem\"]"};
+    static const char *const place[] = {"clusters[1].public_key_files[1]", "clusters[1].public_key_files[1]",
+                                        "clusters[1].public_key_files[1]", "clusters[1].jwks_file"};
+    for (size_t i = 0; i < sizeof second / sizeof second[0]; i++) {
+        char json[1024];
+        snprintf(
+            json, sizeof json,
+            "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"https://a\",\"audiences\":[\"x\"],"
+            "\"jwks_file\":\"shared.jwks\"},{\"name\":\"b\",\"issuer\":\"https://b\",\"audiences\":[\"x\"],"
+            "%s}]}",
+            second[i]);
+        expect_error(json, place[i]);
+        cr_expect(
+            strstr(err, "is also a key of cluster a, from clusters[0].jwks_file (shared.jwks, kid kid-in-a)"),
+            "names the first place: %s", err);
+        cr_expect(strstr(err, "one cluster only"), "%s", err);
+        cr_expect_eq(strchr(err, '\n'), NULL, "one error, not one per form: %s", err);
+    }
+}
+
+Test(pol_config, same_key_twice_in_one_cluster_is_fine)
+{
+    EVP_PKEY *ec = tg_keygen("p256");
+    cr_assert_not_null(ec);
+    write_key_form(ec, "one.jwks", "jwks", "k");
+    write_key_form(ec, "one.pem", "spki", NULL);
+    EVP_PKEY_free(ec);
+    pol_snapshot *snap =
+        load("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"https://a\",\"audiences\":[\"x\"],"
+             "\"jwks_file\":\"one.jwks\",\"public_key_files\":[\"one.pem\"]}," CLUSTER_B "]}");
+    cr_assert_not_null(snap, "%s", err);
+    pol_snapshot_release(snap);
+}
+
+Test(pol_config, key_files_are_recorded_per_key)
+{
+    pol_snapshot *snap = load("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"https://a\",\"audiences\":[\"x\"],"
+                              "\"jwks_file\":\"keys/a.jwks.json\",\"public_key_files\":[\"b.pem\"]}]}");
+    cr_assert_not_null(snap, "%s", err);
+    const pol_cluster *c = &snap->clusters[0];
+    cr_assert_eq(c->key_file_count, 2);
+    const pol_key_file *f0 = pol_cluster_key_file(c, 0);
+    const pol_key_file *f1 = pol_cluster_key_file(c, 1);
+    cr_assert(f0 && f1);
+    cr_expect(slice_is(f0->name, "keys/a.jwks.json"));
+    cr_expect(slice_is(f0->json_path, "clusters[0].jwks_file"));
+    cr_expect(slice_is(f1->name, "b.pem"));
+    cr_expect(slice_is(f1->json_path, "clusters[0].public_key_files[0]"));
+    cr_expect_null(pol_cluster_key_file(c, 2));
+    pol_snapshot_release(snap);
+}
+
+/* ---- hints and no cascades (issue 7 section 6) ------------------------ */
+
+Test(pol_config, pem_given_as_jwks_file_says_so)
+{
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"https://a\",\"audiences\":[\"x\"],"
+                 "\"jwks_file\":\"b.pem\"}]}",
+                 "clusters[0].jwks_file: ");
+    cr_expect(strstr(err, "(\"b.pem\"); this is a PEM key: use public_key_files"), "%s", err);
+    cr_expect_eq(strchr(err, '\n'), NULL, "no follow-on \"no signing key\" error: %s", err);
+}
+
+Test(pol_config, jwks_given_as_public_key_file_says_so)
+{
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"https://a\",\"audiences\":[\"x\"],"
+                 "\"public_key_files\":[\"keys/a.jwks.json\"]}]}",
+                 "clusters[0].public_key_files[0]: ");
+    cr_expect(strstr(err, "this is a JWKS: use jwks_file"), "%s", err);
+}
+
+Test(pol_config, cidr_with_host_bits_suggests_the_network)
+{
+    expect_error(
+        "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"https://a\",\"audiences\":[\"x\"],"
+        "\"jwks_file\":\"keys/a.jwks.json\",\"source_cidrs\":[\"10.20.1.0/16\"]}]}",
+        "clusters[0].source_cidrs[0]: not a CIDR (\"10.20.1.0/16\"); host bits are set: did you mean "
+        "10.20.0.0/16?");
+    expect_error("{\"clusters\":[" CLUSTER_A
+                 "],\"rules\":[{\"name\":\"r\",\"source_cidrs\":[\"fd00:a::1/64\"]}]}",
+                 "did you mean fd00:a::/64?");
+    expect_error("{\"clusters\":[" CLUSTER_A
+                 "],\"rules\":[{\"name\":\"r\",\"source_cidrs\":[\"10.0.0.0/33\"]}]}",
+                 "not a CIDR (\"10.0.0.0/33\")");
+    cr_expect_eq(strstr(err, "did you mean"), NULL, "no hint for a CIDR that is wrong otherwise: %s", err);
+}
+
+Test(pol_config, unknown_key_suggests_the_close_known_key_without_cascade)
+{
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"https://a\",\"audience\":[\"x\"],"
+                 "\"jwks_file\":\"keys/a.jwks.json\"}]}",
+                 "clusters[0].audience: unknown key ([\"x\"]); did you mean `audiences`?");
+    cr_expect_eq(strchr(err, '\n'), NULL, "the missing audiences is the same mistake: %s", err);
+    expect_error("{\"clusters\":[{\"name\":\"a\",\"isuser\":\"https://a\",\"audiences\":[\"x\"],"
+                 "\"jwks_file\":\"keys/a.jwks.json\"}]}",
+                 "did you mean `issuer`?");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"max_kidles_keys\":2}", "did you mean `max_kidless_keys`?");
+    /* Another object checked in between does not bring the cascade back. */
+    expect_error("{\"cluster\":[" CLUSTER_A "],\"token_cache\":{\"size\":1}}", "cluster: unknown key");
+    cr_expect(strstr(err, "did you mean `clusters`?"), "%s", err);
+    cr_expect_eq(strchr(err, '\n'), NULL, "%s", err);
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"colour\":2}", "colour: unknown key (2)");
+    cr_expect_eq(strstr(err, "did you mean"), NULL, "no far-fetched hint: %s", err);
+}
+
+Test(pol_config, no_cascade_from_a_broken_cluster_to_rules)
+{
+    expect_error("{\"clusters\":[{\"name\":\"a b\",\"issuer\":\"https://a\",\"audiences\":[\"x\"],"
+                 "\"jwks_file\":\"keys/a.jwks.json\"}],\"rules\":[{\"name\":\"r\",\"clusters\":[\"a b\"]}]}",
+                 "clusters[0].name: may only contain");
+    cr_expect_eq(strchr(err, '\n'), NULL, "%s", err);
+    expect_error("{\"clusters\":{},\"rules\":[{\"name\":\"r\",\"clusters\":[\"a\"]}]}",
+                 "clusters: must be an array");
+    cr_expect_eq(strchr(err, '\n'), NULL, "%s", err);
+    /* A rule naming a cluster that does not exist is still an error. */
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"rules\":[{\"name\":\"r\",\"clusters\":[\"zz\"]}]}",
+                 "names no configured cluster");
+}
+
+/* ---- warnings (issue 7 section 6) ------------------------------------- */
+
+/* The warning of |snap| containing |needle|, or NULL. */
+static const char *find_warning(const pol_snapshot *snap, const char *needle)
+{
+    for (size_t i = 0; i < snap->warning_count; i++) {
+        if (strstr(snap->warnings[i].ptr, needle))
+            return snap->warnings[i].ptr;
+    }
+    return NULL;
+}
+
+#define SOURCES ",\"source_cidrs\":[\"10.0.0.0/8\"]"
+#define QUIET_A                                                                                              \
+    "{\"name\":\"a\",\"issuer\":\"https://a.example\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/"           \
+    "a.jwks.json\"" SOURCES "}"
+#define QUIET_B                                                                                              \
+    "{\"name\":\"b\",\"issuer\":\"https://"                                                                  \
+    "b.example\",\"audiences\":[\"x\"],\"public_key_files\":[\"b.pem\"]" SOURCES "}"
+
+Test(pol_config, clean_config_has_no_warnings)
+{
+    pol_snapshot *snap = load("{\"clusters\":[" QUIET_A "," QUIET_B "],\"rules\":[{\"name\":\"r1\","
+                              "\"path_prefix\":\"/admin\"},{\"name\":\"r2\",\"path_prefix\":\"/ad\"}]}");
+    cr_assert_not_null(snap, "%s", err);
+    cr_expect_eq(snap->warning_count, 0, "%s", snap->warning_count ? snap->warnings[0].ptr : "");
+    pol_snapshot_release(snap);
+}
+
+Test(pol_config, issuer_warnings)
+{
+    static const char *const bad[] = {"i", "http://a.example", "https://", "kubernetes/serviceaccount",
+                                      "https://a.example/"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char json[512];
+        snprintf(
+            json, sizeof json,
+            "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"%s\",\"audiences\":[\"x\"],\"jwks_file\":\"keys/"
+            "a.jwks.json\"" SOURCES "}]}",
+            bad[i]);
+        pol_snapshot *snap = load(json);
+        cr_assert_not_null(snap, "%s", err);
+        cr_assert_eq(snap->warning_count, 1, "%s", bad[i]);
+        const char *w = snap->warnings[0].ptr;
+        cr_expect(strstr(w, "config.json: clusters[0].issuer: issuer "), "%s", w);
+        cr_expect(strstr(w, bad[i]), "%s", w);
+        cr_expect(strstr(w, i == 4 ? "ends with '/'" : "is not an https URL"), "%s", w);
+        pol_snapshot_release(snap);
+    }
+}
+
+Test(pol_config, cluster_without_source_cidrs_warns)
+{
+    pol_snapshot *snap = load("{\"clusters\":[" QUIET_A ",{\"name\":\"b\",\"issuer\":\"https://b.example\","
+                              "\"audiences\":[\"x\"],\"public_key_files\":[\"b.pem\"]}]}");
+    cr_assert_not_null(snap, "%s", err);
+    cr_assert_eq(snap->warning_count, 1);
+    cr_expect(find_warning(snap, "config.json: clusters[1]: cluster b has no source_cidrs"), "%s",
+              snap->warnings[0].ptr);
+    pol_snapshot_release(snap);
+}
+
+Test(pol_config, cidr_without_prefix_length_warns)
+{
+    pol_snapshot *snap =
+        load("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"https://a.example\",\"audiences\":[\"x\"],\"jwks_"
+             "file\":\"keys/a.jwks.json\",\"source_cidrs\":[\"10.0.0.0/8\",\"10.1.2.3\"]}],"
+             "\"rules\":[{\"name\":\"r\",\"source_cidrs\":[\"fd00::1\",\"fd00::/64\"]}]}");
+    cr_assert_not_null(snap, "%s", err);
+    cr_expect_eq(snap->warning_count, 2);
+    cr_expect(find_warning(snap, "clusters[0].source_cidrs[1]: CIDR without a prefix length (\"10.1.2.3\"); "
+                                 "write 10.1.2.3/32"));
+    cr_expect(find_warning(snap, "rules[0].source_cidrs[0]: CIDR without a prefix length (\"fd00::1\"); "
+                                 "write fd00::1/128"));
+    pol_snapshot_release(snap);
+}
+
+/* Loads clusters a and b with |rules| and returns how many rules were
+ * reported as never matching; *first gets the first such warning. */
+static size_t shadow_warnings(const char *rules, char *first, size_t first_size)
+{
+    char json[2048];
+    snprintf(json, sizeof json, "{\"clusters\":[" QUIET_A "," QUIET_B "],\"rules\":[%s]}", rules);
+    pol_snapshot *snap = load(json);
+    cr_assert_not_null(snap, "%s", err);
+    size_t n = 0;
+    first[0] = '\0';
+    for (size_t i = 0; i < snap->warning_count; i++) {
+        if (!strstr(snap->warnings[i].ptr, "can never match"))
+            continue;
+        if (n++ == 0)
+            snprintf(first, first_size, "%s", snap->warnings[i].ptr);
+    }
+    pol_snapshot_release(snap);
+    return n;
+}
+
+Test(pol_config, shadowed_rule_warns)
+{
+    char w[1024];
+    /* A rule without conditions covers everything after it. */
+    cr_expect_eq(
+        shadow_warnings("{\"name\":\"all\"},{\"name\":\"late\",\"path_prefix\":\"/x\"}", w, sizeof w), 1);
+    cr_expect(strstr(w, "config.json: rules[1]: rule late can never match: rules[0] (all) comes first"), "%s",
+              w);
+    /* Clusters a superset, prefix a prefix, methods a superset. */
+    cr_expect_eq(shadow_warnings("{\"name\":\"wide\",\"clusters\":[\"a\",\"b\"],\"path_prefix\":\"/api\","
+                                 "\"methods\":[\"GET\",\"POST\"]},"
+                                 "{\"name\":\"narrow\",\"clusters\":[\"b\"],\"path_prefix\":\"/api/v1\","
+                                 "\"methods\":[\"POST\"],\"namespaces\":[\"ops\"]}",
+                                 w, sizeof w),
+                 1);
+    cr_expect(strstr(w, "rules[1]: rule narrow"), "%s", w);
+    /* ignore_case on the earlier rule covers a later prefix in another case. */
+    cr_expect_eq(shadow_warnings("{\"name\":\"any-case\",\"path_prefix\":\"/api\",\"ignore_case\":true},"
+                                 "{\"name\":\"upper\",\"path_prefix\":\"/API/v1\"},"
+                                 "{\"name\":\"both\",\"path_prefix\":\"/Api/v2\",\"ignore_case\":true}",
+                                 w, sizeof w),
+                 2);
+    /* The same selection twice: the second never decides. */
+    cr_expect_eq(
+        shadow_warnings("{\"name\":\"r1\",\"path_prefix\":\"/a\"},{\"name\":\"r2\",\"path_prefix\":\"/"
+                        "a\"},{\"name\":\"r3\",\"path_prefix\":\"/a/b\"}",
+                        w, sizeof w),
+        2);
+}
+
+Test(pol_config, rule_not_shadowed_when_any_condition_is_narrower)
+{
+    char w[1024];
+    static const char *const cases[] = {
+        /* earlier lists clusters, later lists none (= every cluster) */
+        "{\"name\":\"r1\",\"clusters\":[\"a\"]},{\"name\":\"r2\"}",
+        /* later has a cluster the earlier lacks */
+        "{\"name\":\"r1\",\"clusters\":[\"a\"]},{\"name\":\"r2\",\"clusters\":[\"a\",\"b\"]}",
+        /* earlier lists methods, later lists none */
+        "{\"name\":\"r1\",\"methods\":[\"GET\"]},{\"name\":\"r2\"}",
+        /* later has a method the earlier lacks */
+        "{\"name\":\"r1\",\"methods\":[\"GET\"]},{\"name\":\"r2\",\"methods\":[\"GET\",\"PUT\"]}",
+        /* the earlier prefix is longer */
+        "{\"name\":\"r1\",\"path_prefix\":\"/api/v1\"},{\"name\":\"r2\",\"path_prefix\":\"/api\"}",
+        /* sibling prefixes */
+        "{\"name\":\"r1\",\"path_prefix\":\"/api\"},{\"name\":\"r2\",\"path_prefix\":\"/apps\"}",
+        /* earlier has a prefix, later none */
+        "{\"name\":\"r1\",\"path_prefix\":\"/api\"},{\"name\":\"r2\"}",
+        /* the later rule also selects /API/v1: case-sensitive earlier does not */
+        "{\"name\":\"r1\",\"path_prefix\":\"/api\"},{\"name\":\"r2\",\"path_prefix\":\"/api/v1\","
+        "\"ignore_case\":true}",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_eq(shadow_warnings(cases[i], w, sizeof w), 0, "case %zu: %s", i, w);
+}
+
+Test(pol_config, warnings_do_not_stop_the_load)
+{
+    pol_snapshot *snap = load("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"],"
+                              "\"jwks_file\":\"keys/a.jwks.json\"}]}");
+    cr_assert_not_null(snap, "%s", err);
+    cr_expect_eq(snap->warning_count, 2, "issuer and source_cidrs");
+    pol_snapshot_release(snap);
 }
 
 Test(pol_config, send_timeout_and_buffer_bounds)

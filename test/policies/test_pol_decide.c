@@ -878,13 +878,15 @@ Test(pol_decide, cache_hit_still_checks_expiry_and_source)
     tok t = tok_for(ISS_NET, "[\"api-net\"]");
     t.exp_in = 30;
     char *jws = mint(kn, "ES256", "n1", &t);
-    pol_decision d = decide_cached(snap, cache, (req_opts){.cluster = "net", .token = jws, .source = "10.1.2.3"}, now);
+    pol_decision d =
+        decide_cached(snap, cache, (req_opts){.cluster = "net", .token = jws, .source = "10.1.2.3"}, now);
     cr_expect(d.allowed, "%s", d.status.message);
     d = decide_cached(snap, cache, (req_opts){.cluster = "net", .token = jws, .source = "192.0.2.1"}, now);
     expect_denied(d, AUTHZ_REASON_SOURCE_NOT_ALLOWED);
     cr_expect_eq(pol_token_cache_count(cache), 1);
     /* 30 s lifetime + 60 s skew: two minutes later the token is expired, cached or not. */
-    d = decide_cached(snap, cache, (req_opts){.cluster = "net", .token = jws, .source = "10.1.2.3"}, now + 120);
+    d = decide_cached(snap, cache, (req_opts){.cluster = "net", .token = jws, .source = "10.1.2.3"},
+                      now + 120);
     expect_denied(d, AUTHZ_REASON_EXPIRED);
     cr_expect_eq(pol_token_cache_count(cache), 0, "the entry is dropped at exp");
     free(jws);
@@ -921,4 +923,106 @@ Test(pol_decide, cache_entries_do_not_cross_snapshots)
     cr_expect(d.allowed, "%s", d.status.message);
     free(jws);
     pol_token_cache_free(cache);
+}
+
+/* ---- kid-less CPU bound and unknown_key messages (issue 7 sections 4, 6) */
+
+#define ISS_KIDLESS "https://kidless.example"
+
+/* A snapshot of one cluster with three P-256 keys and one RSA key (PEM, so
+ * their kids are fingerprints), and max_kidless_keys |bound| (-1: default). */
+static pol_snapshot *kidless_snapshot(EVP_PKEY *keys[4], int bound)
+{
+    static const char *const names[] = {"kl0.pem", "kl1.pem", "kl2.pem", "kl3.pem"};
+    for (size_t i = 0; i < 4; i++)
+        write_pem(names[i], keys[i]);
+    char bound_text[64] = "";
+    if (bound >= 0)
+        snprintf(bound_text, sizeof bound_text, "\"max_kidless_keys\":%d,", bound);
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{%s\"clusters\":[{\"name\":\"kl\",\"issuer\":\"" ISS_KIDLESS "\",\"audiences\":[\"api-kl\"],"
+             "\"public_key_files\":[\"kl0.pem\",\"kl1.pem\",\"kl2.pem\",\"kl3.pem\"]}]}",
+             bound_text);
+    return load("kidless.json", json);
+}
+
+static void kidless_keys(EVP_PKEY *keys[4])
+{
+    keys[0] = tg_keygen("p256");
+    keys[1] = tg_keygen("p256");
+    keys[2] = tg_keygen("p256");
+    keys[3] = tg_keygen("rsa2048");
+    cr_assert(keys[0] && keys[1] && keys[2] && keys[3]);
+}
+
+Test(pol_decide, kidless_token_beyond_max_kidless_keys_is_unknown_key)
+{
+    EVP_PKEY *keys[4];
+    kidless_keys(keys);
+    tok t = tok_for(ISS_KIDLESS, "[\"api-kl\"]");
+    char *es = mint(keys[2], "ES256", NULL, &t);
+    char *rs = mint(keys[3], "RS256", NULL, &t);
+
+    /* Three ES256 candidates, two allowed: refused before any is tried. */
+    pol_snapshot *tight = kidless_snapshot(keys, 2);
+    pol_decision d = decide_in(tight, (req_opts){.cluster = "kl", .token = es}, NULL);
+    expect_denied(d, AUTHZ_REASON_UNKNOWN_KEY);
+    expect_message(d, "too many candidate keys for a kid-less token: 3 ES256 keys of issuer " ISS_KIDLESS
+                      ", max_kidless_keys is 2; configure kids");
+    /* Only keys that allow the token's alg count: one RS256 candidate. */
+    d = decide_in(tight, (req_opts){.cluster = "kl", .token = rs}, NULL);
+    cr_expect(d.allowed, "%s", d.status.message);
+    /* A kid picks its key whatever the bound. */
+    char *kid = tg_fingerprint(keys[2]);
+    char *with_kid = mint(keys[2], "ES256", kid, &t);
+    d = decide_in(tight, (req_opts){.cluster = "kl", .token = with_kid}, NULL);
+    cr_expect(d.allowed, "%s", d.status.message);
+    pol_snapshot_release(tight);
+
+    /* At the bound, every candidate is still tried. */
+    pol_snapshot *exact = kidless_snapshot(keys, 3);
+    d = decide_in(exact, (req_opts){.cluster = "kl", .token = es}, NULL);
+    cr_expect(d.allowed, "%s", d.status.message);
+    pol_snapshot_release(exact);
+
+    /* 0 refuses every kid-less token. */
+    pol_snapshot *none = kidless_snapshot(keys, 0);
+    d = decide_in(none, (req_opts){.cluster = "kl", .token = rs}, NULL);
+    expect_denied(d, AUTHZ_REASON_UNKNOWN_KEY);
+    expect_message(d, "max_kidless_keys is 0");
+    d = decide_in(none, (req_opts){.cluster = "kl", .token = with_kid}, NULL);
+    cr_expect(d.allowed, "%s", d.status.message);
+    pol_snapshot_release(none);
+
+    /* The default (8) admits these three. */
+    pol_snapshot *dflt = kidless_snapshot(keys, -1);
+    d = decide_in(dflt, (req_opts){.cluster = "kl", .token = es}, NULL);
+    cr_expect(d.allowed, "%s", d.status.message);
+    pol_snapshot_release(dflt);
+
+    free(es);
+    free(rs);
+    free(kid);
+    free(with_kid);
+    for (size_t i = 0; i < 4; i++)
+        EVP_PKEY_free(keys[i]);
+}
+
+Test(pol_decide, kid_of_a_cluster_with_another_issuer_names_both_issuers)
+{
+    /* Signed by cluster b's key, claiming a's issuer: the kid exists, the
+     * iss is what does not fit. */
+    tok t = tok_for(ISS_A, "[\"api-a\"]");
+    char *jws = mint(kb, "ES256", "b1", &t);
+    pol_decision d = decide((req_opts){.cluster = "a", .token = jws});
+    free(jws);
+    expect_denied(d, AUTHZ_REASON_UNKNOWN_KEY);
+    expect_message(d, "token iss " ISS_A " differs from issuer " ISS_B " of cluster b, which holds kid b1");
+    /* A kid no cluster holds reads as missing. */
+    jws = mint(ka, "ES256", "nowhere", &t);
+    d = decide((req_opts){.cluster = "a", .token = jws});
+    free(jws);
+    expect_denied(d, AUTHZ_REASON_UNKNOWN_KEY);
+    expect_message(d, "no key with kid nowhere for issuer " ISS_A);
 }

@@ -63,9 +63,155 @@ class CliTest(unittest.TestCase):
     # ---- check ----------------------------------------------------------
 
     def test_check_ok(self):
-        out = run("check", "-c", self.config)
+        path = self.write("clean.json", {
+            "clusters": [
+                {"name": "a", "issuer": "https://a.example", "audiences": ["api-a"], "jwks_file": "a.jwks.json",
+                 "source_cidrs": ["10.1.0.0/16"]},
+                {"name": "b", "issuer": "https://b.example", "audiences": ["api-b"], "jwks_file": "b.jwks.json",
+                 "source_cidrs": ["10.2.0.0/16"]},
+            ],
+        })
+        for strict in ([], ["--strict"]):
+            out = run("check", "-c", path, *strict)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(out.stdout, f"ok: {path}: 2 clusters, 2 keys, 0 rules\n")
+            self.assertEqual(out.stderr, "")
+
+    # A config with one of each warning; (JSON path, words of the warning).
+    WARNED = {
+        "clusters": [
+            {"name": "a", "issuer": "https://a.example/", "audiences": ["api-a"], "jwks_file": "a.jwks.json",
+             "source_cidrs": ["10.1.2.3"]},
+            {"name": "b", "issuer": "b.example", "audiences": ["api-b"], "jwks_file": "b.jwks.json"},
+        ],
+        "rules": [
+            {"name": "api", "clusters": ["a", "b"], "path_prefix": "/api", "methods": ["GET", "POST"]},
+            {"name": "api-v1", "clusters": ["a"], "path_prefix": "/api/v1", "methods": ["GET"],
+             "namespaces": ["ops"]},
+            {"name": "admin", "clusters": ["a"], "path_prefix": "/admin"},
+        ],
+    }
+    WARNINGS = [
+        ("clusters[0].source_cidrs[0]", 'CIDR without a prefix length ("10.1.2.3"); write 10.1.2.3/32'),
+        ("clusters[0].issuer", "ends with '/'"),
+        ("clusters[1].issuer", "is not an https URL"),
+        ("clusters[1]", "cluster b has no source_cidrs"),
+        ("rules[1]", "rule api-v1 can never match: rules[0] (api) comes first"),
+    ]
+
+    def test_check_warnings_exit_0(self):
+        path = self.write("warned.json", self.WARNED)
+        out = run("check", "-c", path)
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertEqual(out.stdout, f"ok: {self.config}: 2 clusters, 2 keys, 0 rules\n")
+        self.assertEqual(out.stdout, f"ok: {path}: 2 clusters, 2 keys, 3 rules, 5 warnings\n")
+        lines = out.stderr.splitlines()
+        self.assertEqual(len(lines), len(self.WARNINGS), out.stderr)
+        for where, words in self.WARNINGS:
+            with self.subTest(where=where):
+                self.assertTrue(any(line.startswith(f"warning: {path}: {where}: ") and words in line
+                                    for line in lines), out.stderr)
+
+    def test_check_strict_makes_warnings_fatal(self):
+        path = self.write("warned.json", self.WARNED)
+        out = run("check", "--strict", "-c", path)
+        self.assertEqual(out.returncode, 2)
+        self.assertEqual(out.stdout, "")
+        self.assertIn(f"warning: {path}: rules[1]: rule api-v1 can never match", out.stderr)
+        self.assertIn(f"tokengate: {path}: 5 warnings, fatal with --strict", out.stderr)
+        # --strict with --json still prints the document, and still fails.
+        out = run("check", "--strict", "--json", "-c", path)
+        self.assertEqual(out.returncode, 2)
+        self.assertEqual(len(json.loads(out.stdout)["warnings"]), 5)
+
+    def test_check_json_prints_what_was_loaded(self):
+        d = self.dir
+        mint("keygen", "--type", "rsa2048", "--private", f"{d}/r.pem", "--public", f"{d}/r.pub.pem")
+        kid_r = mint("fingerprint", "--key", f"{d}/r.pub.pem")
+        path = self.write("loaded.json", {
+            "clusters": [
+                {"name": "a", "issuer": "https://a.example", "audiences": ["api-a", "api-a2"],
+                 "jwks_file": "a.jwks.json", "public_key_files": ["r.pub.pem"], "hosts": ["API.A.example"],
+                 "source_cidrs": ["10.1.0.0/16", "fd00:a::/64"]},
+                {"name": "b", "issuer": "https://b.example", "audiences": ["api-b"], "jwks_file": "b.jwks.json"},
+            ],
+            "rules": [
+                {"name": "admin", "clusters": ["a"], "path_prefix": "/admin", "ignore_case": True,
+                 "methods": ["POST"], "namespaces": ["ops"], "service_accounts": ["ops:deployer"],
+                 "source_cidrs": ["10.1.8.0/24"]},
+                {"name": "rest"},
+            ],
+        })
+        out = run("check", "--json", "-c", path)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stderr, "", "warnings are in the document, not on stderr")
+        doc = json.loads(out.stdout)
+        self.assertEqual(doc, {
+            "config": path,
+            "clusters": [
+                {"name": "a", "issuer": "https://a.example", "audiences": ["api-a", "api-a2"],
+                 "hosts": ["api.a.example"], "source_cidrs": ["10.1.0.0/16", "fd00:a::/64"],
+                 "keys": [{"kid": "a1", "type": "EC P-256", "file": "a.jwks.json"},
+                          {"kid": kid_r, "type": "RSA-2048", "file": "r.pub.pem"}]},
+                {"name": "b", "issuer": "https://b.example", "audiences": ["api-b"], "hosts": None,
+                 "source_cidrs": None, "keys": [{"kid": "b1", "type": "EC P-256", "file": "b.jwks.json"}]},
+            ],
+            "rules": [
+                {"name": "admin", "clusters": ["a"], "path_prefix": "/admin", "ignore_case": True,
+                 "methods": ["POST"], "namespaces": ["ops"], "service_accounts": ["ops:deployer"],
+                 "source_cidrs": ["10.1.8.0/24"]},
+                {"name": "rest", "clusters": None, "path_prefix": None, "ignore_case": False, "methods": None,
+                 "namespaces": None, "service_accounts": None, "source_cidrs": None},
+            ],
+            "warnings": [f"{path}: clusters[1]: cluster b has no source_cidrs: its tokens are accepted from any "
+                         "address; add source_cidrs with the networks its workloads call from"],
+        })
+        # Stable for CI to diff: byte for byte the same on a second run.
+        self.assertEqual(run("check", "--json", "-c", path).stdout, out.stdout)
+        # Never key material: no modulus or coordinate of the keys appears.
+        with open(f"{d}/a.jwks.json") as f:
+            jwk = json.load(f)["keys"][0]
+        self.assertNotIn(jwk["x"], out.stdout)
+        self.assertNotIn(jwk["y"], out.stdout)
+        with open(f"{d}/r.pub.pem") as f:
+            pem_body = "".join(f.read().splitlines()[1:-1])
+        self.assertNotIn(pem_body[20:60], out.stdout)
+
+    def test_check_same_key_in_two_clusters(self):
+        d = self.dir
+        mint("keygen", "--type", "p256", "--private", f"{d}/s.pem", "--public", f"{d}/s.pub.pem",
+             "--jwks", f"{d}/s.jwks.json", "--kid", "shared-a")
+        path = self.write("shared.json", {
+            "clusters": [
+                {"name": "a", "issuer": "https://a.example", "audiences": ["x"], "jwks_file": "s.jwks.json"},
+                {"name": "b", "issuer": "https://b.example", "audiences": ["x"],
+                 "public_key_files": ["s.pub.pem"]},
+            ]})
+        out = run("check", "-c", path)
+        self.assertEqual(out.returncode, 2)
+        self.assertEqual(out.stdout, "")
+        self.assertIn(f"{path}: clusters[1].public_key_files[0]: key kid ", out.stderr)
+        self.assertIn("is also a key of cluster a, from clusters[0].jwks_file (s.jwks.json, kid shared-a): "
+                      "a key may belong to one cluster only", out.stderr)
+
+    def test_check_errors_with_hints(self):
+        cases = [
+            ({"name": "a", "issuer": "https://a.example", "audiences": ["x"], "jwks_file": "a.pem"},
+             'clusters[0].jwks_file: ', '("a.pem"); this is a PEM key: use public_key_files'),
+            ({"name": "a", "issuer": "https://a.example", "audiences": ["x"], "jwks_file": "a.jwks.json",
+              "source_cidrs": ["10.20.1.0/16"]},
+             "clusters[0].source_cidrs[0]: ",
+             'not a CIDR ("10.20.1.0/16"); host bits are set: did you mean 10.20.0.0/16?'),
+            ({"name": "a", "issuer": "https://a.example", "audience": ["x"], "jwks_file": "a.jwks.json"},
+             "clusters[0].audience: ", 'unknown key (["x"]); did you mean `audiences`?'),
+        ]
+        for cluster, where, words in cases:
+            with self.subTest(where=where):
+                path = self.write("hint.json", {"clusters": [cluster]})
+                out = run("check", "-c", path)
+                self.assertEqual(out.returncode, 2)
+                self.assertTrue(out.stderr.startswith(f"{path}: {where}"), out.stderr)
+                self.assertTrue(out.stderr.endswith(words + "\n"), out.stderr)
+                self.assertEqual(out.stderr.count("\n"), 1, "one error, no follow-on errors: " + out.stderr)
 
     def test_check_with_rules(self):
         path = self.write("rules.json", {
@@ -104,7 +250,8 @@ class CliTest(unittest.TestCase):
 
     def test_check_usage_errors(self):
         for args in (["check"], ["check", "-c"], ["check", "-c", self.config, "extra"],
-                     ["check", "--bogus", "-c", self.config], ["check", "-c", "/nonexistent.json"]):
+                     ["check", "--bogus", "-c", self.config], ["check", "-c", "/nonexistent.json"],
+                     ["check", "--strict=yes", "-c", self.config], ["check", "--json=1", "-c", self.config]):
             with self.subTest(args=args):
                 out = run(*args)
                 self.assertEqual(out.returncode, 2)
