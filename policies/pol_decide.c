@@ -172,8 +172,7 @@ static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluste
     return NULL;
 }
 
-/* The limits every parse of a decision uses (cache reservations size their
- * arenas from the same). */
+/* The limits every parse of a decision uses. */
 static authz_jwt_limits parse_limits(const pol_snapshot *snap)
 {
     authz_jwt_limits limits = {snap->max_token_bytes, AUTHZ_JWT_DEFAULT_MAX_DEPTH,
@@ -290,8 +289,16 @@ static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const po
     return 0;
 }
 
+/* The token's bound CIDRs as authz_jwt_cidr_claim read them for the issuing
+ * cluster's cidr_claim: parsed once, and kept by the token cache. */
+typedef struct bound_cidrs {
+    int rc; /* 0 absent, 1 present (list), -1 malformed */
+    const authz_cidr *list;
+    size_t count;
+} bound_cidrs;
+
 /* Step 8: the cluster's source_cidrs, then the token's bound CIDRs. */
-static int check_source(const pol_cluster *c, const pol_request *req, const authz_jwt *jwt, bool have_ip,
+static int check_source(const pol_cluster *c, const pol_request *req, const bound_cidrs *bound, bool have_ip,
                         const authz_ip *ip, const pol_decide_ctx *ctx, authz_status *status)
 {
     if (c->source_cidr_count > 0) {
@@ -317,16 +324,14 @@ static int check_source(const pol_cluster *c, const pol_request *req, const auth
             return -1;
         }
     }
-    authz_cidr bound[AUTHZ_JWT_MAX_CIDRS];
-    size_t bound_count = 0;
-    int rc = authz_jwt_cidr_claim(jwt, c->cidr_claim.ptr, bound, AUTHZ_JWT_MAX_CIDRS, &bound_count);
+    int rc = bound->rc;
     if (rc < 0) {
         authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "claim %.*s is not a list of CIDRs",
                          shown(c->cidr_claim), c->cidr_claim.ptr);
         trace_fail(ctx, "source", status);
         return -1;
     }
-    if (rc > 0 && (!have_ip || !authz_cidr_list_contains(bound, bound_count, ip))) {
+    if (rc > 0 && (!have_ip || !authz_cidr_list_contains(bound->list, bound->count, ip))) {
         authz_status_set(status, AUTHZ_REASON_SOURCE_NOT_ALLOWED, "source %.*s is outside the token's %.*s",
                          shown(req->source), req->source.ptr, shown(c->cidr_claim), c->cidr_claim.ptr);
         trace_fail(ctx, "source", status);
@@ -444,13 +449,6 @@ static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision 
     return 0;
 }
 
-/* The log's token fingerprint, computed once per cached token. */
-static void copy_digest(const pol_cached_token *entry, pol_decision *out)
-{
-    out->has_token_digest = entry->has_token_digest;
-    memcpy(out->token_digest, entry->token_digest, sizeof out->token_digest);
-}
-
 /* "allowed <subject>" without printf: this runs on every allowed request. */
 static void status_allowed(authz_status *status, authz_slice subject)
 {
@@ -469,7 +467,6 @@ static void status_allowed(authz_status *status, authz_slice subject)
 bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx *ctx, pol_decision *out)
 {
     authz_jwt jwt;
-    bool drop_reservation = false;
     pol_decide_ctx no_ctx = {NULL, NULL, NULL};
     if (!ctx)
         ctx = &no_ctx;
@@ -501,62 +498,50 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     trace_step(ctx, "bearer", true, "bearer token of %zu bytes", token.len);
 
     /* 3-5 depend on the token bytes and the snapshot alone: a cache hit
-     * skips them, everything after is evaluated on every call. */
-    const authz_jwt *jp = &jwt;
+     * skips them, everything after is evaluated on every call. The cache key
+     * is the token's SHA-256, which also gives the log its fingerprint. */
     const pol_cluster *signer = NULL;
     const authz_key *key = NULL;
     const pol_cached_token *hit = NULL;
-    if (ctx->cache)
-        hit = pol_token_cache_get(ctx->cache, snap->generation, token, req->now);
+    uint8_t cache_key[POL_TOKEN_KEY_LEN];
+    bool keyed = ctx->cache && pol_token_cache_key(token, cache_key) == 0;
+    if (keyed) {
+        _Static_assert(AUTHZ_BEARER_DIGEST_LEN <= POL_TOKEN_KEY_LEN, "the fingerprint is a digest prefix");
+        out->has_token_digest = true;
+        memcpy(out->token_digest, cache_key, sizeof out->token_digest);
+        hit = pol_token_cache_get(ctx->cache, snap->generation, cache_key, req->now);
+    }
+    authz_cidr bound_list[AUTHZ_JWT_MAX_CIDRS];
+    bound_cidrs bound = {0, NULL, 0};
     if (hit) {
-        jp = &hit->jwt;
-        copy_digest(hit, out);
         signer = &snap->clusters[hit->cluster_index];
         key = &signer->keys.keys[hit->key_index];
+        pol_cached_token_view(hit, signer->issuer, &jwt);
+        bound = (bound_cidrs){hit->bound_rc, hit->bound, hit->bound_count};
         trace_step(ctx, "signature", true, "verified earlier with key kid %s of cluster %.*s (token cache)",
                    key->kid, shown(signer->name), signer->name.ptr);
     } else {
-        /* Uncached, the token is parsed into the request's arena; with a
-         * cache, into the reserved entry's own arena from its copy, so a
-         * committed entry owns everything it points to. */
-        authz_slice parse_from = token;
-        authz_arena *parse_arena = ctx->arena;
-        bool reserved = false;
-        if (ctx->cache) {
-            authz_jwt_limits limits = parse_limits(snap);
-            authz_arena *entry_arena = NULL;
-            authz_slice copy = pol_token_cache_reserve(ctx->cache, token, &limits, &entry_arena);
-            reserved = copy.ptr != NULL;
-            if (reserved) {
-                parse_from = copy;
-                parse_arena = entry_arena;
-            }
-        }
-        if (!parse_arena) {
+        if (!ctx->arena) {
             authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "no arena to parse the token into");
             trace_fail(ctx, "parse", &out->status);
             goto cleanup;
         }
-        signer = parse_and_verify(snap, target, parse_from, ctx, parse_arena, &jwt, &key, &out->status);
-        if (!signer) {
-            if (reserved)
-                pol_token_cache_abort(ctx->cache);
+        signer = parse_and_verify(snap, target, token, ctx, ctx->arena, &jwt, &key, &out->status);
+        if (!signer)
             goto cleanup;
-        }
+        size_t count = 0;
+        bound.rc =
+            authz_jwt_cidr_claim(&jwt, signer->cidr_claim.ptr, bound_list, AUTHZ_JWT_MAX_CIDRS, &count);
+        bound.list = bound_list;
+        bound.count = count;
         /* A token already past exp is not worth keeping: it can only be
-         * denied. Its reservation's arena holds |jwt|, so it is dropped
-         * only when the decision is done with |jwt|. */
-        bool keep = reserved && jwt.exp.state == AUTHZ_JWT_TIME_VALID && req->now < jwt.exp.seconds;
-        if (keep) {
-            size_t key_index = (size_t)(key - signer->keys.keys);
-            const pol_cached_token *stored = pol_token_cache_commit(
-                ctx->cache, snap->generation, &jwt, pol_snapshot_cluster_index(snap, signer), key_index);
-            jp = &stored->jwt;
-            copy_digest(stored, out);
-        } else {
-            drop_reservation = reserved;
-        }
+         * denied. Out of memory, it is simply not cached. */
+        if (keyed && jwt.exp.state == AUTHZ_JWT_TIME_VALID && req->now < jwt.exp.seconds)
+            (void)pol_token_cache_put(ctx->cache, snap->generation, cache_key, &jwt,
+                                      pol_snapshot_cluster_index(snap, signer),
+                                      (size_t)(key - signer->keys.keys), bound.rc, bound.list, bound.count);
     }
+    const authz_jwt *jp = &jwt;
     out->issuer_cluster = signer;
 
     /* 6. The issuing cluster must be the target. */
@@ -578,7 +563,7 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     /* 8. Source. */
     authz_ip ip = {0, {0}};
     bool have_ip = req->source.ptr && req->source.len > 0 && authz_ip_parse(req->source, &ip) == 0;
-    if (check_source(target, req, jp, have_ip, &ip, ctx, &out->status) != 0)
+    if (check_source(target, req, &bound, have_ip, &ip, ctx, &out->status) != 0)
         goto cleanup;
 
     /* 9. Rules. */
@@ -598,7 +583,5 @@ cleanup:
         out->subject = (authz_slice){NULL, 0};
         out->namespace_name = out->service_account = out->pod_name = out->node_name = out->subject;
     }
-    if (drop_reservation)
-        pol_token_cache_abort(ctx->cache);
     return out->allowed;
 }

@@ -28,7 +28,7 @@ typedef struct pol_request {
     authz_slice source;        /* IP literal of the client */
     authz_slice method;
     authz_slice path;
-    int64_t now;               /* seconds since the epoch */
+    int64_t now; /* seconds since the epoch */
 } pol_request;
 
 /* The verdict. Identity slices point into the arena passed to pol_decide
@@ -45,9 +45,9 @@ typedef struct pol_decision {
     authz_slice service_account;
     authz_slice pod_name;
     authz_slice node_name;
-    authz_slice token;          /* the bearer credential, borrowed from the request; empty when none */
-    bool has_token_digest;      /* token_digest holds authz_bearer_digest(token) */
-    uint8_t token_digest[AUTHZ_BEARER_DIGEST_LEN]; /* from the token cache: logs need not hash every request */
+    authz_slice token;     /* the bearer credential, borrowed from the request; empty when none */
+    bool has_token_digest; /* token_digest holds authz_bearer_digest(token) */
+    uint8_t token_digest[AUTHZ_BEARER_DIGEST_LEN]; /* from the token cache's key: logs need not hash again */
 } pol_decision;
 
 /* Optional observer for `tokengate explain`: called once per check with

@@ -1,20 +1,26 @@
+/* The key is hashed with OpenSSL's SHA256_* functions, deprecated in 3.0
+ * in favour of EVP: OpenSSL 3.0's EVP_DigestInit allocates a new digest
+ * context on every call (even reusing an EVP_MD_CTX), which would be the one
+ * heap call of a cached Check. SHA256_* hash on the stack with the same
+ * (SHA-NI) code. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "pol_token_cache.h"
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "authz_bearer.h"
-
-/* An entry lives in the first block of its own arena, with the token copy
- * and everything parsed from it: freeing the arena frees the entry. */
+/* One entry, one heap block: this header, then the aud slices, the bound
+ * CIDRs and the string bytes pub points to, exactly sized. */
 typedef struct cache_entry {
-    pol_cached_token pub; /* pub.token and pub.jwt point into arena */
-    uint64_t hash;
+    uint8_t key[POL_TOKEN_KEY_LEN]; /* SHA-256 of the token */
     uint64_t generation;
     int64_t expires_at;
     struct cache_entry *lru_prev, *lru_next; /* lru_head is the most recently used */
     struct cache_entry *chain_next;
-    authz_arena arena;
+    pol_cached_token pub;
 } cache_entry;
 
 struct pol_token_cache {
@@ -23,39 +29,20 @@ struct pol_token_cache {
     size_t bucket_mask;
     cache_entry **buckets;
     cache_entry *lru_head, *lru_tail;
-    cache_entry *reserved; /* between reserve and commit/abort */
 };
 
-/* Eight bytes a step, then a murmur3 finaliser. Not keyed: only tokens whose
- * signature verified are ever inserted, so an attacker cannot choose keys to
- * flood a chain. */
-static uint64_t token_hash(authz_slice token)
+/* The digest's first eight bytes pick the bucket: they are uniform, and
+ * only the full 32 bytes decide a hit. */
+static size_t bucket_of(const pol_token_cache *cache, const uint8_t key[POL_TOKEN_KEY_LEN])
 {
-    const char *p = token.ptr;
-    size_t n = token.len;
-    uint64_t h = 0x9e3779b97f4a7c15u ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdu;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    uint64_t tail = 0;
-    memcpy(&tail, p, n);
-    h ^= tail;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdu;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53u;
-    h ^= h >> 33;
-    return h;
+    uint64_t h;
+    memcpy(&h, key, sizeof h);
+    return (size_t)h & cache->bucket_mask;
 }
 
 pol_token_cache *pol_token_cache_new(size_t capacity)
 {
-    if (capacity == 0 || capacity > SIZE_MAX / 4 / sizeof(cache_entry *))
+    if (capacity == 0 || capacity > UINT32_MAX || capacity > SIZE_MAX / 4 / sizeof(cache_entry *))
         return NULL;
     pol_token_cache *cache = calloc(1, sizeof *cache);
     if (!cache)
@@ -71,15 +58,6 @@ pol_token_cache *pol_token_cache_new(size_t capacity)
     cache->capacity = capacity;
     cache->bucket_mask = buckets - 1;
     return cache;
-}
-
-static void entry_free(cache_entry *e)
-{
-    if (!e)
-        return;
-    /* e lives in its arena: free from a copy of the arena's state. */
-    authz_arena arena = e->arena;
-    authz_arena_free(&arena);
 }
 
 static void lru_unlink(pol_token_cache *cache, cache_entry *e)
@@ -106,9 +84,14 @@ static void lru_push_front(pol_token_cache *cache, cache_entry *e)
         cache->lru_tail = e;
 }
 
+static void entry_free(cache_entry *e)
+{
+    free(e);
+}
+
 static void entry_remove(pol_token_cache *cache, cache_entry *e)
 {
-    cache_entry **link = &cache->buckets[e->hash & cache->bucket_mask];
+    cache_entry **link = &cache->buckets[bucket_of(cache, e->key)];
     while (*link != e)
         link = &(*link)->chain_next;
     *link = e->chain_next;
@@ -127,17 +110,25 @@ void pol_token_cache_free(pol_token_cache *cache)
         entry_free(e);
         e = next;
     }
-    entry_free(cache->reserved);
     free(cache->buckets);
     free(cache);
 }
 
-const pol_cached_token *pol_token_cache_get(pol_token_cache *cache, uint64_t generation, authz_slice token,
-                                            int64_t now)
+int pol_token_cache_key(authz_slice token, uint8_t key[POL_TOKEN_KEY_LEN])
 {
-    uint64_t hash = token_hash(token);
-    for (cache_entry *e = cache->buckets[hash & cache->bucket_mask]; e; e = e->chain_next) {
-        if (e->hash != hash || !authz_slice_eq(e->pub.token, token))
+    _Static_assert(SHA256_DIGEST_LENGTH == POL_TOKEN_KEY_LEN, "the key is a SHA-256");
+    SHA256_CTX sha;
+    if (SHA256_Init(&sha) != 1 || SHA256_Update(&sha, token.len ? token.ptr : "", token.len) != 1 ||
+        SHA256_Final(key, &sha) != 1)
+        return -1;
+    return 0;
+}
+
+const pol_cached_token *pol_token_cache_get(pol_token_cache *cache, uint64_t generation,
+                                            const uint8_t key[POL_TOKEN_KEY_LEN], int64_t now)
+{
+    for (cache_entry *e = cache->buckets[bucket_of(cache, key)]; e; e = e->chain_next) {
+        if (CRYPTO_memcmp(e->key, key, POL_TOKEN_KEY_LEN) != 0)
             continue;
         if (e->generation != generation || now >= e->expires_at) {
             entry_remove(cache, e);
@@ -152,65 +143,113 @@ const pol_cached_token *pol_token_cache_get(pol_token_cache *cache, uint64_t gen
     return NULL;
 }
 
-authz_slice pol_token_cache_reserve(pol_token_cache *cache, authz_slice token, const authz_jwt_limits *limits,
-                                    authz_arena **arena)
+/* Bytes of the strings an entry keeps of |jwt|. */
+static size_t strings_len(const authz_jwt *jwt)
 {
-    authz_slice none = {NULL, 0};
-    *arena = NULL;
-    pol_token_cache_abort(cache);
-    if (token.len > limits->max_token_bytes)
-        return none;
-    /* One chunk usually holds the entry, the copy, the decoded JSON and its
-     * nodes (about three times the token); a denser token takes more chunks
-     * up to the budget. */
-    size_t chunk = sizeof(cache_entry) + 3 * token.len + 1024;
-    size_t budget = sizeof(cache_entry) + token.len + 2 * authz_jwt_arena_bound(limits) + 2 * chunk;
-    authz_arena fresh;
-    authz_arena_init(&fresh, NULL, chunk, budget);
-    cache_entry *e = authz_arena_alloc(&fresh, sizeof *e);
-    char *copy = e ? authz_arena_alloc(&fresh, token.len ? token.len : 1) : NULL;
-    if (!copy) {
-        authz_arena_free(&fresh);
-        return none;
-    }
-    memset(e, 0, sizeof *e);
-    memcpy(copy, token.ptr, token.len);
-    e->pub.token.ptr = copy;
-    e->pub.token.len = token.len;
-    e->hash = token_hash(e->pub.token);
-    e->arena = fresh;
-    cache->reserved = e;
-    *arena = &e->arena;
-    return e->pub.token;
+    size_t n = jwt->sub.value.len + jwt->k8s_namespace.value.len + jwt->k8s_sa_name.value.len +
+               jwt->k8s_pod_name.value.len + jwt->k8s_node_name.value.len;
+    for (size_t i = 0; i < jwt->aud_count; i++)
+        n += jwt->aud[i].len;
+    return n;
 }
 
-const pol_cached_token *pol_token_cache_commit(pol_token_cache *cache, uint64_t generation,
-                                               const authz_jwt *jwt, size_t cluster_index, size_t key_index)
+/* Copies |s| to *cursor and returns the copy (an empty slice stays empty). */
+static authz_slice keep(authz_slice s, char **cursor)
 {
-    cache_entry *e = cache->reserved;
+    authz_slice copy = {*cursor, s.len};
+    if (s.len) {
+        memcpy(*cursor, s.ptr, s.len);
+        *cursor += s.len;
+    }
+    return copy;
+}
+
+static authz_jwt_str keep_str(authz_jwt_str s, char **cursor)
+{
+    authz_jwt_str copy = {s.present, {NULL, 0}};
+    if (s.present)
+        copy.value = keep(s.value, cursor);
+    return copy;
+}
+
+const pol_cached_token *pol_token_cache_put(pol_token_cache *cache, uint64_t generation,
+                                            const uint8_t key[POL_TOKEN_KEY_LEN], const authz_jwt *jwt,
+                                            size_t cluster_index, size_t key_index, int bound_rc,
+                                            const authz_cidr *bound, size_t bound_count)
+{
+    _Static_assert(sizeof(cache_entry) % alignof(authz_slice) == 0, "aud slices follow the header");
+    if (jwt->exp.state != AUTHZ_JWT_TIME_VALID || cluster_index > UINT32_MAX || key_index > UINT32_MAX ||
+        jwt->aud_count > AUTHZ_JWT_MAX_AUDIENCES || bound_count > AUTHZ_JWT_MAX_CIDRS)
+        return NULL;
+    if (bound_rc != 1)
+        bound_count = 0;
+    /* Every string is a piece of the token (at most max_token_bytes), and the
+     * counts are bounded above: the sum cannot overflow. */
+    size_t size = sizeof(cache_entry) + jwt->aud_count * sizeof(authz_slice) +
+                  bound_count * sizeof(authz_cidr) + strings_len(jwt);
+    cache_entry *e = malloc(size);
     if (!e)
         return NULL;
-    cache->reserved = NULL;
-    e->pub.jwt = *jwt;
-    e->pub.cluster_index = cluster_index;
-    e->pub.key_index = key_index;
-    e->pub.has_token_digest = authz_bearer_digest(e->pub.token, e->pub.token_digest) == 0;
+    memset(e, 0, sizeof *e);
+    authz_slice *aud = (authz_slice *)(e + 1);
+    authz_cidr *cidrs = (authz_cidr *)(aud + jwt->aud_count);
+    char *cursor = (char *)(cidrs + bound_count);
+
+    memcpy(e->key, key, POL_TOKEN_KEY_LEN);
     e->generation = generation;
-    e->expires_at = e->pub.jwt.exp.state == AUTHZ_JWT_TIME_VALID ? e->pub.jwt.exp.seconds : INT64_MAX;
+    e->expires_at = jwt->exp.seconds;
+    pol_cached_token *t = &e->pub;
+    t->cluster_index = (uint32_t)cluster_index;
+    t->key_index = (uint32_t)key_index;
+    t->exp = jwt->exp;
+    t->nbf = jwt->nbf;
+    t->iat = jwt->iat;
+    t->warnafter = jwt->k8s_warnafter;
+    t->aud_present = jwt->aud_present;
+    t->k8s_present = jwt->k8s_present;
+    t->sub = keep_str(jwt->sub, &cursor);
+    t->k8s_namespace = keep_str(jwt->k8s_namespace, &cursor);
+    t->k8s_sa_name = keep_str(jwt->k8s_sa_name, &cursor);
+    t->k8s_pod_name = keep_str(jwt->k8s_pod_name, &cursor);
+    t->k8s_node_name = keep_str(jwt->k8s_node_name, &cursor);
+    for (size_t i = 0; i < jwt->aud_count; i++)
+        aud[i] = keep(jwt->aud[i], &cursor);
+    t->aud = jwt->aud_count ? aud : NULL;
+    t->aud_count = jwt->aud_count;
+    t->bound_rc = bound_rc;
+    if (bound_count)
+        memcpy(cidrs, bound, bound_count * sizeof *cidrs);
+    t->bound = bound_count ? cidrs : NULL;
+    t->bound_count = bound_count;
+
     if (cache->count == cache->capacity)
         entry_remove(cache, cache->lru_tail);
-    cache_entry **bucket = &cache->buckets[e->hash & cache->bucket_mask];
+    cache_entry **bucket = &cache->buckets[bucket_of(cache, e->key)];
     e->chain_next = *bucket;
     *bucket = e;
     lru_push_front(cache, e);
     cache->count++;
-    return &e->pub;
+    return t;
 }
 
-void pol_token_cache_abort(pol_token_cache *cache)
+void pol_cached_token_view(const pol_cached_token *t, authz_slice issuer, authz_jwt *out)
 {
-    entry_free(cache->reserved);
-    cache->reserved = NULL;
+    memset(out, 0, sizeof *out);
+    out->iss.present = true;
+    out->iss.value = issuer;
+    out->sub = t->sub;
+    out->aud = t->aud;
+    out->aud_count = t->aud_count;
+    out->aud_present = t->aud_present;
+    out->exp = t->exp;
+    out->nbf = t->nbf;
+    out->iat = t->iat;
+    out->k8s_present = t->k8s_present;
+    out->k8s_namespace = t->k8s_namespace;
+    out->k8s_sa_name = t->k8s_sa_name;
+    out->k8s_pod_name = t->k8s_pod_name;
+    out->k8s_node_name = t->k8s_node_name;
+    out->k8s_warnafter = t->warnafter;
 }
 
 size_t pol_token_cache_count(const pol_token_cache *cache)

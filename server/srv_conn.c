@@ -350,6 +350,10 @@ int srv_conn_setup(srv_worker *w)
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     /* Bound what a peer can make us hold for refused streams and RST floods. */
     nghttp2_option_set_max_outbound_ack(opt, 1000);
+    /* nghttp2 otherwise keeps up to max_concurrent_streams closed streams per
+     * connection for the (deprecated, RFC 9113 5.3.2) priority tree: memory
+     * that grows with each connection's first streams and is never used. */
+    nghttp2_option_set_no_closed_streams(opt, 1);
     w->callbacks = cb;
     w->option = opt;
     return 0;
@@ -860,7 +864,7 @@ int srv_conn_accept(srv_worker *w)
         return rc;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (nghttp2_session_server_new2(&c->session, w->callbacks, c, w->option) != 0) {
+    if (nghttp2_session_server_new3(&c->session, w->callbacks, c, w->option, &w->h2_mem.mem) != 0) {
         c->session = NULL;
         conn_close(c);
         return UV_ENOMEM;

@@ -93,6 +93,7 @@ int srv_worker_init(srv_worker *w, size_t index, const struct sockaddr *addr, po
     w->max_conns = max_conns;
     w->snap = pol_snapshot_acquire(snap);
     w->request_bytes.max = snap->server.max_buffered_bytes_per_worker;
+    srv_mempool_init(&w->h2_mem);
     /* Unpacking costs a few times the wire size; the budget bounds it. */
     authz_arena_init(&w->decide_arena, NULL, SRV_DECIDE_ARENA_CHUNK,
                      8u * snap->server.max_message_bytes + 256u * 1024u);
@@ -230,6 +231,7 @@ void srv_worker_destroy(srv_worker *w)
         w->loop_ready = false;
     }
     srv_conn_free_pool(w);
+    srv_mempool_release(&w->h2_mem);
     authz_arena_free(&w->decide_arena);
     nghttp2_session_callbacks_del(w->callbacks);
     nghttp2_option_del(w->option);

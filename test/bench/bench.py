@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import tg_harness as h  # noqa: E402
+import lean  # noqa: E402
 
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
@@ -115,7 +116,7 @@ def openssl_verify_rate(algorithm):
 
 
 class Tokengate:
-    def __init__(self, folder, name, config):
+    def __init__(self, folder, name, config, env=None):
         self.port = h.free_port()
         config = dict(config, listen=f"127.0.0.1:{self.port}")
         self.config_path = os.path.join(folder, f"{name}.json")
@@ -123,7 +124,7 @@ class Tokengate:
             json.dump(config, f)
         self.log = open(os.path.join(folder, f"{name}.log"), "w")
         self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, h.tokengate_bin(), "serve", "-c",
-                                      self.config_path], stderr=self.log)
+                                      self.config_path], stderr=self.log, env=dict(os.environ, **(env or {})))
         wait_port(self.port)
 
     def stop(self):
@@ -177,6 +178,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=200000)
     ap.add_argument("--quick", action="store_true", help="20,000 requests a run, for a smoke check")
+    ap.add_argument("--no-churn", action="store_true",
+                    help="skip the 100,000-entry cache under churn (it signs 150,000 tokens)")
     ap.add_argument("--strict", action="store_true",
                     help="exit 1 when a figure misses its goal (default: report it and exit 0)")
     args = ap.parse_args()
@@ -286,6 +289,26 @@ def main():
                                      for _ in range(2)), key=lambda r: r["rate"])
     server.stop()
 
+    # 6. Memory and the allocator (counts, not timings: stable on a busy machine).
+    projected = lean.ProjectedTokens(keys["a-ec"], issuer, "api-a")
+    sample = projected.token(0)
+    start = lambda name, extra: Tokengate(folder, name, dict(base, **extra))  # noqa: E731
+    entry, rss_before, rss_after = lean.entry_bytes(folder, start, projected, "cluster-a", "10.1.2.3")
+    results["entry"] = {"bytes": entry, "token_bytes": len(sample), "rss_before_kib": rss_before,
+                        "rss_after_kib": rss_after}
+    counter_file = os.path.join(folder, "heap-counts")
+    server = Tokengate(folder, "heap", base, env={"LD_PRELOAD": os.environ["TG_MALLOC_COUNT"],
+                                                 "TG_MALLOC_COUNT_FILE": counter_file})
+    h2load(server.port, body_es, 2000, 4, 8)
+    mallocs, frees, run_mallocs = lean.heap_calls_per_check(server.port, lean.HeapCounter(server.proc, counter_file),
+                                                            h2load, body_es, 100000, response_size)
+    server.stop()
+    results["heap"] = {"mallocs_per_check": mallocs, "frees_per_check": frees, "mallocs_in_run": run_mallocs}
+    if not args.no_churn:
+        results["churn"] = lean.churn(folder, start, projected, "cluster-a", "10.1.2.3",
+                                      latency_run,
+                                      body_es, response_size)
+
     # 5. 1,000 concurrent connections x 10 streams.
     server = Tokengate(folder, "conns", base)
     conn_n = 1000 * 10 * 2
@@ -320,7 +343,22 @@ def main():
         ("peak RSS, 3 clusters, under load (MiB)", cached_rss / 1024, "<= 32", ""),
         ("1,000 conns x 10 streams: peak RSS (MiB)", results["conns_1000"]["rss_kib"] / 1024, "<= 64",
          f"{conn_n} answered"),
+        ("token cache: RSS per cached token (bytes)", results["entry"]["bytes"], "<= 1024",
+         f"10,000 distinct {results['entry']['token_bytes']}-byte ES256 projected tokens: "
+         f"{results['entry']['rss_before_kib'] / 1024:.1f} -> {results['entry']['rss_after_kib'] / 1024:.1f} MiB"),
+        ("heap calls per cached Check (malloc)", results["heap"]["mallocs_per_check"], "<= 0.01",
+         f"frees {results['heap']['frees_per_check']:.4f}; tg_malloc_count, 50,000 vs 100,000 Checks"),
     ]
+    if "churn" in results:
+        ch = results["churn"]
+        rows += [
+            ("100k-entry cache under churn: cached p99 (ms)", ch["p99_ms"], "<= 1",
+             f"p50 {ch['p50_ms']:.3f}; {ch['samples']} cached Checks beside {ch.get('churn_rate', 0):.0f} new "
+             f"tokens/s"),
+            ("  RSS growth once full, under churn (MiB)", (ch["rss_end_kib"] - ch["rss_full_kib"]) / 1024,
+             "<= 4", f"{ch['rss_full_kib'] / 1024:.1f} MiB full -> {ch['rss_end_kib'] / 1024:.1f} MiB after "
+             f"50,000 more"),
+        ]
     print(f"\ntokengate benchmark ({n} requests a run; server on CPU {SERVER_CPU}, h2load on CPU {CLIENT_CPU})")
     missed = [name.strip() for name, value, goal, _ in rows if not meets(value, goal)]
     print(f"| {'figure':52} | {'value':>8} | {'goal':7} | detail")
@@ -337,6 +375,8 @@ def main():
         "uncached_es256_rps": ues["rate"], "openssl_p256_verify_s": p256,
         "uncached_rs256_rps": urs["rate"], "openssl_rsa2048_verify_s": rsa2048,
         "latency": lat, "peak_rss_kib": cached_rss, "conns_1000_peak_rss_kib": results["conns_1000"]["rss_kib"],
+        "cache_entry": results["entry"], "heap": results["heap"],
+        "churn": {k: v for k, v in results.get("churn", {}).items() if k != "rss_samples_kib"},
         "ratios": {name: round(value, 4) for name, value, _, _ in rows},
         "missed": missed,
     }

@@ -13,5 +13,8 @@ cmake --build "$build" -j"$(nproc)" >/dev/null
 export TOKENGATE_BIN="$PWD/$build/tokengate"
 export TG_MINT_BIN="$PWD/$build/test/support/tg-mint"
 export TOKENGATE_PROTO_DIR="$PWD/proto"
+# Heap calls are counted by a preloaded counter (test/bench/tg_malloc_count.c).
+export TG_MALLOC_COUNT="$PWD/$build/tg_malloc_count.so"
+cc -std=c11 -O2 -shared -fPIC -o "$TG_MALLOC_COUNT" test/bench/tg_malloc_count.c -ldl
 ulimit -n 8192 2>/dev/null || true
 exec /usr/bin/python3 test/bench/bench.py "$@"

@@ -8,26 +8,40 @@
 
 static const authz_jwt_limits limits16k = {16384, 16, 0};
 
+static void key_of(const char *token, uint8_t key[POL_TOKEN_KEY_LEN])
+{
+    cr_assert_eq(pol_token_cache_key(authz_slice_from_cstr(token), key), 0);
+}
+
 /* Inserts |token| as if it had been parsed and verified by |cluster| at
- * |exp|; the jwt carries only exp, which is all the cache reads. */
+ * |exp|; the jwt carries only exp. */
 static void put(pol_token_cache *cache, const char *token, uint64_t generation, size_t cluster, int64_t exp)
 {
-    authz_arena *arena = NULL;
-    authz_slice copy = pol_token_cache_reserve(cache, authz_slice_from_cstr(token), &limits16k, &arena);
-    cr_assert_not_null(copy.ptr);
-    cr_assert_not_null(arena);
-    cr_assert(authz_slice_eq_cstr(copy, token));
-    cr_assert_neq((const void *)copy.ptr, (const void *)token, "the cache keeps its own copy");
+    uint8_t key[POL_TOKEN_KEY_LEN];
+    key_of(token, key);
     authz_jwt jwt = {0};
     jwt.exp.state = AUTHZ_JWT_TIME_VALID;
     jwt.exp.seconds = exp;
-    cr_assert_not_null(pol_token_cache_commit(cache, generation, &jwt, cluster, 0));
+    cr_assert_not_null(pol_token_cache_put(cache, generation, key, &jwt, cluster, 0, 0, NULL, 0));
 }
 
 static const pol_cached_token *get(pol_token_cache *cache, const char *token, uint64_t generation,
                                    int64_t now)
 {
-    return pol_token_cache_get(cache, generation, authz_slice_from_cstr(token), now);
+    uint8_t key[POL_TOKEN_KEY_LEN];
+    key_of(token, key);
+    return pol_token_cache_get(cache, generation, key, now);
+}
+
+Test(pol_token_cache, key_is_the_sha256_of_the_token)
+{
+    /* FIPS 180-2 test vector: SHA-256("abc"). */
+    static const uint8_t want[POL_TOKEN_KEY_LEN] = {
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    uint8_t key[POL_TOKEN_KEY_LEN];
+    key_of("abc", key);
+    cr_assert_arr_eq(key, want, sizeof want);
 }
 
 Test(pol_token_cache, hit_returns_the_verifying_cluster)
@@ -37,7 +51,7 @@ Test(pol_token_cache, hit_returns_the_verifying_cluster)
     const pol_cached_token *hit = get(cache, "aaa.bbb.ccc", 1, 999);
     cr_assert_not_null(hit);
     cr_assert_eq(hit->cluster_index, 2);
-    cr_assert_eq(hit->jwt.exp.seconds, 1000);
+    cr_assert_eq(hit->exp.seconds, 1000);
     pol_token_cache_free(cache);
 }
 
@@ -48,6 +62,7 @@ Test(pol_token_cache, lookup_compares_all_bytes)
     cr_assert_null(get(cache, "aaa.bbb.ccd", 1, 0));
     cr_assert_null(get(cache, "aaa.bbb.cc", 1, 0));
     cr_assert_null(get(cache, "aaa.bbb.ccc.", 1, 0));
+    cr_assert_not_null(get(cache, "aaa.bbb.ccc", 1, 0));
     pol_token_cache_free(cache);
 }
 
@@ -86,23 +101,15 @@ Test(pol_token_cache, evicts_least_recently_used_when_full)
     pol_token_cache_free(cache);
 }
 
-Test(pol_token_cache, abort_and_oversized_reserve_store_nothing)
+Test(pol_token_cache, token_without_a_valid_exp_is_not_stored)
 {
     pol_token_cache *cache = pol_token_cache_new(2);
-    authz_jwt_limits small = {16, 16, 0};
-    authz_arena *arena = NULL;
-    authz_slice copy = pol_token_cache_reserve(cache, authz_slice_from_cstr("t1"), &small, &arena);
-    cr_assert_not_null(copy.ptr);
-    cr_assert_not_null(arena);
-    cr_assert_not_null(authz_arena_alloc(arena, 100), "the reserved arena is usable");
-    pol_token_cache_abort(cache);
-    cr_assert_eq(pol_token_cache_count(cache), 0);
-    pol_token_cache_abort(cache);
-    copy = pol_token_cache_reserve(cache, authz_slice_from_cstr("0123456789abcdefX"), &small, &arena);
-    cr_assert_null(copy.ptr);
-    cr_assert_null(arena);
+    uint8_t key[POL_TOKEN_KEY_LEN];
+    key_of("t1", key);
     authz_jwt jwt = {0};
-    cr_assert_null(pol_token_cache_commit(cache, 1, &jwt, 0, 0), "nothing reserved");
+    cr_assert_null(pol_token_cache_put(cache, 1, key, &jwt, 0, 0, 0, NULL, 0), "exp absent");
+    jwt.exp.state = AUTHZ_JWT_TIME_INVALID;
+    cr_assert_null(pol_token_cache_put(cache, 1, key, &jwt, 0, 0, 0, NULL, 0), "exp invalid");
     cr_assert_eq(pol_token_cache_count(cache), 0);
     pol_token_cache_free(cache);
 }
@@ -120,7 +127,11 @@ Test(pol_token_cache, many_tokens_stay_bounded_and_findable)
         snprintf(token, sizeof token, "token-%d", i);
         const pol_cached_token *hit = get(cache, token, 7, 0);
         cr_assert_not_null(hit, "%s", token);
-        cr_assert_eq(hit->cluster_index, (size_t)i);
+        cr_assert_eq(hit->cluster_index, (uint32_t)i);
+    }
+    for (int i = 0; i < 900; i++) {
+        snprintf(token, sizeof token, "token-%d", i);
+        cr_assert_null(get(cache, token, 7, 0), "%s was evicted", token);
     }
     pol_token_cache_free(cache);
 }
@@ -143,69 +154,105 @@ static char *token_for(const char *header, const char *payload)
     return out;
 }
 
-/* The real protocol: parse the reserved copy into the reserved arena, commit,
- * and the entry's slices stay valid after the caller's buffers are gone. */
-Test(pol_token_cache, entry_owns_its_parse)
+static bool str_is(authz_jwt_str s, const char *want)
+{
+    return s.present && authz_slice_eq_cstr(s.value, want);
+}
+
+/* Everything the checks read is copied into the entry: the parse, its
+ * arena and the token bytes may all be gone, and the view still carries
+ * every claim, the times and the bound CIDRs. */
+Test(pol_token_cache, entry_keeps_what_the_checks_read)
 {
     pol_token_cache *cache = pol_token_cache_new(2);
     char *token = token_for("{\"alg\":\"ES256\",\"kid\":\"k\"}",
-                            "{\"iss\":\"https:\\/\\/i\",\"aud\":[\"a\",\"b\"],\"exp\":5000,"
-                            "\"kubernetes.io\":{\"namespace\":\"ns\"}}");
-    authz_arena *arena = NULL;
-    authz_slice copy = pol_token_cache_reserve(cache, authz_slice_from_cstr(token), &limits16k, &arena);
-    cr_assert_not_null(copy.ptr);
+                            "{\"iss\":\"https:\\/\\/i\",\"sub\":\"system:serviceaccount:ns:sa\","
+                            "\"aud\":[\"a\",\"bb\"],\"exp\":5000,\"nbf\":100,\"iat\":90,"
+                            "\"boundCIDRs\":[\"10.1.0.0/16\",\"fd00::/8\"],"
+                            "\"kubernetes.io\":{\"namespace\":\"ns\",\"serviceaccount\":{\"name\":\"sa\"},"
+                            "\"pod\":{\"name\":\"p-1\",\"uid\":\"u\"},\"node\":{\"name\":\"n-2\"},"
+                            "\"warnafter\":4000}}");
+    authz_arena arena;
+    authz_arena_init(&arena, NULL, 0, 0);
     authz_jwt jwt;
     authz_status st;
-    cr_assert_eq(authz_jwt_parse(copy, &limits16k, arena, &jwt, &st), 0, "%s", st.message);
-    cr_assert_not_null(pol_token_cache_commit(cache, 1, &jwt, 0, 0));
-    size_t len = strlen(token);
-    memset(token, 'x', len); /* the caller's bytes are gone */
+    cr_assert_eq(authz_jwt_parse(authz_slice_from_cstr(token), &limits16k, &arena, &jwt, &st), 0, "%s",
+                 st.message);
+    authz_cidr bound[AUTHZ_JWT_MAX_CIDRS];
+    size_t bound_count = 0;
+    cr_assert_eq(authz_jwt_cidr_claim(&jwt, "boundCIDRs", bound, AUTHZ_JWT_MAX_CIDRS, &bound_count), 1);
+    uint8_t key[POL_TOKEN_KEY_LEN];
+    key_of(token, key);
+    cr_assert_not_null(pol_token_cache_put(cache, 1, key, &jwt, 1, 3, 1, bound, bound_count));
+    memset(token, 'x', strlen(token)); /* the token's bytes are gone */
     free(token);
+    authz_arena_free(&arena); /* and so is the parse */
+    memset(bound, 0, sizeof bound);
 
-    token = token_for("{\"alg\":\"ES256\",\"kid\":\"k\"}",
-                      "{\"iss\":\"https:\\/\\/i\",\"aud\":[\"a\",\"b\"],\"exp\":5000,"
-                      "\"kubernetes.io\":{\"namespace\":\"ns\"}}");
-    const pol_cached_token *hit = pol_token_cache_get(cache, 1, authz_slice_from_cstr(token), 10);
+    const pol_cached_token *hit = pol_token_cache_get(cache, 1, key, 10);
     cr_assert_not_null(hit);
-    cr_assert(authz_slice_eq_cstr(hit->jwt.iss.value, "https://i"));
-    cr_assert(authz_slice_eq_cstr(hit->jwt.k8s_namespace.value, "ns"));
-    cr_assert_eq(hit->jwt.aud_count, 2);
-    cr_assert(authz_slice_eq_cstr(hit->jwt.aud[1], "b"));
-    cr_assert(authz_slice_eq_cstr(hit->jwt.header_text, "{\"alg\":\"ES256\",\"kid\":\"k\"}"));
-    cr_assert_eq(hit->jwt.signing_input.ptr, hit->token.ptr, "signing input is the entry's copy");
-    free(token);
+    cr_assert_eq(hit->cluster_index, 1);
+    cr_assert_eq(hit->key_index, 3);
+    cr_assert_eq(hit->bound_rc, 1);
+    cr_assert_eq(hit->bound_count, 2);
+    authz_ip ip;
+    cr_assert_eq(authz_ip_parse(AUTHZ_SLICE_LIT("10.1.2.3"), &ip), 0);
+    cr_assert(authz_cidr_list_contains(hit->bound, hit->bound_count, &ip));
+    cr_assert_eq(authz_ip_parse(AUTHZ_SLICE_LIT("fd00::1"), &ip), 0);
+    cr_assert(authz_cidr_list_contains(hit->bound, hit->bound_count, &ip));
+    cr_assert_eq(authz_ip_parse(AUTHZ_SLICE_LIT("10.2.0.1"), &ip), 0);
+    cr_assert_not(authz_cidr_list_contains(hit->bound, hit->bound_count, &ip));
 
-    /* Evicting frees the entry's arena (ASan/LSan would see a leak or a use after free). */
+    authz_jwt view;
+    pol_cached_token_view(hit, AUTHZ_SLICE_LIT("https://i"), &view);
+    cr_assert(str_is(view.iss, "https://i"));
+    cr_assert(str_is(view.sub, "system:serviceaccount:ns:sa"));
+    cr_assert(view.aud_present);
+    cr_assert_eq(view.aud_count, 2);
+    cr_assert(authz_slice_eq_cstr(view.aud[0], "a"));
+    cr_assert(authz_slice_eq_cstr(view.aud[1], "bb"));
+    cr_assert_eq(view.exp.state, AUTHZ_JWT_TIME_VALID);
+    cr_assert_eq(view.exp.seconds, 5000);
+    cr_assert_eq(view.nbf.seconds, 100);
+    cr_assert_eq(view.iat.seconds, 90);
+    cr_assert_eq(view.k8s_warnafter.seconds, 4000);
+    cr_assert(view.k8s_present);
+    cr_assert(str_is(view.k8s_namespace, "ns"));
+    cr_assert(str_is(view.k8s_sa_name, "sa"));
+    cr_assert(str_is(view.k8s_pod_name, "p-1"));
+    cr_assert(str_is(view.k8s_node_name, "n-2"));
+    cr_assert_not(view.k8s_sa_uid.present, "uids are not kept");
+    cr_assert_null(view.payload, "no JSON is kept");
+
+    /* Evicting frees the entry (ASan/LSan would see a leak or a use after free). */
     put(cache, "t2", 1, 0, 5000);
     put(cache, "t3", 1, 0, 5000);
     cr_assert_eq(pol_token_cache_count(cache), 2);
     pol_token_cache_free(cache);
 }
 
-/* The reserved arena's budget admits the densest token the limits allow and
- * nothing much beyond it. */
-Test(pol_token_cache, entry_arena_is_bounded)
+/* Absent claims stay absent in the view, and a malformed bound-CIDR claim
+ * keeps its verdict. */
+Test(pol_token_cache, absent_claims_stay_absent)
 {
     pol_token_cache *cache = pol_token_cache_new(1);
-    authz_jwt_limits limits = {4096, 16, 0};
-    char token[4096];
-    memset(token, 'A', sizeof token);
-    authz_arena *arena = NULL;
-    authz_slice copy = pol_token_cache_reserve(cache, (authz_slice){token, sizeof token}, &limits, &arena);
-    cr_assert_not_null(copy.ptr);
-    size_t budget = arena->limit;
-    cr_assert_geq(budget, 2 * authz_jwt_arena_bound(&limits));
-    cr_assert_leq(budget, 2 * authz_jwt_arena_bound(&limits) + 8 * sizeof token + 8192);
-    cr_assert_null(authz_arena_alloc(arena, budget), "the budget is enforced");
-    pol_token_cache_abort(cache);
-    pol_token_cache_free(cache);
-}
-
-Test(pol_token_cache, free_with_a_pending_reservation)
-{
-    pol_token_cache *cache = pol_token_cache_new(1);
-    authz_arena *arena = NULL;
-    cr_assert_not_null(pol_token_cache_reserve(cache, AUTHZ_SLICE_LIT("abc"), &limits16k, &arena).ptr);
-    cr_assert_not_null(authz_arena_alloc(arena, 64 * 1024), "large parses take more chunks");
+    uint8_t key[POL_TOKEN_KEY_LEN];
+    key_of("t", key);
+    authz_jwt jwt = {0};
+    jwt.exp.state = AUTHZ_JWT_TIME_VALID;
+    jwt.exp.seconds = 50;
+    const pol_cached_token *t = pol_token_cache_put(cache, 1, key, &jwt, 0, 0, -1, NULL, 0);
+    cr_assert_not_null(t);
+    cr_assert_eq(t->bound_rc, -1);
+    authz_jwt view;
+    pol_cached_token_view(t, AUTHZ_SLICE_LIT("iss"), &view);
+    cr_assert_not(view.sub.present);
+    cr_assert_not(view.aud_present);
+    cr_assert_eq(view.aud_count, 0);
+    cr_assert_not(view.k8s_present);
+    cr_assert_not(view.k8s_namespace.present);
+    cr_assert_not(view.k8s_pod_name.present);
+    cr_assert_eq(view.nbf.state, AUTHZ_JWT_TIME_ABSENT);
+    cr_assert_eq(view.k8s_warnafter.state, AUTHZ_JWT_TIME_ABSENT);
     pol_token_cache_free(cache);
 }
