@@ -157,12 +157,34 @@ int authz_claims_check_identity(const authz_jwt *jwt, authz_status *status)
     return authz_status_ok(status);
 }
 
+int authz_claims_check_observed(const authz_jwt *jwt, const authz_claim_policy *policy, authz_status *status,
+                                const authz_claim_observer *observer)
+{
+    for (authz_claim_step step = AUTHZ_CLAIM_ISSUER; step <= AUTHZ_CLAIM_IDENTITY; step++) {
+        int rc;
+        switch (step) {
+        case AUTHZ_CLAIM_ISSUER:
+            rc = authz_claims_check_issuer(jwt, policy, status);
+            break;
+        case AUTHZ_CLAIM_TIME:
+            rc = authz_claims_check_time(jwt, policy, status);
+            break;
+        case AUTHZ_CLAIM_AUDIENCE:
+            rc = authz_claims_check_audience(jwt, policy, status);
+            break;
+        default:
+            rc = authz_claims_check_identity(jwt, status);
+            break;
+        }
+        if (observer && observer->step)
+            observer->step(observer->ctx, step, rc, status);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int authz_claims_check(const authz_jwt *jwt, const authz_claim_policy *policy, authz_status *status)
 {
-    if (authz_claims_check_issuer(jwt, policy, status) != 0 ||
-        authz_claims_check_time(jwt, policy, status) != 0 ||
-        authz_claims_check_audience(jwt, policy, status) != 0 ||
-        authz_claims_check_identity(jwt, status) != 0)
-        return -1;
-    return 0;
+    return authz_claims_check_observed(jwt, policy, status, NULL);
 }

@@ -25,6 +25,28 @@ static const char *const reason_names[AUTHZ_REASON_COUNT] = {
     [AUTHZ_REASON_MALFORMED_REQUEST] = "malformed_request",
 };
 
+/* One line per reason; test_authz_reason fails when a reason has none. */
+static const char *const public_messages[AUTHZ_REASON_COUNT] = {
+    [AUTHZ_REASON_OK] = "allowed",
+    [AUTHZ_REASON_MISSING_TOKEN] = "the request carries no bearer token",
+    [AUTHZ_REASON_MALFORMED_TOKEN] = "the credential is not one well-formed bearer token",
+    [AUTHZ_REASON_UNSUPPORTED_ALG] = "the token's signing algorithm is not accepted",
+    [AUTHZ_REASON_UNKNOWN_KEY] = "the token names no trusted signing key",
+    [AUTHZ_REASON_BAD_SIGNATURE] = "the token's signature does not verify",
+    [AUTHZ_REASON_UNKNOWN_ISSUER] = "the token's issuer is not trusted",
+    [AUTHZ_REASON_CLUSTER_MISMATCH] = "the token was not issued by the cluster this request is for",
+    [AUTHZ_REASON_AUDIENCE_MISMATCH] = "the token is not meant for this audience",
+    [AUTHZ_REASON_EXPIRED] = "the token has expired",
+    [AUTHZ_REASON_NOT_YET_VALID] = "the token is not valid yet",
+    [AUTHZ_REASON_MISSING_CLAIM] = "the token lacks a required claim",
+    [AUTHZ_REASON_STALE_TOKEN] = "the token is too old: use a fresh one",
+    [AUTHZ_REASON_UNKNOWN_CLUSTER] = "the request is not routed to a known cluster",
+    [AUTHZ_REASON_SOURCE_NOT_ALLOWED] = "requests from this address are not allowed",
+    [AUTHZ_REASON_FORBIDDEN] = "the caller may not make this request",
+    [AUTHZ_REASON_MALFORMED_REQUEST] = "the request path cannot be judged safely",
+    [AUTHZ_REASON_INTERNAL_ERROR] = "the request could not be authorized; try again later",
+};
+
 const char *authz_reason_name(authz_reason reason)
 {
     if ((unsigned)reason >= AUTHZ_REASON_COUNT)
@@ -68,6 +90,13 @@ int authz_reason_http_status(authz_reason reason)
     default:
         return 503;
     }
+}
+
+const char *authz_reason_public_message(authz_reason reason)
+{
+    if ((unsigned)reason >= AUTHZ_REASON_COUNT || !public_messages[reason])
+        return public_messages[AUTHZ_REASON_INTERNAL_ERROR];
+    return public_messages[reason];
 }
 
 int authz_status_set(authz_status *status, authz_reason reason, const char *fmt, ...)

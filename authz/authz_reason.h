@@ -47,6 +47,12 @@ int authz_reason_grpc_code(authz_reason reason);
 /* HTTP status Envoy should send the client: 200, 401, 403, 400 or 503. */
 int authz_reason_http_status(authz_reason reason);
 
+/* A fixed sentence for the reason, safe to show any client: it names no
+ * cluster, key, issuer, rule, address or claim value (the detailed message
+ * of authz_status does). Out-of-range values give internal_error's.
+ * Static storage. */
+const char *authz_reason_public_message(authz_reason reason);
+
 /* Longest decision message, terminator included. */
 #define AUTHZ_MESSAGE_MAX 256
 

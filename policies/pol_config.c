@@ -380,6 +380,29 @@ static void get_bool(cfg_ctx *ctx, const json_t *obj, const char *parent, const 
     *out = json_is_true(v);
 }
 
+/* Sets *out to the index of the string |key| of |obj| in the NULL-terminated
+ * |choices|; leaves *out alone when |key| is absent. */
+static void get_choice(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key,
+                       const char *const *choices, int *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return;
+    for (int i = 0; json_is_string(v) && choices[i]; i++) {
+        if (strcmp(json_string_value(v), choices[i]) == 0) {
+            *out = i;
+            return;
+        }
+    }
+    char path[PATH_TEXT_MAX], expected[128] = "";
+    for (int i = 0; choices[i]; i++) {
+        size_t used = strlen(expected);
+        snprintf(expected + used, sizeof expected - used, "%s\"%s\"", i == 0 ? "" : " or ", choices[i]);
+    }
+    path_key(path, parent, key);
+    cfg_fail(ctx, path, v, "must be %s", expected);
+}
+
 /* An owned, NUL-terminated copy; lower-cased when asked. */
 static bool dup_slice(const char *s, size_t len, bool lower, authz_slice *out)
 {
@@ -1055,6 +1078,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "max_kidless_keys",
                                        "escaped_slashes",
                                        "tls",
+                                       "deny_details",
                                        "clusters",
                                        "rules",
                                        NULL};
@@ -1075,6 +1099,11 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
     get_size(ctx, root, "", "max_kidless_keys", 0, 1024, &snap->max_kidless_keys);
     get_escaped_slashes(ctx, root, &snap->escaped_slashes);
     parse_tls(ctx, root, &snap->server.tls);
+    /* Indexed by pol_deny_details. */
+    static const char *const deny_details[] = {"generic", "full", NULL};
+    int details = (int)snap->server.deny_details;
+    get_choice(ctx, root, "", "deny_details", deny_details, &details);
+    snap->server.deny_details = (pol_deny_details)details;
     const json_t *cache = json_object_get(root, "token_cache");
     if (cache && is_object(ctx, cache, "token_cache")) {
         static const char *const cache_keys[] = {"size", NULL};
@@ -1151,6 +1180,7 @@ static pol_snapshot *snapshot_new(const char *path)
     snap->server.max_buffered_bytes_per_connection = 16u * 1024u * 1024u;
     snap->server.max_buffered_bytes_per_worker = 64u * 1024u * 1024u;
     snap->server.log_decisions = true;
+    snap->server.deny_details = POL_DENY_DETAILS_GENERIC;
     if (!dup_slice(path, strlen(path), false, &snap->path) ||
         !dup_slice("127.0.0.1:9191", strlen("127.0.0.1:9191"), false, &snap->server.listen)) {
         pol_snapshot_release(snap);

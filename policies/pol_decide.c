@@ -228,8 +228,63 @@ cleanup:
     return signer;
 }
 
-/* Step 7, one check at a time so explain can report each; same order as
- * authz_claims_check. */
+/* What explain's trace of the claim checks needs besides the outcome. */
+typedef struct claims_trace {
+    const pol_decide_ctx *ctx;
+    const pol_cluster *cluster;
+    const pol_snapshot *snap;
+    const pol_request *req;
+    const authz_jwt *jwt;
+} claims_trace;
+
+/* authz_claim_observer: one trace step per claim check, in the order
+ * authz_claims_check_observed runs them. */
+static void trace_claim(void *arg, authz_claim_step step, int rc, const authz_status *status)
+{
+    const claims_trace *t = arg;
+    const pol_cluster *c = t->cluster;
+    const authz_jwt *jwt = t->jwt;
+
+    if (step == AUTHZ_CLAIM_TIME) {
+        char exp[64], nbf[64], iat[64], now[AUTHZ_TIME_TEXT_SIZE];
+        format_claim_time("exp", &jwt->exp, exp, sizeof exp);
+        format_claim_time("nbf", &jwt->nbf, nbf, sizeof nbf);
+        format_claim_time("iat", &jwt->iat, iat, sizeof iat);
+        authz_time_text(t->req->now, now, sizeof now);
+        trace_step(t->ctx, "expiry", rc == 0, "%s%s%s, %s, %s, now %s, skew %llds",
+                   rc == 0 ? "" : status->message, rc == 0 ? "" : ": ", exp, nbf, iat, now,
+                   (long long)t->snap->clock_skew);
+        return;
+    }
+    static const char *const names[] = {[AUTHZ_CLAIM_ISSUER] = "issuer",
+                                        [AUTHZ_CLAIM_AUDIENCE] = "audience",
+                                        [AUTHZ_CLAIM_IDENTITY] = "identity"};
+    if (rc != 0) {
+        trace_fail(t->ctx, names[step], status);
+        return;
+    }
+    if (step == AUTHZ_CLAIM_ISSUER) {
+        trace_step(t->ctx, "issuer", true, "iss %.*s is cluster %.*s's issuer", shown(jwt->iss.value),
+                   jwt->iss.value.ptr, shown(c->name), c->name.ptr);
+    } else if (step == AUTHZ_CLAIM_AUDIENCE) {
+        authz_slice matched = {"", 0};
+        for (size_t i = 0; i < jwt->aud_count && matched.len == 0; i++) {
+            for (size_t j = 0; j < c->audience_count; j++) {
+                if (authz_slice_eq(jwt->aud[i], c->audiences[j]))
+                    matched = jwt->aud[i];
+            }
+        }
+        trace_step(t->ctx, "audience", true, "aud %.*s is an audience of cluster %.*s", shown(matched),
+                   matched.ptr, shown(c->name), c->name.ptr);
+    } else {
+        trace_step(t->ctx, "identity", true, "namespace %.*s, service account %.*s",
+                   shown(jwt->k8s_namespace.value), jwt->k8s_namespace.value.ptr,
+                   shown(jwt->k8s_sa_name.value), jwt->k8s_sa_name.value.ptr);
+    }
+}
+
+/* Step 7: authz_claims_check's checks in its order; explain is told each
+ * one (formatting times and audiences costs, so only a trace pays it). */
 static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const pol_request *req,
                         const authz_jwt *jwt, const pol_decide_ctx *ctx, authz_status *status)
 {
@@ -242,51 +297,10 @@ static int check_claims(const pol_cluster *c, const pol_snapshot *snap, const po
         .max_token_age = c->max_token_age,
         .enforce_warnafter = c->enforce_warnafter,
     };
-    if (authz_claims_check_issuer(jwt, &policy, status) != 0) {
-        trace_fail(ctx, "issuer", status);
-        return -1;
-    }
-    trace_step(ctx, "issuer", true, "iss %.*s is cluster %.*s's issuer", shown(jwt->iss.value),
-               jwt->iss.value.ptr, shown(c->name), c->name.ptr);
-
-    int time_rc = authz_claims_check_time(jwt, &policy, status);
-    if (ctx->trace && ctx->trace->step) {
-        /* Formatting times costs; only explain asks for it. */
-        char exp[64], nbf[64], iat[64], now[AUTHZ_TIME_TEXT_SIZE];
-        format_claim_time("exp", &jwt->exp, exp, sizeof exp);
-        format_claim_time("nbf", &jwt->nbf, nbf, sizeof nbf);
-        format_claim_time("iat", &jwt->iat, iat, sizeof iat);
-        authz_time_text(req->now, now, sizeof now);
-        trace_step(ctx, "expiry", time_rc == 0, "%s%s%s, %s, %s, now %s, skew %llds",
-                   time_rc == 0 ? "" : status->message, time_rc == 0 ? "" : ": ", exp, nbf, iat, now,
-                   (long long)snap->clock_skew);
-    }
-    if (time_rc != 0)
-        return -1;
-
-    if (authz_claims_check_audience(jwt, &policy, status) != 0) {
-        trace_fail(ctx, "audience", status);
-        return -1;
-    }
-    if (ctx->trace && ctx->trace->step) {
-        authz_slice matched = {"", 0};
-        for (size_t i = 0; i < jwt->aud_count && matched.len == 0; i++) {
-            for (size_t j = 0; j < c->audience_count; j++) {
-                if (authz_slice_eq(jwt->aud[i], c->audiences[j]))
-                    matched = jwt->aud[i];
-            }
-        }
-        trace_step(ctx, "audience", true, "aud %.*s is an audience of cluster %.*s", shown(matched),
-                   matched.ptr, shown(c->name), c->name.ptr);
-    }
-
-    if (authz_claims_check_identity(jwt, status) != 0) {
-        trace_fail(ctx, "identity", status);
-        return -1;
-    }
-    trace_step(ctx, "identity", true, "namespace %.*s, service account %.*s", shown(jwt->k8s_namespace.value),
-               jwt->k8s_namespace.value.ptr, shown(jwt->k8s_sa_name.value), jwt->k8s_sa_name.value.ptr);
-    return 0;
+    claims_trace trace = {ctx, c, snap, req, jwt};
+    authz_claim_observer observer = {trace_claim, &trace};
+    bool tracing = ctx->trace && ctx->trace->step;
+    return authz_claims_check_observed(jwt, &policy, status, tracing ? &observer : NULL);
 }
 
 /* The token's bound CIDRs as authz_jwt_cidr_claim read them for the issuing
@@ -424,12 +438,17 @@ static bool arena_copy(authz_arena *arena, authz_slice s, authz_slice *out)
     return true;
 }
 
-/* Step 10: identity slices that outlive the token. */
-static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision *out)
+/* After the signature: "system:serviceaccount:<ns>:<sa>" of the verified
+ * token into out->verified_subject (left empty without those claims or
+ * without an arena, where step 10 denies anyway).
+ * Returns -1 when the arena is exhausted. */
+static int note_verified_subject(authz_arena *arena, const authz_jwt *jwt, pol_decision *out)
 {
     static const char prefix[] = "system:serviceaccount:";
     authz_slice ns = jwt->k8s_namespace.value;
     authz_slice sa = jwt->k8s_sa_name.value;
+    if (!arena || !jwt->k8s_namespace.present || !jwt->k8s_sa_name.present)
+        return 0;
     size_t subject_len = sizeof prefix - 1 + ns.len + 1 + sa.len;
     char *subject = authz_arena_alloc(arena, subject_len + 1);
     if (!subject)
@@ -439,7 +458,19 @@ static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision 
     subject[sizeof prefix - 1 + ns.len] = ':';
     memcpy(subject + sizeof prefix + ns.len, sa.ptr, sa.len);
     subject[subject_len] = '\0';
-    out->subject = (authz_slice){subject, subject_len};
+    out->verified_subject = (authz_slice){subject, subject_len};
+    return 0;
+}
+
+/* Step 10: identity slices that outlive the token (the subject was noted
+ * when the signature verified; the identity check requires its claims). */
+static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision *out)
+{
+    authz_slice ns = jwt->k8s_namespace.value;
+    authz_slice sa = jwt->k8s_sa_name.value;
+    if (!out->verified_subject.ptr)
+        return -1;
+    out->subject = out->verified_subject;
     if (!arena_copy(arena, ns, &out->namespace_name) || !arena_copy(arena, sa, &out->service_account))
         return -1;
     if (jwt->k8s_pod_name.present && !arena_copy(arena, jwt->k8s_pod_name.value, &out->pod_name))
@@ -490,6 +521,12 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
 
     /* 2. Bearer token. */
     authz_slice token;
+    if (req->authorization_repeated) {
+        authz_status_set(&out->status, AUTHZ_REASON_MALFORMED_TOKEN,
+                         "more than one authorization header: two credentials");
+        trace_fail(ctx, "bearer", &out->status);
+        goto cleanup;
+    }
     if (authz_bearer_extract(req->authorization, &token, &out->status) != 0) {
         trace_fail(ctx, "bearer", &out->status);
         goto cleanup;
@@ -543,6 +580,11 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     }
     const authz_jwt *jp = &jwt;
     out->issuer_cluster = signer;
+    if (note_verified_subject(ctx->arena, jp, out) != 0) {
+        authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "out of memory copying the subject");
+        trace_fail(ctx, "identity_copy", &out->status);
+        goto cleanup;
+    }
 
     /* 6. The issuing cluster must be the target. */
     if (signer != target) {

@@ -75,6 +75,11 @@ typedef struct pol_tls_settings {
     authz_slice *allowed_client_sans; /* owned; count 0 = any certificate of client_ca_file */
     size_t allowed_client_san_count;
 } pol_tls_settings;
+/* What a denial tells the client (config "deny_details"). */
+typedef enum pol_deny_details {
+    POL_DENY_DETAILS_GENERIC = 0, /* the reason code and its fixed public sentence */
+    POL_DENY_DETAILS_FULL,        /* the decision's detailed message, for trusted callers */
+} pol_deny_details;
 
 /* Server settings: read by server/, validated here with everything else. */
 typedef struct pol_server_settings {
@@ -92,6 +97,7 @@ typedef struct pol_server_settings {
     size_t max_buffered_bytes_per_worker;     /* the same over a worker's connections, default 64 MiB */
     bool log_decisions;           /* one JSON line per decision on stderr, default true */
     pol_tls_settings tls;         /* off by default */
+    pol_deny_details deny_details; /* default generic */
 } pol_server_settings;
 
 typedef struct pol_snapshot {

@@ -56,7 +56,11 @@ static bool host_eq(authz_slice configured, authz_slice host)
 const pol_cluster *pol_target_find(const pol_snapshot *snap, authz_slice hint, authz_slice authority,
                                    authz_status *status)
 {
-    if (hint.ptr && hint.len > 0) {
+    if (hint.ptr && hint.len == 0) {
+        authz_status_set(status, AUTHZ_REASON_UNKNOWN_CLUSTER, "the route names an empty cluster");
+        return NULL;
+    }
+    if (hint.ptr) {
         const pol_cluster *c = pol_snapshot_find_cluster(snap, hint);
         if (!c)
             authz_status_set(status, AUTHZ_REASON_UNKNOWN_CLUSTER, "no cluster named %.*s",

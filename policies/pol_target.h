@@ -16,10 +16,11 @@
  * unclosed, or the host is empty. */
 int pol_target_host(authz_slice authority, authz_slice *host);
 
-/* The target cluster of a request: the cluster named |hint| when |hint| is
- * non-empty, else the cluster listing |authority|'s host (compared
- * case-insensitively). Returns NULL with |status| set to unknown_cluster
- * when there is none. */
+/* The target cluster of a request: the cluster named |hint| when the route
+ * named one (|hint|.ptr non-NULL; an empty name is no cluster, never a
+ * fallback to the host: the route said something and it names nothing),
+ * else the cluster listing |authority|'s host (compared case-insensitively).
+ * Returns NULL with |status| set to unknown_cluster when there is none. */
 const pol_cluster *pol_target_find(const pol_snapshot *snap, authz_slice hint, authz_slice authority,
                                    authz_status *status);
 

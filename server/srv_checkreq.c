@@ -231,9 +231,10 @@ static int header_index(authz_slice key)
 static void hit(srv_checkreq_hit *hits, authz_slice key, authz_slice value)
 {
     int i = header_index(key);
-    if (i >= 0 && !hits[i].found) {
+    if (i >= 0) {
         hits[i].found = true;
         hits[i].value = value;
+        hits[i].count++;
     }
 }
 
@@ -253,7 +254,7 @@ static void commit(reader *r, unsigned m, const authz_slice *slot)
         hit(r->out->raw_hdr, slot[0], slot[2].len > 0 ? slot[2] : slot[1]);
         break;
     case M_EXT_ENTRY:
-        if (!r->out->cluster_found && authz_slice_eq(slot[0], AUTHZ_SLICE_LIT("cluster"))) {
+        if (authz_slice_eq(slot[0], AUTHZ_SLICE_LIT("cluster"))) {
             r->out->cluster_found = true;
             r->out->cluster = slot[1];
         }
@@ -394,12 +395,5 @@ int srv_checkreq_parse(const uint8_t *buf, size_t len, srv_checkreq *out)
 
 authz_slice srv_checkreq_header_value(const srv_checkreq *req, srv_checkreq_header h)
 {
-    authz_slice none = {NULL, 0};
-    if (req->map_hdr[h].found) {
-        return req->map_hdr[h].value;
-    }
-    if (req->raw_hdr[h].found) {
-        return req->raw_hdr[h].value;
-    }
-    return none;
+    return req->map_hdr[h].found ? req->map_hdr[h].value : req->raw_hdr[h].value;
 }

@@ -12,7 +12,7 @@
  *   recurses on the C stack).
  * Values follow the protobuf specification: a singular string keeps its
  * last occurrence, repeated embedded messages merge (repeated fields
- * concatenate in wire order). Two places where protobuf-c 1.4 differs:
+ * concatenate in wire order), a map keeps the last entry of a key. Two places where protobuf-c 1.4 differs:
  * repeated socket_address occurrences (a oneof member) merge here, while
  * protobuf-c keeps only the last one; and an Address that occurs twice with
  * its oneof unset both times (attributes{source{address{} address{}}}) is
@@ -43,7 +43,8 @@ typedef enum srv_checkreq_header {
 /* One header lookup. */
 typedef struct srv_checkreq_hit {
     bool found;        /* some entry's key matched (its value may be empty) */
-    authz_slice value; /* that entry's value */
+    authz_slice value; /* the last matching entry's value */
+    size_t count;      /* how many entries matched */
 } srv_checkreq_hit;
 
 /* What the reader extracts. Absent fields are empty slices (ptr NULL). */
@@ -55,15 +56,19 @@ typedef struct srv_checkreq {
     authz_slice method;
     authz_slice path;
     authz_slice host;
-    /* attributes.context_extensions["cluster"], the first entry whose key is
-     * exactly "cluster"; cluster_found tells an empty value from none. */
+    /* attributes.context_extensions["cluster"]: the last entry whose key is
+     * exactly "cluster" (a map: a later entry replaces an earlier one);
+     * cluster_found tells an empty value from none. */
     authz_slice cluster;
     bool cluster_found;
-    /* Per header: the first entry of request.http.headers whose key equals
-     * the name ignoring ASCII case ... */
+    /* Per header: the last entry of request.http.headers whose key equals
+     * the name ignoring ASCII case (a map, as above; HTTP names ignore
+     * case) ... */
     srv_checkreq_hit map_hdr[SRV_CHECKREQ_H_COUNT];
-    /* ... and the first of request.http.header_map.headers (raw_value when
-     * non-empty, else value). */
+    /* ... and the last of request.http.header_map.headers (raw_value when
+     * non-empty, else value). header_map is a list of the request's header
+     * lines, duplicates kept: count > 1 means the client sent the header
+     * more than once. */
     srv_checkreq_hit raw_hdr[SRV_CHECKREQ_H_COUNT];
 } srv_checkreq;
 
@@ -73,8 +78,8 @@ typedef struct srv_checkreq {
  * outside [buf, buf + len). This is also the fuzz entry point. */
 int srv_checkreq_parse(const uint8_t *buf, size_t len, srv_checkreq *out);
 
-/* The value of header |h|: the headers map's first match, else the
- * header_map's first match, else empty. */
+/* The value of header |h|: the headers map's last match, else the
+ * header_map's last match, else empty. */
 authz_slice srv_checkreq_header_value(const srv_checkreq *req, srv_checkreq_header h);
 
 #endif

@@ -342,22 +342,24 @@ static void print_report(const cli_opts *o, const explain_trace *t, const pol_de
     }
     if (d->allowed)
         printf("subject: %.*s\n", (int)d->subject.len, d->subject.ptr);
+    else if (d->verified_subject.len > 0)
+        printf("verified subject (denied): %.*s\n", (int)d->verified_subject.len, d->verified_subject.ptr);
     printf("decision: %s reason: %s message: %s\n", d->allowed ? "ALLOW" : "DENY",
            authz_reason_name(d->status.reason), d->status.message);
 }
 
 static int print_json_report(const explain_trace *t, const pol_decision *d)
 {
-    json_t *report =
-        json_pack("{s:b, s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:O, s:O*, s:O*}",
-                  "allowed", d->allowed, "reason", authz_reason_name(d->status.reason), "message",
-                  printable_string(d->status.message, strlen(d->status.message)), "cluster",
-                  d->cluster ? slice_or_null(d->cluster->name) : json_null(), "issuer_cluster",
-                  d->issuer_cluster ? slice_or_null(d->issuer_cluster->name) : json_null(), "rule",
-                  d->rule ? slice_or_null(d->rule->name) : json_null(), "subject", slice_or_null(d->subject),
-                  "namespace", slice_or_null(d->namespace_name), "service_account",
-                  slice_or_null(d->service_account), "pod", slice_or_null(d->pod_name), "node",
-                  slice_or_null(d->node_name), "checks", t->checks, "header", t->header, "claims", t->claims);
+    json_t *report = json_pack(
+        "{s:b, s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:O, s:O*, s:O*}", "allowed",
+        d->allowed, "reason", authz_reason_name(d->status.reason), "message",
+        printable_string(d->status.message, strlen(d->status.message)), "cluster",
+        d->cluster ? slice_or_null(d->cluster->name) : json_null(), "issuer_cluster",
+        d->issuer_cluster ? slice_or_null(d->issuer_cluster->name) : json_null(), "rule",
+        d->rule ? slice_or_null(d->rule->name) : json_null(), "subject", slice_or_null(d->subject),
+        "verified_subject", slice_or_null(d->verified_subject), "namespace", slice_or_null(d->namespace_name),
+        "service_account", slice_or_null(d->service_account), "pod", slice_or_null(d->pod_name), "node",
+        slice_or_null(d->node_name), "checks", t->checks, "header", t->header, "claims", t->claims);
     if (!report) {
         fprintf(stderr, "tokengate: cannot build the JSON report\n");
         return -1;

@@ -56,17 +56,29 @@ static authz_slice field_or_header(const srv_checkreq *msg, authz_slice field, s
     return field.len > 0 ? field : srv_checkreq_header_value(msg, h);
 }
 
+/* The request carried header |h| on more than one line: header_map keeps
+ * each line; in the headers map a repeated key is one key set twice. */
+static bool on_several_lines(const srv_checkreq *msg, srv_checkreq_header h)
+{
+    return !msg->map_hdr[h].found && msg->raw_hdr[h].count > 1;
+}
+
 void srv_extauthz_view_request(const srv_checkreq *msg, size_t trusted_proxy_hops, srv_extauthz_view *view)
 {
     memset(view, 0, sizeof(*view));
     view->req.cluster = msg->cluster;
+    if (msg->cluster_found && msg->cluster.len == 0) {
+        /* Named but empty: a non-NULL empty slice, which is no cluster. */
+        view->req.cluster = AUTHZ_SLICE_LIT("");
+    }
     if (trusted_proxy_hops == 0) {
         view->req.source = msg->peer_address;
-    } else {
+    } else if (!on_several_lines(msg, SRV_CHECKREQ_H_FORWARDED_FOR)) {
         view->req.source =
             xff_from_right(srv_checkreq_header_value(msg, SRV_CHECKREQ_H_FORWARDED_FOR), trusted_proxy_hops);
     }
     view->req.authorization = srv_checkreq_header_value(msg, SRV_CHECKREQ_H_AUTHORIZATION);
+    view->req.authorization_repeated = on_several_lines(msg, SRV_CHECKREQ_H_AUTHORIZATION);
     view->req.host = field_or_header(msg, msg->host, SRV_CHECKREQ_H_AUTHORITY);
     view->req.method = field_or_header(msg, msg->method, SRV_CHECKREQ_H_METHOD);
     view->req.path = field_or_header(msg, msg->path, SRV_CHECKREQ_H_PATH);
@@ -189,11 +201,30 @@ static void describe_allow(const pol_decision *d, srv_checkresp *r)
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("service_account"), d->service_account);
 }
 
+/* RFC 6750 3.1: a request without credentials gets the challenge alone;
+ * a credential that failed gets error="invalid_token". */
+static authz_slice www_authenticate(authz_arena *arena, authz_reason reason, authz_slice name)
+{
+    if (reason == AUTHZ_REASON_MISSING_TOKEN) {
+        return AUTHZ_SLICE_LIT("Bearer realm=\"tokengate\"");
+    }
+    const authz_slice parts[] = {
+        AUTHZ_SLICE_LIT("Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\""), name,
+        AUTHZ_SLICE_LIT("\"")};
+    return concat(arena, parts, 3);
+}
+
 /* Returns -1 when the arena runs out. */
-static int describe_deny(const pol_decision *d, authz_arena *arena, srv_checkresp *r)
+static int describe_deny(const pol_decision *d, pol_deny_details details, authz_arena *arena,
+                         srv_checkresp *r)
 {
     authz_slice reason = slice_of(authz_reason_name(d->status.reason));
-    authz_slice message = {d->status.message, strnlen(d->status.message, sizeof(d->status.message))};
+    /* The detailed message names clusters, keys and rules: only trusted
+     * callers get it; everyone else the reason's fixed sentence. */
+    authz_slice message =
+        details == POL_DENY_DETAILS_FULL
+            ? (authz_slice){d->status.message, strnlen(d->status.message, sizeof(d->status.message))}
+            : slice_of(authz_reason_public_message(d->status.reason));
     authz_slice cluster = cluster_name(d);
 
     r->allow = false;
@@ -205,14 +236,13 @@ static int describe_deny(const pol_decision *d, authz_arena *arena, srv_checkres
     }
     add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-reason"), reason);
     if (r->http_status == 401) {
-        const authz_slice parts[] = {
-            AUTHZ_SLICE_LIT("Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\""),
-            reason, AUTHZ_SLICE_LIT("\"")};
-        add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("www-authenticate"), concat(arena, parts, 3));
-        if (r->headers[1].value.ptr == NULL) {
+        authz_slice challenge = www_authenticate(arena, d->status.reason, reason);
+        if (challenge.ptr == NULL) {
             return -1;
         }
+        add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("www-authenticate"), challenge);
     }
+    add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("content-type"), AUTHZ_SLICE_LIT("application/json"));
     r->body = deny_body(arena, reason, message);
     if (r->message.ptr == NULL || r->body.ptr == NULL) {
         return -1;
@@ -223,7 +253,8 @@ static int describe_deny(const pol_decision *d, authz_arena *arena, srv_checkres
     return 0;
 }
 
-int srv_extauthz_build_response(const pol_decision *d, authz_arena *arena, uint8_t **out, size_t *out_len)
+int srv_extauthz_build_response(const pol_decision *d, pol_deny_details details, authz_arena *arena,
+                                uint8_t **out, size_t *out_len)
 {
     srv_checkresp r;
     bool allowed = d->allowed && d->status.reason == AUTHZ_REASON_OK;
@@ -238,7 +269,7 @@ int srv_extauthz_build_response(const pol_decision *d, authz_arena *arena, uint8
     }
     if (allowed) {
         describe_allow(d, &r);
-    } else if (describe_deny(d, arena, &r) != 0) {
+    } else if (describe_deny(d, details, arena, &r) != 0) {
         return -1;
     }
     add_pair(r.meta, &r.n_meta, AUTHZ_SLICE_LIT("reason"),
@@ -279,7 +310,8 @@ int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len,
     srv_extauthz_view_request(&req, snap->server.trusted_proxy_hops, &out->view);
     out->view.req.now = now;
     pol_decide(snap, &out->view.req, ctx, &out->decision);
-    if (srv_extauthz_build_response(&out->decision, ctx->arena, &out->response, &out->response_len) != 0) {
+    if (srv_extauthz_build_response(&out->decision, snap->server.deny_details, ctx->arena, &out->response,
+                                    &out->response_len) != 0) {
         return -2;
     }
     return 0;

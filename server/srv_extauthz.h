@@ -24,17 +24,21 @@ typedef struct srv_extauthz_view {
 } srv_extauthz_view;
 
 /* Fills |view| from |msg| (read by srv_checkreq_parse; slices borrow what
- * its slices borrow):
- * - authorization: headers map, else header_map (raw_value, else value); the
- *   first entry whose key equals "authorization" ignoring case;
+ * its slices borrow). Headers come from the headers map, else header_map
+ * (raw_value, else value), names compared ignoring case, the last entry
+ * winning (see srv_checkreq.h):
+ * - authorization: that header; when header_map carries it on more than one
+ *   line, authorization_repeated (two credentials: malformed_token);
  * - host: request.http.host, else the ":authority" header;
  * - method / path: request.http.method / path, else ":method" / ":path";
- * - cluster: context_extensions["cluster"];
+ * - cluster: context_extensions["cluster"]; present but empty gives a
+ *   non-NULL empty slice (unknown_cluster, never the host's cluster);
  * - source: with |trusted_proxy_hops| 0, source.address.socket_address.address;
  *   with N > 0, the N-th entry from the right of x-forwarded-for (1 = the
- *   rightmost). Fewer than N entries, or an empty entry, leaves the source
- *   unknown (empty), which the decision denies whenever CIDRs apply: a
- *   client could otherwise pick its own address by sending a short header. */
+ *   rightmost). Fewer than N entries, an empty entry, or x-forwarded-for on
+ *   more than one header_map line (which line a proxy appended to is
+ *   unknowable) leaves the source unknown (empty), which the decision denies
+ *   whenever CIDRs apply: a client could otherwise pick its own address. */
 void srv_extauthz_view_request(const srv_checkreq *msg, size_t trusted_proxy_hops, srv_extauthz_view *view);
 
 /* Builds the CheckResponse for |d| and packs it into |arena|:
@@ -43,13 +47,20 @@ void srv_extauthz_view_request(const srv_checkreq *msg, size_t trusted_proxy_hop
  *   service-account} (value, append_action OVERWRITE_IF_EXISTS_OR_ADD),
  *   headers_to_remove ["authorization"] unless the cluster forwards tokens;
  * - deny: status.message "<reason>: <message>", denied_response with the
- *   reason's HTTP status, x-tokengate-reason (and www-authenticate on 401),
- *   JSON body {"allowed":false,"reason":..,"message":..};
- * - dynamic_metadata: cluster, subject, namespace, service_account, reason on
- *   allow; reason (and cluster when known) on deny.
+ *   reason's HTTP status, headers x-tokengate-reason, www-authenticate on
+ *   401 (RFC 6750 3.1: `Bearer realm="tokengate"` alone for missing_token,
+ *   with error="invalid_token" and error_description="<reason>" otherwise)
+ *   and content-type application/json, and the JSON body
+ *   {"allowed":false,"reason":..,"message":..}. The message is the reason's
+ *   public sentence (authz_reason_public_message) unless |details| is
+ *   POL_DENY_DETAILS_FULL, which gives the decision's detailed message;
+ * - dynamic_metadata (Envoy's, not the client's): cluster, subject,
+ *   namespace, service_account, reason on allow; reason (and cluster when
+ *   known) on deny.
  * On success returns 0 with *out / *out_len the packed bytes (arena-owned).
  * Returns -1 when the arena runs out. */
-int srv_extauthz_build_response(const pol_decision *d, authz_arena *arena, uint8_t **out, size_t *out_len);
+int srv_extauthz_build_response(const pol_decision *d, pol_deny_details details, authz_arena *arena,
+                                uint8_t **out, size_t *out_len);
 
 /* Packs the fixed fallback answer (deny, 13 INTERNAL, HTTP 503,
  * "internal_error") into |buf| (|size| bytes). Used when building the full
@@ -67,7 +78,8 @@ typedef struct srv_extauthz_result {
 
 /* Runs one Check: reads |msg| (|len| bytes, borrowed: the view's slices
  * point into it) in one pass, views it, decides with |snap| at |now| (using
- * |ctx|) and builds the response in ctx->arena. Returns 0, -1 when the
+ * |ctx|) and builds the response in ctx->arena with the snapshot's
+ * deny_details. Returns 0, -1 when the
  * message does not decode (INVALID_ARGUMENT), -2 when the arena ran out
  * while building the response (the caller answers with
  * srv_extauthz_fallback_response, a deny). */

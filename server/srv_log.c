@@ -32,42 +32,63 @@ static void put_cstr(out_buf *o, const char *s)
     put_raw(o, s, strlen(s));
 }
 
+static bool needs_escape(unsigned char c)
+{
+    return c == '"' || c == '\\' || c < 0x20 || c >= 0x7F;
+}
+
 /* A JSON string, escaped, cut short (never inside an escape) when the line
- * would exceed its budget; the closing quote is always reserved. */
+ * would exceed its budget; the closing quote is always reserved. Runs of
+ * bytes that need no escape are copied at once: every decision logs a line. */
 static void put_json(out_buf *o, authz_slice s, size_t budget)
 {
     static const char hex[] = "0123456789abcdef";
     size_t start = o->len;
+    size_t i = 0;
 
     put_raw(o, "\"", 1);
-    for (size_t i = 0; i < s.len && !o->overflow; i++) {
+    while (i < s.len && !o->overflow) {
+        size_t run = 0;
+        while (i + run < s.len && !needs_escape((unsigned char)s.ptr[i + run])) {
+            run++;
+        }
+        size_t room = budget - (o->len - start);
+        put_raw(o, s.ptr + i, run < room ? run : room);
+        if (run > room || i + run == s.len) {
+            break;
+        }
+        i += run;
         unsigned char c = (unsigned char)s.ptr[i];
-        char esc[6];
-        size_t n = 0;
-        if (c == '"' || c == '\\') {
-            esc[n++] = '\\';
-            esc[n++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7F) {
-            /* Non-ASCII bytes are escaped one by one: the log stays valid
-             * JSON even when a header carries invalid UTF-8. */
-            esc[n++] = '\\';
-            esc[n++] = 'u';
-            esc[n++] = '0';
-            esc[n++] = '0';
-            esc[n++] = hex[c >> 4];
-            esc[n++] = hex[c & 0x0Fu];
-        } else {
-            esc[n++] = (char)c;
+        char esc[6] = {'\\', (char)c};
+        size_t n = 2;
+        if (c != '"' && c != '\\') {
+            /* Control and non-ASCII bytes are escaped one by one: the log
+             * stays valid JSON even when a header carries invalid UTF-8. */
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0x0Fu];
+            n = 6;
         }
         if (o->len - start + n > budget) {
             break;
         }
         put_raw(o, esc, n);
+        i++;
     }
     put_raw(o, "\"", 1);
 }
 
-static void put_field(out_buf *o, const char *name, authz_slice value)
+/* Escaped bytes per value: the ten string fields at their budgets, their
+ * names and the fixed parts stay within SRV_LOG_LINE_MAX, so no line is ever
+ * dropped for its length (test_srv_log fills every field to check). */
+#define VALUE_BUDGET 256u
+#define PATH_BUDGET 1024u
+#define FIXED_PARTS 384u /* names, punctuation, time, decision, duration, fingerprint */
+_Static_assert(9u * VALUE_BUDGET + PATH_BUDGET + FIXED_PARTS <= SRV_LOG_LINE_MAX, "a full line fits");
+
+static void put_field_within(out_buf *o, const char *name, authz_slice value, size_t budget)
 {
     put_raw(o, ",\"", 2);
     put_cstr(o, name);
@@ -75,8 +96,33 @@ static void put_field(out_buf *o, const char *name, authz_slice value)
     if (value.ptr == NULL) {
         put_cstr(o, "null");
     } else {
-        put_json(o, value, 512);
+        put_json(o, value, budget);
     }
+}
+
+static void put_field(out_buf *o, const char *name, authz_slice value)
+{
+    put_field_within(o, name, value, VALUE_BUDGET);
+}
+
+/* |s| when non-empty, else the absent slice (logged as null). */
+static authz_slice or_null(authz_slice s)
+{
+    authz_slice none = {NULL, 0};
+    return s.len > 0 ? s : none;
+}
+
+/* The path without its query or fragment: they carry secrets (tokens,
+ * signatures, session ids). */
+static authz_slice path_without_query(authz_slice path)
+{
+    for (size_t i = 0; i < path.len; i++) {
+        if (path.ptr[i] == '?' || path.ptr[i] == '#') {
+            path.len = i;
+            break;
+        }
+    }
+    return path;
 }
 
 /* Writes |v| in decimal. */
@@ -147,20 +193,24 @@ size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice reques
 {
     out_buf o = {out, size > 0 ? size - 1 : 0, 0, 0};
     authz_slice none = {NULL, 0};
-    authz_slice cluster = d->cluster != NULL ? d->cluster->name : req->cluster.len > 0 ? req->cluster : none;
-    authz_slice subject = d->subject.len > 0 ? d->subject : none;
+    authz_slice cluster = d->cluster != NULL ? d->cluster->name : or_null(req->cluster);
+    authz_slice message = {d->status.message, strnlen(d->status.message, sizeof(d->status.message))};
 
     put_cstr(&o, "{\"time\":");
     put_time(&o, now_ns);
-    put_field(&o, "request_id", request_id.len > 0 ? request_id : none);
+    put_field(&o, "request_id", or_null(request_id));
     put_field(&o, "cluster", cluster);
-    put_field(&o, "subject", subject);
-    put_field(&o, "source", req->source.len > 0 ? req->source : none);
-    put_field(&o, "method", req->method.len > 0 ? req->method : none);
-    put_field(&o, "path", req->path.len > 0 ? req->path : none);
+    put_field(&o, "issuer_cluster", d->issuer_cluster != NULL ? d->issuer_cluster->name : none);
+    put_field(&o, "subject", or_null(d->verified_subject));
+    put_field(&o, "source", or_null(req->source));
+    put_field(&o, "host", or_null(req->host));
+    put_field(&o, "method", or_null(req->method));
+    put_field_within(&o, "path", or_null(path_without_query(req->path)), PATH_BUDGET);
     put_field(&o, "decision", d->allowed ? AUTHZ_SLICE_LIT("allow") : AUTHZ_SLICE_LIT("deny"));
     put_field(&o, "reason",
               authz_slice_from_cstr(authz_reason_name(d->allowed ? AUTHZ_REASON_OK : d->status.reason)));
+    put_field(&o, "rule", d->rule != NULL ? d->rule->name : none);
+    put_field(&o, "message", message);
     put_cstr(&o, ",\"duration_us\":");
     put_u64(&o, duration_us);
     put_cstr(&o, ",\"token_sha256\":");

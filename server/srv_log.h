@@ -1,8 +1,15 @@
 /* srv_log: one JSON line per decision on stderr.
  *
  * {"time":"2024-05-01T12:00:00.123Z","request_id":..,"cluster":..,
- *  "subject":..,"source":..,"method":..,"path":..,"decision":"allow"|"deny",
- *  "reason":..,"duration_us":N,"token_sha256":"<first 8 hex>"|null}
+ *  "issuer_cluster":..,"subject":..,"source":..,"host":..,"method":..,
+ *  "path":..,"decision":"allow"|"deny","reason":..,"rule":..,"message":..,
+ *  "duration_us":N,"token_sha256":"<first 8 hex>"|null}
+ * Absent values are null. subject is set whenever the token's signature
+ * verified, also when a later check denied (who was refused); message is
+ * the decision's detailed message (clients get at most the reason's public
+ * sentence); the path is logged without its query or fragment, which carry
+ * secrets. Values are JSON-escaped (bytes outside printable ASCII as \u00XX)
+ * and cut to a budget so a line never exceeds SRV_LOG_LINE_MAX.
  * The token itself is never logged, only a short prefix of its SHA-256.
  * Lines are gathered per worker and written whole, at most PIPE_BUF bytes
  * a write(2), so lines from several workers do not interleave and no lock is

@@ -402,6 +402,51 @@ Test(claims, check_order)
     cr_assert_eq(authz_claims_check(&jwt, &p, &st), 0);
 }
 
+/* Records what authz_claims_check_observed reports. */
+typedef struct observed_steps {
+    authz_claim_step steps[8];
+    int rcs[8];
+    size_t count;
+} observed_steps;
+
+static void record_step(void *ctx, authz_claim_step step, int rc, const authz_status *status)
+{
+    observed_steps *o = ctx;
+    cr_assert_lt(o->count, 8u);
+    if (rc != 0)
+        cr_assert_neq(status->reason, AUTHZ_REASON_OK);
+    o->steps[o->count] = step;
+    o->rcs[o->count++] = rc;
+}
+
+/* The observer sees every check in the order authz_claims_check runs them,
+ * and nothing after the first failure: explain's trace follows this order. */
+Test(claims, observer_follows_the_check_order)
+{
+    authz_claim_policy p = policy();
+    authz_status st;
+    authz_jwt jwt = good_jwt();
+    observed_steps o = {0};
+    authz_claim_observer observer = {record_step, &o};
+    cr_assert_eq(authz_claims_check_observed(&jwt, &p, &st, &observer), 0, "%s", st.message);
+    cr_assert_eq(o.count, 4u);
+    const authz_claim_step order[] = {AUTHZ_CLAIM_ISSUER, AUTHZ_CLAIM_TIME, AUTHZ_CLAIM_AUDIENCE,
+                                      AUTHZ_CLAIM_IDENTITY};
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(o.steps[i], order[i], "step %zu", i);
+        cr_assert_eq(o.rcs[i], 0);
+    }
+
+    jwt.aud_count = 0;
+    o.count = 0;
+    cr_assert_eq(authz_claims_check_observed(&jwt, &p, &st, &observer), -1);
+    cr_assert_eq(st.reason, AUTHZ_REASON_AUDIENCE_MISMATCH);
+    cr_assert_eq(o.count, 3u, "no check runs after the first failure");
+    cr_assert_eq(o.steps[2], AUTHZ_CLAIM_AUDIENCE);
+    cr_assert_eq(o.rcs[2], -1);
+    cr_assert_eq(authz_claims_check_observed(&jwt, &p, &st, NULL), -1, "no observer is fine");
+}
+
 /* End to end through the parser: a legacy secret-based token is refused. */
 Test(claims, legacy_token_parsed_and_refused)
 {

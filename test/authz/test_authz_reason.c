@@ -84,3 +84,22 @@ Test(reason, status_set_sanitizes_and_truncates)
     authz_status_set(&st, AUTHZ_REASON_FORBIDDEN, "%s", long_text);
     cr_assert_eq(strlen(st.message), AUTHZ_MESSAGE_MAX - 1);
 }
+
+/* Every reason has its own sentence (a reason added without one would get
+ * internal_error's, which this catches), printable ASCII without quotes or
+ * backslashes, so it needs no escaping in a header, JSON or a gRPC status. */
+Test(reason, every_reason_has_its_own_public_message)
+{
+    for (unsigned i = 0; i < AUTHZ_REASON_COUNT; i++) {
+        const char *m = authz_reason_public_message((authz_reason)i);
+        cr_assert_not_null(m);
+        cr_assert_gt(strlen(m), 5, "%s", names[i]);
+        for (const char *c = m; *c; c++)
+            cr_assert(*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\', "%s: byte %d", names[i], *c);
+        for (unsigned j = 0; j < i; j++)
+            cr_assert_str_neq(m, authz_reason_public_message((authz_reason)j), "%s and %s share a sentence",
+                              names[i], names[j]);
+    }
+    cr_assert_str_eq(authz_reason_public_message(AUTHZ_REASON_COUNT),
+                     authz_reason_public_message(AUTHZ_REASON_INTERNAL_ERROR));
+}

@@ -9,7 +9,8 @@
  *    nests as deep as SRV_CHECKREQ_MAX_DEPTH or kept an unknown field 0,
  *    both documented) and extract exactly what
  *    protobuf-c holds: peer address, method, path, host, the "cluster"
- *    context extension and the six headers from both header forms.
+ *    context extension and the six headers from both header forms (the
+ *    last matching entry of each, and how many entries matched).
  * 3. When both accept the original bytes and they hold no NUL byte (so no
  *    string is cut short for protobuf-c), the same comparison holds on them,
  *    except the documented socket_address difference: protobuf-c keeps only
@@ -82,7 +83,6 @@ static void oracle(const check_req *m, srv_checkreq *want)
         if (strcmp(a->context_extensions[i]->key, "cluster") == 0) {
             want->cluster = cstr(a->context_extensions[i]->value);
             want->cluster_found = true;
-            break;
         }
     }
     if (a->request != NULL) {
@@ -99,19 +99,19 @@ static void oracle(const check_req *m, srv_checkreq *want)
             if (equal_ci(http->headers[i]->key, header_names[h])) {
                 want->map_hdr[h].found = true;
                 want->map_hdr[h].value = cstr(http->headers[i]->value);
-                break;
+                want->map_hdr[h].count++;
             }
         }
         for (size_t i = 0; http->header_map != NULL && i < http->header_map->n_headers; i++) {
             const Envoy__Config__Core__V3__HeaderValue *hv = http->header_map->headers[i];
             if (equal_ci(hv->key, header_names[h])) {
                 want->raw_hdr[h].found = true;
+                want->raw_hdr[h].count++;
                 if (hv->raw_value.len > 0) {
                     want->raw_hdr[h].value = (authz_slice){(const char *)hv->raw_value.data, hv->raw_value.len};
                 } else {
                     want->raw_hdr[h].value = cstr(hv->value);
                 }
-                break;
             }
         }
     }
@@ -139,9 +139,14 @@ static void compare(const srv_checkreq *got, const srv_checkreq *want, bool stri
     }
     compare_slice(got->cluster, want->cluster, "cluster", where);
     for (size_t h = 0; h < SRV_CHECKREQ_H_COUNT; h++) {
-        if (got->map_hdr[h].found != want->map_hdr[h].found || got->raw_hdr[h].found != want->raw_hdr[h].found) {
-            FAIL("%s: header %s found map %d/%d raw %d/%d", where, header_names[h], got->map_hdr[h].found,
-                 want->map_hdr[h].found, got->raw_hdr[h].found, want->raw_hdr[h].found);
+        if (got->map_hdr[h].found != want->map_hdr[h].found ||
+            got->raw_hdr[h].found != want->raw_hdr[h].found ||
+            got->map_hdr[h].count != want->map_hdr[h].count ||
+            got->raw_hdr[h].count != want->raw_hdr[h].count) {
+            FAIL("%s: header %s found map %d/%d raw %d/%d, count map %zu/%zu raw %zu/%zu", where,
+                 header_names[h], got->map_hdr[h].found, want->map_hdr[h].found, got->raw_hdr[h].found,
+                 want->raw_hdr[h].found, got->map_hdr[h].count, want->map_hdr[h].count, got->raw_hdr[h].count,
+                 want->raw_hdr[h].count);
         }
         compare_slice(got->map_hdr[h].value, want->map_hdr[h].value, header_names[h], where);
         compare_slice(got->raw_hdr[h].value, want->raw_hdr[h].value, header_names[h], where);

@@ -192,6 +192,17 @@ class TrustedProxyHopsTest(h.DecisionAsserts, unittest.TestCase):
     def test_second_from_right_outside_cidr(self):
         self.assert_denied(self.check("10.9.9.9, 172.16.0.1, 10.9.9.8"), "source_not_allowed")
 
+    def test_x_forwarded_for_on_two_header_lines_is_unknown_source(self):
+        # Each line alone would give an allowed source; which one a proxy
+        # appended to cannot be told, so the source is unknown.
+        req = h.check_request(token=self.world.token_a(), cluster="cluster-a", source="203.0.113.5",
+                              headers={"x-forwarded-for": "10.1.1.1, 10.9.9.9, 172.16.0.2"}, raw=True)
+        self.assert_allowed(self.stub.Check(req, timeout=10), "cluster-a", "shop", "web")
+        line = req.attributes.request.http.header_map.headers.add()
+        line.key = "x-forwarded-for"
+        line.raw_value = b"10.2.2.2, 10.8.8.8, 172.16.0.3"
+        self.assert_denied(self.stub.Check(req, timeout=10), "source_not_allowed")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -467,11 +467,15 @@ class DecisionAsserts:
         self.assertEqual(denied.status.code, http)
         headers = header_dict(denied.headers)
         self.assertEqual(headers.get("x-tokengate-reason"), reason)
-        if http == 401:
+        if reason == "missing_token":
+            # RFC 6750 3.1: no credentials, no error code.
+            self.assertEqual(headers.get("www-authenticate"), 'Bearer realm="tokengate"')
+        elif http == 401:
             self.assertEqual(headers.get("www-authenticate"),
                              f'Bearer realm="tokengate", error="invalid_token", error_description="{reason}"')
         else:
             self.assertNotIn("www-authenticate", headers)
+        self.assertEqual(headers.get("content-type"), "application/json")
         for option in denied.headers:
             self.assertEqual(option.append_action, OVERWRITE_IF_EXISTS_OR_ADD, option.header.key)
         body = json.loads(denied.body)

@@ -181,6 +181,7 @@ Test(pol_config, defaults)
     cr_expect_eq(snap->server.idle_timeout_seconds, 300);
     cr_expect_eq(snap->server.request_timeout_seconds, 30);
     cr_expect(snap->server.log_decisions);
+    cr_expect_eq(snap->server.deny_details, POL_DENY_DETAILS_GENERIC);
     cr_expect_eq(snap->max_kidless_keys, 8);
     cr_expect_eq(snap->rule_count, 0);
     const pol_cluster *a = &snap->clusters[0];
@@ -286,6 +287,22 @@ Test(pol_config, wrong_types)
     expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\", "
                  "7],\"jwks_file\":\"keys/a.jwks.json\"}]}",
                  "clusters[0].audiences[1]: must be a string (7)");
+}
+
+Test(pol_config, deny_details)
+{
+    pol_snapshot *snap = load("{\"clusters\":[" CLUSTER_A "],\"deny_details\":\"full\"}");
+    cr_assert_not_null(snap, "%s", err);
+    cr_expect_eq(snap->server.deny_details, POL_DENY_DETAILS_FULL);
+    pol_snapshot_release(snap);
+    snap = load("{\"clusters\":[" CLUSTER_A "],\"deny_details\":\"generic\"}");
+    cr_assert_not_null(snap, "%s", err);
+    cr_expect_eq(snap->server.deny_details, POL_DENY_DETAILS_GENERIC);
+    pol_snapshot_release(snap);
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"deny_details\":\"Full\"}",
+                 "config.json: deny_details: must be \"generic\" or \"full\" (\"Full\")");
+    expect_error("{\"clusters\":[" CLUSTER_A "],\"deny_details\":true}",
+                 "deny_details: must be \"generic\" or \"full\" (true)");
 }
 
 Test(pol_config, out_of_range)

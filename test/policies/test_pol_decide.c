@@ -203,6 +203,7 @@ typedef struct req_opts {
     const char *cluster, *host, *source, *method, *path;
     const char *authorization; /* used as is when set */
     const char *token;         /* else "Bearer <token>" when set */
+    bool authorization_repeated;
 } req_opts;
 
 static char auth_buf[20000];
@@ -216,6 +217,7 @@ static pol_decision decide_in(pol_snapshot *s, req_opts o, const pol_trace *trac
     }
     pol_request req = {
         .authorization = authz_slice_from_cstr(authorization),
+        .authorization_repeated = o.authorization_repeated,
         .cluster = authz_slice_from_cstr(o.cluster),
         .host = authz_slice_from_cstr(o.host),
         .source = authz_slice_from_cstr(o.source),
@@ -340,6 +342,20 @@ Test(pol_decide, target_by_host)
     /* The routing hint wins over the host. */
     d = decide((req_opts){.cluster = "b", .host = "api.a.example", .token = jws});
     expect_denied(d, AUTHZ_REASON_CLUSTER_MISMATCH);
+    free(jws);
+}
+
+/* The route named a cluster, and it is empty: no cluster, never the host. */
+Test(pol_decide, empty_cluster_hint_is_unknown_cluster)
+{
+    tok t = tok_for(ISS_A, "[\"api-a\"]");
+    char *jws = mint(ka, "ES256", "a1", &t);
+    pol_decision d = decide((req_opts){.cluster = "", .host = "api.a.example", .token = jws});
+    expect_denied(d, AUTHZ_REASON_UNKNOWN_CLUSTER);
+    expect_message(d, "empty cluster");
+    cr_expect_null(d.cluster);
+    d = decide((req_opts){.host = "api.a.example", .token = jws});
+    cr_expect(d.allowed, "no hint at all: the host decides (%s)", d.status.message);
     free(jws);
 }
 
@@ -473,6 +489,58 @@ Test(pol_decide, kid_of_other_cluster_with_claimed_issuer_is_unknown_key)
     pol_decision d = decide((req_opts){.cluster = "a", .token = jws});
     free(jws);
     expect_denied(d, AUTHZ_REASON_UNKNOWN_KEY);
+}
+
+/* Two Authorization header lines are two credentials, whatever each holds. */
+Test(pol_decide, repeated_authorization_is_malformed)
+{
+    tok t = tok_for(ISS_A, "[\"api-a\"]");
+    char *jws = mint(ka, "ES256", "a1", &t);
+    pol_decision d = decide((req_opts){.cluster = "a", .token = jws, .authorization_repeated = true});
+    expect_denied(d, AUTHZ_REASON_MALFORMED_TOKEN);
+    expect_message(d, "more than one authorization header");
+    d = decide((req_opts){.cluster = "a", .authorization = "", .authorization_repeated = true});
+    expect_denied(d, AUTHZ_REASON_MALFORMED_TOKEN);
+    d = decide((req_opts){.cluster = "a", .token = jws});
+    cr_expect(d.allowed, "%s", d.status.message);
+    free(jws);
+}
+
+/* A denial after the signature verified keeps who was refused (for the
+ * log), never as the allowed identity; before it, nothing. */
+Test(pol_decide, verified_subject_survives_later_denials)
+{
+    tok t = tok_for(ISS_A, "[\"api-a\"]");
+    char *jws = mint(ka, "ES256", "a1", &t);
+    pol_decision d = decide((req_opts){.cluster = "a", .token = jws});
+    cr_assert(d.allowed, "%s", d.status.message);
+    cr_expect(authz_slice_eq_cstr(d.verified_subject, "system:serviceaccount:default:app"));
+    cr_expect(authz_slice_eq(d.subject, d.verified_subject));
+    d = decide((req_opts){.cluster = "b", .token = jws});
+    expect_denied(d, AUTHZ_REASON_CLUSTER_MISMATCH);
+    cr_expect(authz_slice_eq_cstr(d.verified_subject, "system:serviceaccount:default:app"));
+    free(jws);
+
+    t.exp_in = -3600;
+    jws = mint(ka, "ES256", "a1", &t);
+    d = decide((req_opts){.cluster = "a", .token = jws});
+    expect_denied(d, AUTHZ_REASON_EXPIRED);
+    cr_expect(authz_slice_eq_cstr(d.verified_subject, "system:serviceaccount:default:app"));
+    free(jws);
+
+    t = tok_for(ISS_A, "[\"api-a\"]");
+    jws = mint(kb, "ES256", "a1", &t); /* cluster-a's kid, another key */
+    d = decide((req_opts){.cluster = "a", .token = jws});
+    expect_denied(d, AUTHZ_REASON_BAD_SIGNATURE);
+    cr_expect_null(d.verified_subject.ptr, "an unverified token names nobody");
+    free(jws);
+
+    t.no_k8s = true;
+    jws = mint(ka, "ES256", "a1", &t);
+    d = decide((req_opts){.cluster = "a", .token = jws});
+    expect_denied(d, AUTHZ_REASON_MISSING_CLAIM);
+    cr_expect_null(d.verified_subject.ptr, "no kubernetes.io claims: no subject");
+    free(jws);
 }
 
 Test(pol_decide, bad_signature_foreign_key)

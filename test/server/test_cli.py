@@ -287,6 +287,8 @@ class CliTest(unittest.TestCase):
         self.assertEqual(report["cluster"], "a")
         self.assertEqual(report["issuer_cluster"], "b")
         self.assertIsNone(report["subject"])
+        # Who was refused: the signature verified, so the identity is known.
+        self.assertEqual(report["verified_subject"], "system:serviceaccount:default:app")
         last = report["checks"][-1]
         self.assertEqual(last["check"], "cluster_match")
         self.assertIs(last["passed"], False)
@@ -298,6 +300,7 @@ class CliTest(unittest.TestCase):
         self.assertEqual(out.returncode, 1)
         self.assertIn("FAIL cluster_match", out.stdout)
         self.assertIn("decision: DENY reason: cluster_mismatch message: token was issued by cluster b", out.stdout)
+        self.assertIn("verified subject (denied): system:serviceaccount:default:app", out.stdout)
 
     def test_explain_json_allow(self):
         out = run("explain", "-c", self.config, "--host", "API.A.example:443", "--json", self.token_a)

@@ -83,14 +83,16 @@ static bool key_ci(const char *key, const char *name)
     return true;
 }
 
+/* protobuf-c hands maps over as entry lists in wire order; a map's later
+ * entry replaces an earlier one, so the oracle takes the last match. */
 static srv_checkreq_hit oracle_map(const http_req *http, const char *name)
 {
-    srv_checkreq_hit h = {false, {NULL, 0}};
+    srv_checkreq_hit h = {false, {NULL, 0}, 0};
     for (size_t i = 0; http != NULL && i < http->n_headers; i++) {
         if (key_ci(http->headers[i]->key, name)) {
             h.found = true;
             h.value = authz_slice_from_cstr(http->headers[i]->value);
-            break;
+            h.count++;
         }
     }
     return h;
@@ -98,7 +100,7 @@ static srv_checkreq_hit oracle_map(const http_req *http, const char *name)
 
 static srv_checkreq_hit oracle_raw(const http_req *http, const char *name)
 {
-    srv_checkreq_hit h = {false, {NULL, 0}};
+    srv_checkreq_hit h = {false, {NULL, 0}, 0};
     if (http == NULL || http->header_map == NULL) {
         return h;
     }
@@ -106,13 +108,13 @@ static srv_checkreq_hit oracle_raw(const http_req *http, const char *name)
         const header_value *hv = http->header_map->headers[i];
         if (key_ci(hv->key, name)) {
             h.found = true;
+            h.count++;
             if (hv->raw_value.len > 0) {
                 h.value.ptr = (const char *)hv->raw_value.data;
                 h.value.len = hv->raw_value.len;
             } else {
                 h.value = authz_slice_from_cstr(hv->value);
             }
-            break;
         }
     }
     return h;
@@ -154,7 +156,6 @@ static void differential(const bytes *in)
         if (strcmp(a->context_extensions[i]->key, "cluster") == 0) {
             found = true;
             cluster = authz_slice_from_cstr(a->context_extensions[i]->value);
-            break;
         }
     }
     cr_assert_eq(r.cluster_found, found);
@@ -163,8 +164,10 @@ static void differential(const bytes *in)
         srv_checkreq_hit mh = oracle_map(http, names[h]);
         srv_checkreq_hit rh = oracle_raw(http, names[h]);
         cr_assert_eq(r.map_hdr[h].found, mh.found, "%s (map) found", names[h]);
+        cr_assert_eq(r.map_hdr[h].count, mh.count, "%s (map) count", names[h]);
         assert_same(r.map_hdr[h].value, mh.value, names[h]);
         cr_assert_eq(r.raw_hdr[h].found, rh.found, "%s (header_map) found", names[h]);
+        cr_assert_eq(r.raw_hdr[h].count, rh.count, "%s (header_map) count", names[h]);
         assert_same(r.raw_hdr[h].value, rh.value, names[h]);
     }
     envoy__service__auth__v3__check_request__free_unpacked(m, NULL);
@@ -238,9 +241,11 @@ Test(srv_checkreq, headers_map_form)
     b_pack(&in, &b.req);
     differential(&in);
     cr_assert_eq(srv_checkreq_parse(in.data, in.len, &r), 0);
-    assert_same(srv_checkreq_header_value(&r, SRV_CHECKREQ_H_AUTHORIZATION), AUTHZ_SLICE_LIT("Bearer first"),
-                "first match wins");
-    assert_same(r.cluster, AUTHZ_SLICE_LIT("cluster-a"), "cluster");
+    /* Maps: a repeated key's last entry wins, as protobuf defines it. */
+    assert_same(srv_checkreq_header_value(&r, SRV_CHECKREQ_H_AUTHORIZATION), AUTHZ_SLICE_LIT("Bearer second"),
+                "last match wins");
+    cr_assert_eq(r.map_hdr[SRV_CHECKREQ_H_AUTHORIZATION].count, 2);
+    assert_same(r.cluster, AUTHZ_SLICE_LIT("cluster-b"), "cluster: the last entry");
     assert_same(r.peer_address, AUTHZ_SLICE_LIT("10.1.2.3"), "source, not destination");
 }
 
@@ -263,6 +268,27 @@ Test(srv_checkreq, header_map_form_raw_value_and_value)
     assert_same(srv_checkreq_header_value(&r, SRV_CHECKREQ_H_REQUEST_ID), AUTHZ_SLICE_LIT("from-value"), "id");
     assert_same(srv_checkreq_header_value(&r, SRV_CHECKREQ_H_PATH), AUTHZ_SLICE_LIT("raw-wins"), "path");
     cr_assert(r.raw_hdr[SRV_CHECKREQ_H_METHOD].found);
+}
+
+/* header_map is a list of header lines: every line counts, the last value
+ * is kept. */
+Test(srv_checkreq, header_map_counts_repeated_lines)
+{
+    req_builder b;
+    bytes in;
+    srv_checkreq r;
+
+    rb_init(&b);
+    rb_raw_header(&b, "authorization", NULL, "Bearer one");
+    rb_raw_header(&b, "x-other", "1", NULL);
+    rb_raw_header(&b, "Authorization", "Bearer two", NULL);
+    b_pack(&in, &b.req);
+    differential(&in);
+    cr_assert_eq(srv_checkreq_parse(in.data, in.len, &r), 0);
+    cr_assert_eq(r.raw_hdr[SRV_CHECKREQ_H_AUTHORIZATION].count, 2);
+    assert_same(srv_checkreq_header_value(&r, SRV_CHECKREQ_H_AUTHORIZATION), AUTHZ_SLICE_LIT("Bearer two"),
+                "a");
+    cr_assert_eq(r.raw_hdr[SRV_CHECKREQ_H_REQUEST_ID].count, 0);
 }
 
 Test(srv_checkreq, map_before_header_map)
@@ -357,8 +383,9 @@ Test(srv_checkreq, repeated_singular_fields_in_one_message)
     assert_same(r.host, AUTHZ_SLICE_LIT("b"), "host");
 }
 
-/* Embedded messages repeated: repeated fields concatenate (first match stays
- * the first in wire order), a later occurrence's strings override. */
+/* Embedded messages repeated: repeated fields concatenate (a map entry in a
+ * later occurrence comes later in wire order, so it wins), a later
+ * occurrence's strings override. */
 Test(srv_checkreq, repeated_messages_merge)
 {
     static const uint8_t http2[] = {
@@ -376,8 +403,8 @@ Test(srv_checkreq, repeated_messages_merge)
     differential(&in);
     cr_assert_eq(srv_checkreq_parse(in.data, in.len, &r), 0);
     assert_same(r.method, AUTHZ_SLICE_LIT("PUT"), "method");
-    assert_same(srv_checkreq_header_value(&r, SRV_CHECKREQ_H_AUTHORIZATION), AUTHZ_SLICE_LIT("Bearer first"), "a");
-    assert_same(r.cluster, AUTHZ_SLICE_LIT("cluster-a"), "cluster");
+    assert_same(srv_checkreq_header_value(&r, SRV_CHECKREQ_H_AUTHORIZATION), AUTHZ_SLICE_LIT("no"), "a");
+    assert_same(r.cluster, AUTHZ_SLICE_LIT("cluster-b"), "cluster");
 }
 
 /* A later http occurrence without the strings keeps the earlier ones (merge);

@@ -97,10 +97,104 @@ Test(srv_extauthz, view_from_raw_header_map_case_insensitive)
 
     rb_init(&b);
     rb_raw_header(&b, "x-other", NULL, "1");
-    rb_raw_header(&b, "Authorization", NULL, "Bearer first");
-    rb_raw_header(&b, "authorization", NULL, "Bearer second");
+    rb_raw_header(&b, "Authorization", NULL, "Bearer only");
     srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
-    assert_slice(v.req.authorization, "Bearer first");
+    assert_slice(v.req.authorization, "Bearer only");
+    cr_assert_not(v.req.authorization_repeated);
+}
+
+/* header_map lists the request's header lines: two authorization lines are
+ * two credentials (malformed_token in the decision), whatever their case. */
+Test(srv_extauthz, view_repeated_authorization_line_is_flagged)
+{
+    req_builder b;
+    srv_extauthz_view v;
+
+    rb_init(&b);
+    rb_raw_header(&b, "Authorization", NULL, "Bearer first");
+    rb_raw_header(&b, "x-other", NULL, "1");
+    rb_raw_header(&b, "authorization", NULL, "Bearer first");
+    srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
+    cr_assert(v.req.authorization_repeated);
+}
+
+/* The headers map is a protobuf map: a key sent twice is one key set twice,
+ * and the last entry wins (as every protobuf parser and Envoy read it). */
+Test(srv_extauthz, view_headers_map_last_entry_wins)
+{
+    req_builder b;
+    srv_extauthz_view v;
+    const srv_checkreq *req;
+
+    rb_init(&b);
+    rb_peer(&b, "192.168.0.9");
+    rb_header(&b, "authorization", "Bearer first");
+    rb_header(&b, "x-forwarded-for", "10.0.0.1");
+    rb_header(&b, ":authority", "first.example");
+    rb_header(&b, "Authorization", "Bearer last");
+    rb_header(&b, "x-forwarded-for", "10.0.0.2");
+    rb_header(&b, ":authority", "last.example");
+    req = roundtrip(&b.req);
+    srv_extauthz_view_request(req, 0, &v);
+    assert_slice(v.req.authorization, "Bearer last");
+    cr_assert_not(v.req.authorization_repeated, "a map key is one header");
+    assert_slice(v.req.host, "last.example");
+    srv_extauthz_view_request(req, 1, &v);
+    assert_slice(v.req.source, "10.0.0.2");
+}
+
+Test(srv_extauthz, view_context_extension_last_entry_wins)
+{
+    req_builder b;
+    srv_extauthz_view v;
+
+    rb_init(&b);
+    rb_ext(&b, "cluster", "cluster-b");
+    rb_ext(&b, "other", "x");
+    rb_ext(&b, "cluster", "cluster-a");
+    srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
+    assert_slice(v.req.cluster, "cluster-a");
+}
+
+/* An empty cluster is named, not absent: a non-NULL empty slice, which the
+ * decision takes for no cluster rather than falling back to the host. */
+Test(srv_extauthz, view_empty_cluster_is_present)
+{
+    req_builder b;
+    srv_extauthz_view v;
+
+    rb_init(&b);
+    rb_ext(&b, "cluster", "");
+    srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
+    cr_assert_not_null(v.req.cluster.ptr);
+    cr_assert_eq(v.req.cluster.len, 0);
+    rb_init(&b);
+    rb_ext(&b, "other", "");
+    srv_extauthz_view_request(roundtrip(&b.req), 0, &v);
+    cr_assert_null(v.req.cluster.ptr, "no cluster entry: absent");
+}
+
+/* x-forwarded-for on two header lines: which one a proxy appended to cannot
+ * be told, so the source is unknown (denied wherever CIDRs apply). */
+Test(srv_extauthz, view_xff_on_two_lines_is_unknown_source)
+{
+    req_builder b;
+    srv_extauthz_view v;
+    const srv_checkreq *req;
+
+    rb_init(&b);
+    rb_peer(&b, "192.168.0.9");
+    rb_raw_header(&b, "x-forwarded-for", NULL, "10.0.0.1");
+    rb_raw_header(&b, "X-Forwarded-For", NULL, "10.0.0.2");
+    req = roundtrip(&b.req);
+    srv_extauthz_view_request(req, 1, &v);
+    cr_assert_eq(v.req.source.len, 0);
+    srv_extauthz_view_request(req, 0, &v);
+    assert_slice(v.req.source, "192.168.0.9");
+    rb_init(&b);
+    rb_raw_header(&b, "x-forwarded-for", NULL, "10.0.0.1, 10.0.0.2");
+    srv_extauthz_view_request(roundtrip(&b.req), 1, &v);
+    assert_slice(v.req.source, "10.0.0.2");
 }
 
 Test(srv_extauthz, view_headers_map_before_header_map)
@@ -263,7 +357,7 @@ Test(srv_extauthz, allow_response_fields)
     uint8_t *buf = NULL;
     size_t len = 0;
 
-    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
     check_resp *r = unpack_resp(buf, len);
     cr_assert_not_null(r->status);
     cr_assert_eq(r->status->code, 0);
@@ -295,7 +389,7 @@ Test(srv_extauthz, allow_with_forward_token_keeps_authorization)
     uint8_t *buf = NULL;
     size_t len = 0;
 
-    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
     check_resp *r = unpack_resp(buf, len);
     cr_assert_eq(r->ok_response->n_headers_to_remove, 0);
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
@@ -311,6 +405,18 @@ static pol_decision deny_decision(const pol_cluster *c, authz_reason reason, con
     return d;
 }
 
+/* The body's fields, checked to be JSON. */
+static void assert_body(const char *text, const char *reason, const char *message)
+{
+    json_error_t err;
+    json_t *body = json_loads(text, 0, &err);
+    cr_assert_not_null(body, "body is JSON: %s", err.text);
+    cr_assert(json_is_false(json_object_get(body, "allowed")));
+    cr_assert_str_eq(json_string_value(json_object_get(body, "reason")), reason);
+    cr_assert_str_eq(json_string_value(json_object_get(body, "message")), message);
+    json_decref(body);
+}
+
 Test(srv_extauthz, deny_401_response_fields)
 {
     pol_cluster c = test_cluster(false);
@@ -318,29 +424,89 @@ Test(srv_extauthz, deny_401_response_fields)
     uint8_t *buf = NULL;
     size_t len = 0;
 
-    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
     check_resp *r = unpack_resp(buf, len);
     cr_assert_eq(r->status->code, 16);
-    cr_assert_str_eq(r->status->message, "expired: exp 100 is before now \"200\"");
+    cr_assert_str_eq(r->status->message, "expired: the token has expired");
     cr_assert_eq(r->http_response_case,
                  ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__HTTP_RESPONSE_DENIED_RESPONSE);
     Envoy__Service__Auth__V3__DeniedHttpResponse *den = r->denied_response;
     cr_assert_not_null(den->status);
     cr_assert_eq(den->status->code, 401);
-    cr_assert_eq(den->n_headers, 2);
+    cr_assert_eq(den->n_headers, 3);
     assert_header(den->headers, den->n_headers, "x-tokengate-reason", "expired");
     assert_header(den->headers, den->n_headers, "www-authenticate",
                   "Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\"expired\"");
-    json_error_t err;
-    json_t *body = json_loads(den->body, 0, &err);
-    cr_assert_not_null(body, "body is JSON: %s", err.text);
-    cr_assert(json_is_false(json_object_get(body, "allowed")));
-    cr_assert_str_eq(json_string_value(json_object_get(body, "reason")), "expired");
-    cr_assert_str_eq(json_string_value(json_object_get(body, "message")), "exp 100 is before now \"200\"");
-    json_decref(body);
+    assert_header(den->headers, den->n_headers, "content-type", "application/json");
+    assert_body(den->body, "expired", "the token has expired");
     cr_assert_str_eq(meta_get(r, "reason"), "expired");
     cr_assert_str_eq(meta_get(r, "cluster"), "cluster-a");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+
+    /* deny_details full: the detailed message, for trusted callers. */
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_FULL, &arena, &buf, &len), 0);
+    r = unpack_resp(buf, len);
+    cr_assert_str_eq(r->status->message, "expired: exp 100 is before now \"200\"");
+    assert_body(r->denied_response->body, "expired", "exp 100 is before now \"200\"");
+    cr_assert_eq(r->denied_response->n_headers, 3);
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+}
+
+/* RFC 6750 3.1: no credentials, no error code in the challenge. */
+Test(srv_extauthz, missing_token_challenge_has_no_error_code)
+{
+    pol_decision d = deny_decision(NULL, AUTHZ_REASON_MISSING_TOKEN, "no authorization header");
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    for (int full = 0; full < 2; full++) {
+        cr_assert_eq(srv_extauthz_build_response(&d, full ? POL_DENY_DETAILS_FULL : POL_DENY_DETAILS_GENERIC,
+                                                 &arena, &buf, &len),
+                     0);
+        check_resp *r = unpack_resp(buf, len);
+        cr_assert_eq(r->denied_response->status->code, 401);
+        assert_header(r->denied_response->headers, r->denied_response->n_headers, "www-authenticate",
+                      "Bearer realm=\"tokengate\"");
+        assert_header(r->denied_response->headers, r->denied_response->n_headers, "content-type",
+                      "application/json");
+        envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+    }
+}
+
+static bool has(const char *s, const char *needle)
+{
+    return s != NULL && strstr(s, needle) != NULL;
+}
+
+/* By default no denial tells the client what the detailed message knows
+ * (cluster names, key ids, rule names): every reason, every place the
+ * client sees. With deny_details full it does. */
+Test(srv_extauthz, generic_denials_never_carry_the_detailed_message)
+{
+    pol_cluster c = test_cluster(false);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    for (unsigned i = AUTHZ_REASON_OK + 1; i < AUTHZ_REASON_COUNT; i++) {
+        pol_decision d =
+            deny_decision(&c, (authz_reason)i, "rule secret-rule, key kid secret-kid, cluster x");
+        cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
+        check_resp *r = unpack_resp(buf, len);
+        const char *reason = authz_reason_name((authz_reason)i);
+        const Envoy__Service__Auth__V3__DeniedHttpResponse *den = r->denied_response;
+        cr_assert_not(has(r->status->message, "secret"), "%s: %s", reason, r->status->message);
+        cr_assert_not(has(den->body, "secret"), "%s: %s", reason, den->body);
+        for (size_t h = 0; h < den->n_headers; h++)
+            cr_assert_not(has(den->headers[h]->header->value, "secret"), "%s", reason);
+        assert_body(den->body, reason, authz_reason_public_message((authz_reason)i));
+        envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+
+        cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_FULL, &arena, &buf, &len), 0);
+        r = unpack_resp(buf, len);
+        cr_assert(has(r->status->message, "secret-kid"), "%s: %s", reason, r->status->message);
+        cr_assert(has(r->denied_response->body, "secret-rule"), "%s", reason);
+        envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+    }
 }
 
 Test(srv_extauthz, deny_403_and_503)
@@ -349,20 +515,23 @@ Test(srv_extauthz, deny_403_and_503)
     uint8_t *buf = NULL;
     size_t len = 0;
 
-    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
     check_resp *r = unpack_resp(buf, len);
     cr_assert_eq(r->status->code, 7);
     cr_assert_eq(r->denied_response->status->code, 403);
-    cr_assert_eq(r->denied_response->n_headers, 1, "no www-authenticate on 403");
+    cr_assert_eq(r->denied_response->n_headers, 2, "no www-authenticate on 403");
+    cr_assert_null(find_opt(r->denied_response->headers, r->denied_response->n_headers, "www-authenticate"));
+    assert_header(r->denied_response->headers, r->denied_response->n_headers, "content-type",
+                  "application/json");
     cr_assert_null(meta_get(r, "cluster"), "cluster unknown: not in metadata");
     cr_assert_str_eq(meta_get(r, "reason"), "unknown_cluster");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
 
     d = deny_decision(NULL, AUTHZ_REASON_INTERNAL_ERROR, "");
-    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_FULL, &arena, &buf, &len), 0);
     r = unpack_resp(buf, len);
     cr_assert_eq(r->status->code, 13);
-    cr_assert_str_eq(r->status->message, "internal_error");
+    cr_assert_str_eq(r->status->message, "internal_error", "no message: the reason alone");
     cr_assert_eq(r->denied_response->status->code, 503);
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
 }
@@ -374,7 +543,7 @@ Test(srv_extauthz, deny_without_reason_is_never_an_allow)
     size_t len = 0;
 
     memset(&d, 0, sizeof(d)); /* allowed false, reason OK: inconsistent */
-    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
     check_resp *r = unpack_resp(buf, len);
     cr_assert_neq(r->status->code, 0);
     cr_assert_eq(r->http_response_case,
@@ -392,7 +561,7 @@ Test(srv_extauthz, arena_exhaustion_fails_and_fallback_denies)
     uint8_t fb[64];
 
     authz_arena_init(&tiny, NULL, 128, 256);
-    cr_assert_eq(srv_extauthz_build_response(&d, &tiny, &buf, &len), -1);
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &tiny, &buf, &len), -1);
     authz_arena_free(&tiny);
 
     len = srv_extauthz_fallback_response(fb, sizeof(fb));
@@ -630,7 +799,7 @@ static size_t oracle_deny(const pol_decision *d, const char *status_message, con
     Envoy__Type__V3__HttpStatus hs = ENVOY__TYPE__V3__HTTP_STATUS__INIT;
     Google__Protobuf__Struct meta = GOOGLE__PROTOBUF__STRUCT__INIT;
     Google__Protobuf__Struct__FieldsEntry *fields[5];
-    hv_option *headers[2];
+    hv_option *headers[3];
     const char *reason = authz_reason_name(d->status.reason);
 
     status.code = authz_reason_grpc_code(d->status.reason);
@@ -640,9 +809,9 @@ static size_t oracle_deny(const pol_decision *d, const char *status_message, con
     headers[0] = oracle_header("x-tokengate-reason", reason);
     den.n_headers = 1;
     if (www != NULL) {
-        headers[1] = oracle_header("www-authenticate", www);
-        den.n_headers = 2;
+        headers[den.n_headers++] = oracle_header("www-authenticate", www);
     }
+    headers[den.n_headers++] = oracle_header("content-type", "application/json");
     den.headers = headers;
     den.body = (char *)body;
     meta.fields = fields;
@@ -678,12 +847,12 @@ Test(srv_extauthz, writer_matches_protobuf_c_on_allow)
     for (int forward = 0; forward < 2; forward++) {
         pol_cluster c = test_cluster(forward != 0);
         pol_decision d = allow_decision(&c);
-        cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+        cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
         assert_bytes(buf, len, want, oracle_allow(&d, want));
         d.namespace_name = authz_slice_from_cstr(odd);
         d.subject = authz_slice_from_cstr(long_subject);
         d.service_account.len = 0; /* empty: left out, still a header and a metadata field */
-        cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+        cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
         assert_bytes(buf, len, want, oracle_allow(&d, want));
     }
 }
@@ -698,17 +867,25 @@ Test(srv_extauthz, writer_matches_protobuf_c_on_deny)
      * and backslashes reach the JSON body escaped. */
     pol_decision d = deny_decision(&c, AUTHZ_REASON_EXPIRED, "exp \"1\" \\ now\x01");
 
-    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_FULL, &arena, &buf, &len), 0);
     assert_bytes(buf, len, want,
                  oracle_deny(&d, "expired: exp \"1\" \\ now?",
                              "Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\"expired\"",
                              "{\"allowed\":false,\"reason\":\"expired\",\"message\":\"exp \\\"1\\\" \\\\ now?\"}",
                              want));
     d = deny_decision(NULL, AUTHZ_REASON_SOURCE_NOT_ALLOWED, "");
-    cr_assert_eq(srv_extauthz_build_response(&d, &arena, &buf, &len), 0);
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_FULL, &arena, &buf, &len), 0);
     assert_bytes(buf, len, want,
                  oracle_deny(&d, "source_not_allowed", NULL,
                              "{\"allowed\":false,\"reason\":\"source_not_allowed\",\"message\":\"\"}", want));
+    d = deny_decision(NULL, AUTHZ_REASON_MISSING_TOKEN, "no authorization header");
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
+    assert_bytes(buf, len, want,
+                 oracle_deny(&d, "missing_token: the request carries no bearer token",
+                             "Bearer realm=\"tokengate\"",
+                             "{\"allowed\":false,\"reason\":\"missing_token\",\"message\":"
+                             "\"the request carries no bearer token\"}",
+                             want));
 }
 
 Test(srv_extauthz, fallback_matches_protobuf_c)

@@ -51,11 +51,15 @@ Test(srv_log, allow_line_fields_and_no_token)
     c.name = AUTHZ_SLICE_LIT("cluster-a");
     req.authorization = AUTHZ_SLICE_LIT("Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl");
     req.source = AUTHZ_SLICE_LIT("10.1.2.3");
+    req.host = AUTHZ_SLICE_LIT("api.example:8443");
     req.method = AUTHZ_SLICE_LIT("GET");
     req.path = AUTHZ_SLICE_LIT("/a\"b\x01");
     d.allowed = true;
     d.cluster = &c;
+    d.issuer_cluster = &c;
     d.subject = AUTHZ_SLICE_LIT("system:serviceaccount:shop:checkout");
+    d.verified_subject = d.subject;
+    authz_status_ok(&d.status);
 
     char line[SRV_LOG_LINE_MAX];
     size_t n =
@@ -74,6 +78,10 @@ Test(srv_log, allow_line_fields_and_no_token)
     cr_assert_str_eq(str(j, "path"), "/a\"b\x01");
     cr_assert_str_eq(str(j, "decision"), "allow");
     cr_assert_str_eq(str(j, "reason"), "ok");
+    cr_assert_str_eq(str(j, "issuer_cluster"), "cluster-a");
+    cr_assert_str_eq(str(j, "host"), "api.example:8443");
+    cr_assert_str_eq(str(j, "message"), "ok");
+    cr_assert(json_is_null(json_object_get(j, "rule")), "no rules: null");
     cr_assert_eq(json_integer_value(json_object_get(j, "duration_us")), 42);
     const char *h = str(j, "token_sha256");
     cr_assert_not_null(h);
@@ -98,6 +106,137 @@ Test(srv_log, deny_without_token_or_request_id)
     cr_assert(json_is_null(json_object_get(j, "request_id")));
     cr_assert(json_is_null(json_object_get(j, "token_sha256")));
     cr_assert(json_is_null(json_object_get(j, "subject")));
+    cr_assert(json_is_null(json_object_get(j, "issuer_cluster")));
+    cr_assert(json_is_null(json_object_get(j, "rule")));
+    cr_assert(json_is_null(json_object_get(j, "host")));
+    cr_assert_str_eq(str(j, "message"), "no authorization header");
+    json_decref(j);
+}
+
+/* "Who was refused and why": a token that verified but was denied by a
+ * later check is logged with its subject, the issuing cluster, the rule
+ * that decided and the detailed message the client is not told. */
+Test(srv_log, deny_after_verification_names_who_and_why)
+{
+    pol_cluster target, issuer;
+    pol_rule rule;
+    pol_request req;
+    pol_decision d;
+
+    memset(&target, 0, sizeof(target));
+    memset(&issuer, 0, sizeof(issuer));
+    memset(&rule, 0, sizeof(rule));
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    target.name = AUTHZ_SLICE_LIT("cluster-a");
+    issuer.name = AUTHZ_SLICE_LIT("cluster-b");
+    rule.name = AUTHZ_SLICE_LIT("admin-is-ops");
+    req.host = AUTHZ_SLICE_LIT("api.cluster-a.test");
+    d.cluster = &target;
+    d.issuer_cluster = &issuer;
+    d.rule = &rule;
+    d.verified_subject = AUTHZ_SLICE_LIT("system:serviceaccount:shop:web");
+    authz_status_set(&d.status, AUTHZ_REASON_FORBIDDEN, "rule admin-is-ops does not allow shop:web");
+    json_t *j = format(&req, &d, (authz_slice){NULL, 0});
+    cr_assert_str_eq(str(j, "decision"), "deny");
+    cr_assert_str_eq(str(j, "subject"), "system:serviceaccount:shop:web");
+    cr_assert_str_eq(str(j, "cluster"), "cluster-a");
+    cr_assert_str_eq(str(j, "issuer_cluster"), "cluster-b");
+    cr_assert_str_eq(str(j, "rule"), "admin-is-ops");
+    cr_assert_str_eq(str(j, "host"), "api.cluster-a.test");
+    cr_assert_str_eq(str(j, "message"), "rule admin-is-ops does not allow shop:web");
+    json_decref(j);
+}
+
+/* Queries and fragments carry secrets: the log keeps the path alone. */
+Test(srv_log, path_is_logged_without_query_or_fragment)
+{
+    static const char *const paths[][2] = {
+        {"/orders?access_token=s3cret&x=1", "/orders"},
+        {"/cb#id_token=s3cret", "/cb"},
+        {"/a#frag?s3cret", "/a"},
+        {"/?s3cret", "/"},
+        {"/plain", "/plain"},
+    };
+    pol_request req;
+    pol_decision d;
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        req.path = authz_slice_from_cstr(paths[i][0]);
+        char line[SRV_LOG_LINE_MAX];
+        size_t n = srv_log_format(line, sizeof(line), 0, (authz_slice){NULL, 0}, &req, &d, 0);
+        cr_assert_gt(n, 0);
+        cr_assert_not(contains(line, n, "s3cret"), "%s", paths[i][0]);
+        json_t *j = format(&req, &d, (authz_slice){NULL, 0});
+        cr_assert_str_eq(str(j, "path"), paths[i][1]);
+        json_decref(j);
+    }
+    req.path = AUTHZ_SLICE_LIT("?only-a-query");
+    json_t *j = format(&req, &d, (authz_slice){NULL, 0});
+    cr_assert(json_is_null(json_object_get(j, "path")), "nothing left: null");
+    json_decref(j);
+}
+
+/* Escapes between runs of plain bytes, and a long plain value cut at its
+ * budget (256 bytes with the opening quote). */
+Test(srv_log, escaping_and_cutting)
+{
+    static char long_id[1000];
+    pol_request req;
+    pol_decision d;
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    memset(long_id, 'x', sizeof(long_id));
+    req.method = AUTHZ_SLICE_LIT("ab\"cd\\ef\x01gh\xffij\"");
+    json_t *j = format(&req, &d, (authz_slice){long_id, sizeof(long_id)});
+    cr_assert_str_eq(str(j, "method"), "ab\"cd\\ef\x01gh\xc3\xbfij\"", "\\u00ff reads back as U+00FF");
+    cr_assert_eq(strlen(str(j, "request_id")), 255);
+    cr_assert_eq(strspn(str(j, "request_id"), "x"), 255);
+    json_decref(j);
+}
+
+/* Every string field at its worst (long, and each byte escaped to six):
+ * the line is still written, whole, valid JSON, within SRV_LOG_LINE_MAX,
+ * every field present (an attacker cannot drop a line by sending long
+ * headers). */
+Test(srv_log, longest_values_still_give_a_whole_line)
+{
+    static char worst[8192];
+    memset(worst, '\x01', sizeof(worst) - 1);
+    authz_slice w = {worst, sizeof(worst) - 1};
+    pol_cluster c;
+    pol_rule rule;
+    pol_request req;
+    pol_decision d;
+    memset(&c, 0, sizeof(c));
+    memset(&rule, 0, sizeof(rule));
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    c.name = w;
+    rule.name = w;
+    req.cluster = req.source = req.host = req.method = req.path = w;
+    req.authorization = w;
+    d.cluster = d.issuer_cluster = &c;
+    d.rule = &rule;
+    d.verified_subject = w;
+    memset(d.status.message, '"', sizeof(d.status.message) - 1);
+    d.status.reason = AUTHZ_REASON_FORBIDDEN;
+    char line[SRV_LOG_LINE_MAX];
+    size_t n = srv_log_format(line, sizeof(line), INT64_C(4102444799999999999), w, &req, &d, UINT64_MAX);
+    cr_assert_gt(n, 0, "the line must not be dropped");
+    cr_assert_leq(n, SRV_LOG_LINE_MAX);
+    json_error_t err;
+    /* duration_us is 2^64 - 1, past what jansson holds as an integer. */
+    json_t *j = json_loadb(line, n, JSON_DECODE_INT_AS_REAL, &err);
+    cr_assert_not_null(j, "valid JSON: %s", err.text);
+    static const char *const keys[] = {"time",   "request_id", "cluster", "issuer_cluster", "subject",
+                                       "source", "host",       "method",  "path",           "decision",
+                                       "reason", "rule",       "message", "duration_us",    "token_sha256"};
+    cr_assert_eq(json_object_size(j), sizeof keys / sizeof keys[0]);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        cr_assert_not_null(json_object_get(j, keys[i]), "%s", keys[i]);
+    cr_assert_str_eq(str(j, "reason"), "forbidden");
     json_decref(j);
 }
 
