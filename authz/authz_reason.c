@@ -43,7 +43,7 @@ static const char *const public_messages[AUTHZ_REASON_COUNT] = {
     [AUTHZ_REASON_UNKNOWN_CLUSTER] = "the request is not routed to a known cluster",
     [AUTHZ_REASON_SOURCE_NOT_ALLOWED] = "requests from this address are not allowed",
     [AUTHZ_REASON_FORBIDDEN] = "the caller may not make this request",
-    [AUTHZ_REASON_MALFORMED_REQUEST] = "the request path cannot be judged safely",
+    [AUTHZ_REASON_MALFORMED_REQUEST] = "the request cannot be judged safely",
     [AUTHZ_REASON_INTERNAL_ERROR] = "the request could not be authorized; try again later",
 };
 

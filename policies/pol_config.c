@@ -632,7 +632,84 @@ static const char *check_host(authz_slice s)
     }
     if (memchr(s.ptr, ':', s.len))
         return "must not carry a port (write IPv6 hosts as [addr])";
+    /* One leading "*." label: a wildcard over the rest (pol_target). */
+    if (s.len >= 2 && s.ptr[0] == '*' && s.ptr[1] == '.') {
+        authz_slice rest = {s.ptr + 2, s.len - 2};
+        return is_dns_name(rest) ? NULL : "is not a valid wildcard host (\"*.\" then a host name)";
+    }
+    if (memchr(s.ptr, '*', s.len))
+        return "is not a valid host name (a wildcard is one leading \"*.\" label)";
     return is_dns_name(s) ? NULL : "is not a valid host name";
+}
+
+/* RFC 9110 5.6.2 tchar, lower-case letters only (names are stored lower-case
+ * and compared ignoring case). */
+static bool is_header_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static const char *check_header_name(authz_slice s)
+{
+    if (s.len > NAME_MAX_BYTES)
+        return "is too long";
+    if (s.ptr[0] == ':')
+        return "is a pseudo-header: use path_prefix, methods or the cluster's hosts";
+    for (size_t i = 0; i < s.len; i++) {
+        if (!is_header_tchar(s.ptr[i]))
+            return "is not an HTTP header name";
+    }
+    return NULL;
+}
+
+/* A header tokengate sets or removes itself: not for claim_to_headers. */
+static const char *check_claim_header_name(authz_slice s)
+{
+    const char *problem = check_header_name(s);
+    if (problem)
+        return problem;
+    char lowered[NAME_MAX_BYTES];
+    for (size_t i = 0; i < s.len; i++)
+        lowered[i] = (s.ptr[i] >= 'A' && s.ptr[i] <= 'Z') ? (char)(s.ptr[i] - 'A' + 'a') : s.ptr[i];
+    authz_slice low = {lowered, s.len};
+    if (authz_slice_eq_cstr(low, "authorization") || authz_slice_eq_cstr(low, "host") ||
+        authz_slice_has_prefix(low, AUTHZ_SLICE_LIT("x-tokengate-")))
+        return "is a header tokengate sets or removes itself";
+    return NULL;
+}
+
+/* A header value a condition compares exactly: no control bytes, no comma
+ * (a comma-separated value is several values, refused as ambiguous), no
+ * surrounding whitespace (proxies strip it). */
+static const char *check_header_value(authz_slice s)
+{
+    if (s.len > 1024)
+        return "is too long";
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c < 0x20 || c == 0x7f)
+            return "contains a control character";
+        if (c == ',')
+            return "contains a comma (a list value is refused as ambiguous)";
+    }
+    if (s.ptr[0] == ' ' || s.ptr[s.len - 1] == ' ')
+        return "has surrounding spaces";
+    return NULL;
+}
+
+/* "a.b.c": dot-separated, no empty segment. */
+static const char *check_claim_path(authz_slice s)
+{
+    if (s.len > 256)
+        return "is too long";
+    if (s.ptr[0] == '.' || s.ptr[s.len - 1] == '.')
+        return "must not start or end with '.'";
+    for (size_t i = 1; i < s.len; i++) {
+        if (s.ptr[i] == '.' && s.ptr[i - 1] == '.')
+            return "has an empty segment ('..')";
+    }
+    return NULL;
 }
 
 static const char *check_listen(authz_slice s)
@@ -829,6 +906,52 @@ cleanup:
     free(full);
 }
 
+/* "claim_to_headers": [{"claim": "a.b", "header": "x-b"}, ...], at most
+ * POL_MAX_CLAIM_HEADERS, header names unique within the cluster. */
+static void get_claim_headers(cfg_ctx *ctx, const json_t *obj, const char *parent, pol_cluster *c)
+{
+    static const char *const keys[] = {"claim", "header", NULL};
+    char path[PATH_TEXT_MAX];
+    const json_t *arr =
+        get_array(ctx, obj, parent, "claim_to_headers", false, false, POL_MAX_CLAIM_HEADERS, path);
+    if (!arr)
+        return;
+    c->claim_headers = calloc(json_array_size(arr), sizeof *c->claim_headers);
+    if (!c->claim_headers) {
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        char item_path[PATH_TEXT_MAX];
+        path_index(item_path, path, i);
+        const json_t *item = json_array_get(arr, i);
+        if (!is_object(ctx, item, item_path))
+            continue;
+        check_keys(ctx, item, item_path, keys);
+        pol_claim_header entry = {{NULL, 0}, {NULL, 0}};
+        get_string(ctx, item, item_path, "claim", true, check_claim_path, &entry.claim);
+        authz_slice header = {NULL, 0};
+        get_string(ctx, item, item_path, "header", true, check_claim_header_name, &header);
+        if (header.ptr && !dup_slice(header.ptr, header.len, true, &entry.header))
+            cfg_fail(ctx, item_path, NULL, "out of memory");
+        free((void *)header.ptr);
+        for (size_t k = 0; entry.header.ptr && k < c->claim_header_count; k++) {
+            if (authz_slice_eq(entry.header, c->claim_headers[k].header)) {
+                char key_path[PATH_TEXT_MAX];
+                path_key(key_path, item_path, "header");
+                cfg_fail(ctx, key_path, json_object_get(item, "header"), "duplicates the header of %s[%zu]",
+                         path, k);
+            }
+        }
+        if (!entry.claim.ptr || !entry.header.ptr) {
+            free((void *)entry.claim.ptr);
+            free((void *)entry.header.ptr);
+            continue;
+        }
+        c->claim_headers[c->claim_header_count++] = entry;
+    }
+}
+
 static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol_cluster *c)
 {
     static const char *const keys[] = {"name",
@@ -842,6 +965,7 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
                                        "cidr_claim",
                                        "max_token_age_seconds",
                                        "enforce_warnafter",
+                                       "claim_to_headers",
                                        NULL};
     authz_keyset_init(&c->keys);
     if (!dup_slice("boundCIDRs", strlen("boundCIDRs"), false, &c->cidr_claim)) {
@@ -860,6 +984,7 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
     get_string(ctx, obj, path, "cidr_claim", false, NULL, &c->cidr_claim);
     get_int(ctx, obj, path, "max_token_age_seconds", 0, 31536000, &c->max_token_age);
     get_bool(ctx, obj, path, "enforce_warnafter", &c->enforce_warnafter);
+    get_claim_headers(ctx, obj, path, c);
 
     size_t errors_before_keys = ctx->errors;
     char key_path[PATH_TEXT_MAX];
@@ -918,7 +1043,8 @@ static void check_cluster_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
                         continue;
                     snprintf(path, sizeof path, "clusters[%zu].hosts[%zu]", i, h);
                     json_t *shown = json_stringn(a->hosts[h].ptr, a->hosts[h].len);
-                    cfg_fail(ctx, path, shown, "host already belongs to clusters[%zu]", j);
+                    cfg_fail(ctx, path, shown, "host of cluster %.*s already belongs to cluster %.*s (clusters[%zu])",
+                             (int)a->name.len, a->name.ptr, (int)b->name.len, b->name.ptr, j);
                     json_decref(shown);
                 }
             }
@@ -965,12 +1091,113 @@ static void check_prefix_normalized(cfg_ctx *ctx, const json_t *rule, const char
     free(normal);
 }
 
-static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const pol_snapshot *snap,
-                       pol_rule *r)
+/* The index of lower-case header |name| in snap->condition_headers, added
+ * when new; -1 (reported at |path|) when there are too many or out of
+ * memory. */
+static long condition_header_index(cfg_ctx *ctx, pol_snapshot *snap, authz_slice name, const char *path)
+{
+    for (size_t i = 0; i < snap->condition_header_count; i++) {
+        if (authz_slice_eq(snap->condition_headers[i], name))
+            return (long)i;
+    }
+    if (snap->condition_header_count == POL_MAX_CONDITION_HEADERS) {
+        cfg_fail(ctx, path, NULL, "more than %u distinct header names in rule conditions",
+                 POL_MAX_CONDITION_HEADERS);
+        return -1;
+    }
+    if (!dup_slice(name.ptr, name.len, true, &snap->condition_headers[snap->condition_header_count])) {
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return -1;
+    }
+    return (long)snap->condition_header_count++;
+}
+
+/* "headers": {"x-api-version": ["v2", "v3"], "x-tenant": ["*"]}: each
+ * named header present with one of the values ("*" alone: any value). */
+static void get_header_conditions(cfg_ctx *ctx, const json_t *obj, const char *parent, pol_snapshot *snap,
+                                  pol_rule *r)
+{
+    const json_t *v = json_object_get(obj, "headers");
+    if (!v)
+        return;
+    char path[PATH_TEXT_MAX];
+    path_key(path, parent, "headers");
+    if (!is_object(ctx, v, path))
+        return;
+    size_t n = json_object_size(v);
+    if (n == 0) {
+        cfg_fail(ctx, path, v, "must not be empty (leave the key out instead)");
+        return;
+    }
+    if (n > POL_MAX_RULE_HEADERS) {
+        cfg_fail(ctx, path, NULL, "has %zu headers, at most %u allowed", n, POL_MAX_RULE_HEADERS);
+        return;
+    }
+    r->headers = calloc(n, sizeof *r->headers);
+    if (!r->headers) {
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    const char *name;
+    json_t *values;
+    json_object_foreach((json_t *)v, name, values)
+    {
+        char name_path[PATH_TEXT_MAX];
+        path_key(name_path, path, name);
+        authz_slice name_slice = authz_slice_from_cstr(name);
+        json_t *shown_name = json_string(name);
+        const char *problem =
+            name_slice.len == 0 ? "is not an HTTP header name" : check_header_name(name_slice);
+        if (problem) {
+            cfg_fail(ctx, name_path, shown_name, "header name %s", problem);
+            json_decref(shown_name);
+            continue;
+        }
+        json_decref(shown_name);
+        pol_header_condition cond = {0, NULL, 0};
+        get_string_list(ctx, v, path, name, true, false, check_header_value, &cond.values, &cond.value_count);
+        if (!cond.values)
+            continue;
+        bool star = false;
+        for (size_t i = 0; i < cond.value_count; i++)
+            star = star || authz_slice_eq_cstr(cond.values[i], "*");
+        if (star && cond.value_count > 1) {
+            cfg_fail(ctx, name_path, values, "\"*\" (any value) must be the only value");
+        }
+        if (star) {
+            for (size_t i = 0; i < cond.value_count; i++)
+                free((void *)cond.values[i].ptr);
+            cond.value_count = 0;
+        }
+        char lowered[NAME_MAX_BYTES];
+        for (size_t i = 0; i < name_slice.len; i++)
+            lowered[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
+        authz_slice low = {lowered, name_slice.len};
+        long index = -1;
+        bool repeated = false;
+        for (size_t k = 0; k < r->header_count; k++)
+            repeated = repeated || authz_slice_eq(snap->condition_headers[r->headers[k].header], low);
+        if (repeated)
+            cfg_fail(ctx, name_path, NULL, "names the same header as another key of %s (names ignore case)",
+                     path);
+        else
+            index = condition_header_index(ctx, snap, low, name_path);
+        if (index < 0) {
+            for (size_t i = 0; i < cond.value_count; i++)
+                free((void *)cond.values[i].ptr);
+            free(cond.values);
+            continue;
+        }
+        cond.header = (size_t)index;
+        r->headers[r->header_count++] = cond;
+    }
+}
+
+static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, pol_snapshot *snap, pol_rule *r)
 {
     static const char *const keys[] = {"name",    "clusters",   "path_prefix",      "ignore_case",
                                        "methods", "namespaces", "service_accounts", "source_cidrs",
-                                       NULL};
+                                       "headers", NULL};
     if (!is_object(ctx, obj, path))
         return;
     check_keys(ctx, obj, path, keys);
@@ -983,6 +1210,7 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, const 
     get_string_list(ctx, obj, path, "service_accounts", false, false, check_service_account,
                     &r->service_accounts, &r->service_account_count);
     get_cidr_list(ctx, obj, path, "source_cidrs", &r->source_cidrs, &r->source_cidr_count);
+    get_header_conditions(ctx, obj, path, snap, r);
 
     char list_path[PATH_TEXT_MAX];
     const json_t *arr =
@@ -1060,7 +1288,8 @@ static void parse_buffer_bounds(cfg_ctx *ctx, const json_t *root, pol_server_set
 
 static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
 {
-    static const char *const keys[] = {"listen",
+    static const char *const keys[] = {"$schema",
+                                       "listen",
                                        "workers",
                                        "clock_skew_seconds",
                                        "max_token_bytes",
@@ -1083,6 +1312,11 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "rules",
                                        NULL};
     check_keys(ctx, root, "", keys);
+    /* "$schema" names config.schema.json for editors: a string, else unused. */
+    const json_t *schema = json_object_get(root, "$schema");
+    authz_slice schema_ref;
+    if (schema)
+        string_value(ctx, schema, "$schema", NULL, &schema_ref);
     get_string(ctx, root, "", "listen", false, check_listen, &snap->server.listen);
     get_size(ctx, root, "", "workers", 0, 256, &snap->server.workers);
     get_int(ctx, root, "", "clock_skew_seconds", 0, 3600, &snap->clock_skew);

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "authz_bearer.h"
@@ -391,13 +392,37 @@ static int normalize_path(const pol_snapshot *snap, const pol_request *req, cons
     return 0;
 }
 
+/* Step 1c: a header the rules' conditions read must carry one value.
+ * Sent twice (two lines, or joined with a comma by a proxy, RFC 9110 5.3),
+ * a condition could see either and the request fall through to a more
+ * permissive rule: malformed_request, whichever rule would match. */
+static int check_condition_headers(const pol_snapshot *snap, const pol_request *req,
+                                   const pol_decide_ctx *ctx, pol_decision *out)
+{
+    for (size_t i = 0; req->condition_headers && i < snap->condition_header_count; i++) {
+        const pol_header_value *h = &req->condition_headers[i];
+        bool listed = h->count == 1 && h->value.len > 0 && memchr(h->value.ptr, ',', h->value.len) != NULL;
+        if (h->count > 1 || listed) {
+            authz_slice name = snap->condition_headers[i];
+            authz_status_set(&out->status, AUTHZ_REASON_MALFORMED_REQUEST,
+                             "header %.*s, which rules match on, carries more than one value", shown(name),
+                             name.ptr);
+            trace_fail(ctx, "headers", &out->status);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Step 9. */
 static int check_rules(const pol_snapshot *snap, const pol_cluster *c, const pol_request *req,
                        const authz_jwt *jwt, bool have_ip, const authz_ip *ip, const pol_decide_ctx *ctx,
                        pol_decision *out)
 {
     authz_slice path = out->path;
-    const pol_rule *rule = pol_rule_find(snap, pol_snapshot_cluster_index(snap, c), req->method, path);
+    pol_rule_request selection = {pol_snapshot_cluster_index(snap, c), req->method, path,
+                                  req->condition_headers};
+    const pol_rule *rule = pol_rule_find(snap, &selection);
     if (!rule) {
         authz_status_set(&out->status, AUTHZ_REASON_FORBIDDEN, "no rule matches %.*s %.*s for cluster %.*s",
                          shown(req->method), req->method.ptr, shown(path), path.ptr, shown(c->name),
@@ -480,6 +505,123 @@ static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision 
     return 0;
 }
 
+/* The member of object |obj| that the dotted |path| begins with: the whole
+ * rest, else the longest key followed by '.' (so "kubernetes.io.pod.name"
+ * finds the key "kubernetes.io"). Sets *rest to what is left after it
+ * (empty when the whole path matched); NULL when no member fits. */
+static const authz_json *claim_step(const authz_json *obj, authz_slice path, authz_slice *rest)
+{
+    const authz_json *best = NULL;
+    size_t best_len = 0;
+    size_t members = authz_json_count(obj);
+    for (size_t i = 0; i < members; i++) {
+        authz_slice key;
+        const authz_json *value = authz_json_member_at(obj, i, &key);
+        if (!authz_slice_has_prefix(path, key) || key.len == 0)
+            continue;
+        bool whole = key.len == path.len;
+        if ((whole || path.ptr[key.len] == '.') && (!best || key.len > best_len || whole)) {
+            best = value;
+            best_len = key.len;
+            if (whole)
+                break;
+        }
+    }
+    if (best)
+        *rest = best_len == path.len ? (authz_slice){NULL, 0}
+                                     : (authz_slice){path.ptr + best_len + 1, path.len - best_len - 1};
+    return best;
+}
+
+/* Appends the text of scalar |v| to |buf| (|*used| of POL_CLAIM_VALUE_MAX_BYTES).
+ * Returns NULL, or why it cannot be a header value. */
+static const char *append_scalar(const authz_json *v, char *buf, size_t *used)
+{
+    char num[40];
+    authz_slice text = {NULL, 0};
+    int64_t i;
+    double d;
+    bool b;
+    if (authz_json_string(v, &text)) {
+        for (size_t k = 0; k < text.len; k++) {
+            unsigned char c = (unsigned char)text.ptr[k];
+            if (c < 0x20 || c == 0x7f)
+                return "it contains a control character";
+        }
+    } else if (authz_json_int(v, &i)) {
+        text = (authz_slice){num, (size_t)snprintf(num, sizeof num, "%lld", (long long)i)};
+    } else if (authz_json_real(v, &d)) {
+        /* The shortest of %.15g / %.17g that reads back as the same double. */
+        int n = snprintf(num, sizeof num, "%.15g", d);
+        if (strtod(num, NULL) != d)
+            n = snprintf(num, sizeof num, "%.17g", d);
+        text = (authz_slice){num, n > 0 ? (size_t)n : 0};
+    } else if (authz_json_bool(v, &b)) {
+        text = b ? AUTHZ_SLICE_LIT("true") : AUTHZ_SLICE_LIT("false");
+    } else {
+        return "it is not a string, number or boolean";
+    }
+    if (text.len > POL_CLAIM_VALUE_MAX_BYTES - *used)
+        return "it is longer than 4096 bytes";
+    memcpy(buf + *used, text.ptr, text.len);
+    *used += text.len;
+    return NULL;
+}
+
+/* Step 10b: the target cluster's claim_to_headers from the verified
+ * claims, into the arena. An absent claim (also null or []) leaves the
+ * header to be removed; one that cannot be written as a header value
+ * denies (malformed_token): the upstream must never see a header that
+ * says less than the token does without knowing it. */
+static int claim_headers(const pol_cluster *c, const authz_jwt *jwt, const pol_decide_ctx *ctx,
+                         pol_decision *out)
+{
+    for (size_t i = 0; i < c->claim_header_count; i++) {
+        const pol_claim_header *entry = &c->claim_headers[i];
+        pol_claim_value *cv = &out->claim_headers[out->claim_header_count++];
+        cv->header = entry->header;
+        authz_slice rest = entry->claim;
+        const authz_json *v = jwt->payload;
+        while (v && rest.len > 0)
+            v = authz_json_type_of(v) == AUTHZ_JSON_OBJECT ? claim_step(v, rest, &rest) : NULL;
+        authz_json_type type = authz_json_type_of(v);
+        if (type == AUTHZ_JSON_ABSENT || type == AUTHZ_JSON_NULL ||
+            (type == AUTHZ_JSON_ARRAY && authz_json_count(v) == 0))
+            continue;
+        char buf[POL_CLAIM_VALUE_MAX_BYTES];
+        size_t used = 0;
+        const char *why = NULL;
+        if (type == AUTHZ_JSON_ARRAY) {
+            for (size_t k = 0; k < authz_json_count(v) && !why; k++) {
+                if (k > 0 && used == POL_CLAIM_VALUE_MAX_BYTES)
+                    why = "it is longer than 4096 bytes";
+                else if (k > 0)
+                    buf[used++] = ',';
+                why = why ? why : append_scalar(authz_json_at(v, k), buf, &used);
+            }
+        } else {
+            why = append_scalar(v, buf, &used);
+        }
+        if (why) {
+            authz_status_set(&out->status, AUTHZ_REASON_MALFORMED_TOKEN,
+                             "claim %.*s cannot be sent as header %.*s: %s", shown(entry->claim),
+                             entry->claim.ptr, shown(entry->header), entry->header.ptr, why);
+            trace_fail(ctx, "claim_headers", &out->status);
+            return -1;
+        }
+        if (!arena_copy(ctx->arena, (authz_slice){buf, used}, &cv->value)) {
+            authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "out of memory for claim_to_headers");
+            trace_fail(ctx, "claim_headers", &out->status);
+            return -1;
+        }
+        cv->present = true;
+    }
+    if (c->claim_header_count > 0)
+        trace_step(ctx, "claim_headers", true, "%zu claim header%s set or removed", c->claim_header_count,
+                   c->claim_header_count == 1 ? "" : "s");
+    return 0;
+}
+
 /* "allowed <subject>" without printf: this runs on every allowed request. */
 static void status_allowed(authz_status *status, authz_slice subject)
 {
@@ -517,6 +659,8 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
 
     /* 1b. The path, before anything costs a signature: only rules read it. */
     if (snap->rule_count > 0 && normalize_path(snap, req, ctx, out) != 0)
+        goto cleanup;
+    if (check_condition_headers(snap, req, ctx, out) != 0)
         goto cleanup;
 
     /* 2. Bearer token. */
@@ -572,8 +716,13 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
         bound.list = bound_list;
         bound.count = count;
         /* A token already past exp is not worth keeping: it can only be
-         * denied. Out of memory, it is simply not cached. */
-        if (keyed && jwt.exp.state == AUTHZ_JWT_TIME_VALID && req->now < jwt.exp.seconds)
+         * denied. Out of memory, it is simply not cached. A compact entry
+         * keeps only the claims the checks read, not the payload
+         * claim_to_headers reads: tokens of such clusters are never cached
+         * (the generation in the key keeps a reloaded config's entries
+         * apart), so they are verified on every call. */
+        if (keyed && signer->claim_header_count == 0 && jwt.exp.state == AUTHZ_JWT_TIME_VALID &&
+            req->now < jwt.exp.seconds)
             (void)pol_token_cache_put(ctx->cache, snap->generation, cache_key, &jwt,
                                       pol_snapshot_cluster_index(snap, signer),
                                       (size_t)(key - signer->keys.keys), bound.rc, bound.list, bound.count);
@@ -618,12 +767,15 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
         trace_fail(ctx, "identity_copy", &out->status);
         goto cleanup;
     }
+    if (claim_headers(target, jp, ctx, out) != 0)
+        goto cleanup;
     status_allowed(&out->status, out->subject);
     out->allowed = true;
 cleanup:
     if (!out->allowed) {
         out->subject = (authz_slice){NULL, 0};
         out->namespace_name = out->service_account = out->pod_name = out->node_name = out->subject;
+        out->claim_header_count = 0;
     }
     return out->allowed;
 }

@@ -17,6 +17,7 @@
 #include "authz_jwt.h"
 #include "authz_reason.h"
 #include "authz_slice.h"
+#include "pol_rule.h"
 #include "pol_snapshot.h"
 
 /* What the decision reads of a request. All slices are borrowed for the
@@ -32,8 +33,21 @@ typedef struct pol_request {
     authz_slice source;        /* IP literal of the client */
     authz_slice method;
     authz_slice path;
+    /* The headers the rules' conditions name: one entry per
+     * pol_snapshot.condition_headers name, same index, or NULL when the
+     * caller has none (every condition then fails). A count above 1, or a
+     * value holding a comma (lines joined by a proxy, RFC 9110 5.3), is
+     * malformed_request: which value a condition should see is ambiguous. */
+    const pol_header_value *condition_headers;
     int64_t now; /* seconds since the epoch */
 } pol_request;
+
+/* A claim_to_headers entry of an allowed request. */
+typedef struct pol_claim_value {
+    authz_slice header; /* lower-case name, borrowed from the snapshot */
+    authz_slice value;  /* in the arena; meaningful when present */
+    bool present;       /* false: the token has no such claim (or null, or []); the header is removed */
+} pol_claim_value;
 
 /* The verdict. Identity slices point into the arena passed to pol_decide
  * (or the snapshot) and stay valid until that arena is reset. */
@@ -53,6 +67,12 @@ typedef struct pol_decision {
     authz_slice service_account;
     authz_slice pod_name;
     authz_slice node_name;
+    /* Allowed requests only: the target cluster's claim_to_headers in
+     * config order. A claim present but not representable (an object, a
+     * nested array, a control character, longer than
+     * POL_CLAIM_VALUE_MAX_BYTES) denies with malformed_token instead. */
+    pol_claim_value claim_headers[POL_MAX_CLAIM_HEADERS];
+    size_t claim_header_count;
     authz_slice token;     /* the bearer credential, borrowed from the request; empty when none */
     bool has_token_digest; /* token_digest holds authz_bearer_digest(token) */
     uint8_t token_digest[AUTHZ_BEARER_DIGEST_LEN]; /* from the token cache's key: logs need not hash again */

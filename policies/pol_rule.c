@@ -25,27 +25,40 @@ static bool slice_in(const authz_slice *list, size_t count, authz_slice s)
     return false;
 }
 
-bool pol_rule_selects(const pol_rule *rule, size_t cluster_index, authz_slice method, authz_slice path)
+static bool headers_hold(const pol_rule *rule, const pol_header_value *headers)
+{
+    for (size_t i = 0; i < rule->header_count; i++) {
+        const pol_header_condition *cond = &rule->headers[i];
+        if (!headers || headers[cond->header].count == 0)
+            return false;
+        if (cond->value_count > 0 && !slice_in(cond->values, cond->value_count, headers[cond->header].value))
+            return false;
+    }
+    return true;
+}
+
+bool pol_rule_selects(const pol_rule *rule, const pol_rule_request *req)
 {
     if (rule->cluster_count > 0) {
         bool listed = false;
         for (size_t i = 0; i < rule->cluster_count && !listed; i++)
-            listed = rule->clusters[i] == cluster_index;
+            listed = rule->clusters[i] == req->cluster_index;
         if (!listed)
             return false;
     }
-    bool prefixed = rule->ignore_case ? has_prefix_ignoring_case(path, rule->path_prefix)
-                                      : authz_slice_has_prefix(path, rule->path_prefix);
+    bool prefixed = rule->ignore_case ? has_prefix_ignoring_case(req->path, rule->path_prefix)
+                                      : authz_slice_has_prefix(req->path, rule->path_prefix);
     if (!prefixed)
         return false;
-    return rule->method_count == 0 || slice_in(rule->methods, rule->method_count, method);
+    if (rule->method_count > 0 && !slice_in(rule->methods, rule->method_count, req->method))
+        return false;
+    return headers_hold(rule, req->headers);
 }
 
-const pol_rule *pol_rule_find(const pol_snapshot *snap, size_t cluster_index, authz_slice method,
-                              authz_slice path)
+const pol_rule *pol_rule_find(const pol_snapshot *snap, const pol_rule_request *req)
 {
     for (size_t i = 0; i < snap->rule_count; i++) {
-        if (pol_rule_selects(&snap->rules[i], cluster_index, method, path))
+        if (pol_rule_selects(&snap->rules[i], req))
             return &snap->rules[i];
     }
     return NULL;
@@ -79,6 +92,32 @@ static bool index_in(const size_t *list, size_t count, size_t value)
     return false;
 }
 
+/* Every request |later| admits by its header conditions, |earlier|'s
+ * admit too: each earlier condition has a later one on the same header
+ * that is at least as strict. */
+static bool headers_cover(const pol_rule *earlier, const pol_rule *later)
+{
+    for (size_t i = 0; i < earlier->header_count; i++) {
+        const pol_header_condition *e = &earlier->headers[i];
+        bool implied = false;
+        for (size_t j = 0; j < later->header_count && !implied; j++) {
+            const pol_header_condition *l = &later->headers[j];
+            if (l->header != e->header)
+                continue;
+            if (e->value_count == 0) {
+                implied = true;
+            } else if (l->value_count > 0) {
+                implied = true;
+                for (size_t k = 0; k < l->value_count && implied; k++)
+                    implied = slice_in(e->values, e->value_count, l->values[k]);
+            }
+        }
+        if (!implied)
+            return false;
+    }
+    return true;
+}
+
 bool pol_rule_covers(const pol_rule *earlier, const pol_rule *later)
 {
     /* An empty list selects everything: only an equally empty list of the
@@ -106,5 +145,5 @@ bool pol_rule_covers(const pol_rule *earlier, const pol_rule *later)
                 return false;
         }
     }
-    return true;
+    return headers_cover(earlier, later);
 }

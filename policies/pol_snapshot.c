@@ -29,6 +29,11 @@ static void free_cluster(pol_cluster *c)
     free(c->source_cidrs);
     free_slice_array(c->hosts, c->host_count);
     free((void *)c->cidr_claim.ptr);
+    for (size_t i = 0; i < c->claim_header_count; i++) {
+        free((void *)c->claim_headers[i].claim.ptr);
+        free((void *)c->claim_headers[i].header.ptr);
+    }
+    free(c->claim_headers);
 }
 
 static void free_rule(pol_rule *r)
@@ -40,6 +45,9 @@ static void free_rule(pol_rule *r)
     free_slice_array(r->namespaces, r->namespace_count);
     free_slice_array(r->service_accounts, r->service_account_count);
     free(r->source_cidrs);
+    for (size_t i = 0; i < r->header_count; i++)
+        free_slice_array(r->headers[i].values, r->headers[i].value_count);
+    free(r->headers);
 }
 
 void pol_snapshot_release(pol_snapshot *snap)
@@ -55,6 +63,8 @@ void pol_snapshot_release(pol_snapshot *snap)
     for (size_t i = 0; i < snap->rule_count; i++)
         free_rule(&snap->rules[i]);
     free(snap->rules);
+    for (size_t i = 0; i < snap->condition_header_count; i++)
+        free((void *)snap->condition_headers[i].ptr);
     free((void *)snap->path.ptr);
     free((void *)snap->server.listen.ptr);
     free((void *)snap->server.tls.cert_file.ptr);

@@ -26,6 +26,16 @@ typedef struct pol_key_file {
     size_t key_count;
 } pol_key_file;
 
+/* A claim of the verified token passed upstream as a request header. */
+typedef struct pol_claim_header {
+    authz_slice claim;  /* owned: dotted path into the claims, e.g. "kubernetes.io.pod.name" */
+    authz_slice header; /* owned, lower-case header name */
+} pol_claim_header;
+
+/* Bounds of claim_to_headers: entries per cluster, and bytes of one value. */
+#define POL_MAX_CLAIM_HEADERS 16u
+#define POL_CLAIM_VALUE_MAX_BYTES 4096u
+
 typedef struct pol_cluster {
     authz_slice name;           /* owned bytes */
     authz_slice issuer;         /* owned bytes */
@@ -42,7 +52,20 @@ typedef struct pol_cluster {
     authz_slice cidr_claim;     /* claim holding the token's bound CIDRs, default "boundCIDRs" */
     int64_t max_token_age;      /* seconds, 0 = off */
     bool enforce_warnafter;     /* deny extended tokens past kubernetes.io.warnafter */
+    pol_claim_header *claim_headers; /* owned, at most POL_MAX_CLAIM_HEADERS */
+    size_t claim_header_count;
 } pol_cluster;
+
+/* A rule's condition on one request header. */
+typedef struct pol_header_condition {
+    size_t header;       /* index into pol_snapshot.condition_headers */
+    authz_slice *values; /* owned; count 0 = present with any value ("*") */
+    size_t value_count;
+} pol_header_condition;
+
+/* Distinct header names over all rules' conditions, and per rule. */
+#define POL_MAX_CONDITION_HEADERS 32u
+#define POL_MAX_RULE_HEADERS 16u
 
 typedef struct pol_rule {
     authz_slice name;
@@ -58,6 +81,8 @@ typedef struct pol_rule {
     size_t service_account_count;
     authz_cidr *source_cidrs;   /* count 0 = any source */
     size_t source_cidr_count;
+    pol_header_condition *headers; /* owned; count 0 = no header condition */
+    size_t header_count;
 } pol_rule;
 
 /* Range of max_buffered_bytes_per_connection / _per_worker (1 KiB - 16 GiB). */
@@ -113,6 +138,11 @@ typedef struct pol_snapshot {
     size_t cluster_count;
     pol_rule *rules;              /* owned; evaluated in order */
     size_t rule_count;
+    /* Lower-case names of the headers any rule's conditions read (owned):
+     * the adapter looks these up, and one appearing more than once makes
+     * the request malformed whichever rule would match. */
+    authz_slice condition_headers[POL_MAX_CONDITION_HEADERS];
+    size_t condition_header_count;
     size_t key_count;             /* over all clusters */
     authz_slice *warnings;        /* owned: "<file>: <json path>: <problem>" lines of the load */
     size_t warning_count;

@@ -53,6 +53,46 @@ static bool host_eq(authz_slice configured, authz_slice host)
     return true;
 }
 
+static bool is_wildcard(authz_slice configured)
+{
+    return configured.len > 2 && configured.ptr[0] == '*' && configured.ptr[1] == '.';
+}
+
+/* "*.example.com" (lower-case) holds |host| when host ends with
+ * ".example.com" after at least one more byte, as Envoy's virtual host
+ * domains match: "a.example.com" and "a.b.example.com", not "example.com". */
+static bool wildcard_holds(authz_slice configured, authz_slice host)
+{
+    authz_slice suffix = {configured.ptr + 1, configured.len - 1}; /* ".example.com" */
+    if (host.len <= suffix.len)
+        return false;
+    authz_slice tail = {host.ptr + host.len - suffix.len, suffix.len};
+    return host_eq(suffix, tail);
+}
+
+/* The cluster for |host|: an exact entry wins, else the wildcard with the
+ * longest suffix (the loader refuses one host or one wildcard in two
+ * clusters, so either is unique). NULL when none holds it. */
+static const pol_cluster *cluster_for_host(const pol_snapshot *snap, authz_slice host)
+{
+    const pol_cluster *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < snap->cluster_count; i++) {
+        const pol_cluster *c = &snap->clusters[i];
+        for (size_t h = 0; h < c->host_count; h++) {
+            authz_slice entry = c->hosts[h];
+            if (!is_wildcard(entry)) {
+                if (host_eq(entry, host))
+                    return c;
+            } else if (entry.len > best_len && wildcard_holds(entry, host)) {
+                best = c;
+                best_len = entry.len;
+            }
+        }
+    }
+    return best;
+}
+
 const pol_cluster *pol_target_find(const pol_snapshot *snap, authz_slice hint, authz_slice authority,
                                    authz_status *status)
 {
@@ -73,13 +113,9 @@ const pol_cluster *pol_target_find(const pol_snapshot *snap, authz_slice hint, a
     }
     authz_slice host;
     if (pol_target_host(authority, &host) == 0) {
-        for (size_t i = 0; i < snap->cluster_count; i++) {
-            const pol_cluster *c = &snap->clusters[i];
-            for (size_t h = 0; h < c->host_count; h++) {
-                if (host_eq(c->hosts[h], host))
-                    return c;
-            }
-        }
+        const pol_cluster *c = cluster_for_host(snap, host);
+        if (c)
+            return c;
     }
     authz_status_set(status, AUTHZ_REASON_UNKNOWN_CLUSTER, "host %.*s matches no cluster",
                      (int)(authority.len > 128 ? 128 : authority.len), authority.ptr);

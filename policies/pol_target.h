@@ -19,8 +19,11 @@ int pol_target_host(authz_slice authority, authz_slice *host);
 /* The target cluster of a request: the cluster named |hint| when the route
  * named one (|hint|.ptr non-NULL; an empty name is no cluster, never a
  * fallback to the host: the route said something and it names nothing),
- * else the cluster listing |authority|'s host (compared case-insensitively).
- * Returns NULL with |status| set to unknown_cluster when there is none. */
+ * else the cluster listing |authority|'s host (compared case-insensitively,
+ * port stripped): an exact entry first, else the wildcard "*.suffix" with
+ * the longest suffix that the host ends with after at least one more
+ * label's bytes. Returns NULL with |status| set to unknown_cluster when
+ * there is none. */
 const pol_cluster *pol_target_find(const pol_snapshot *snap, authz_slice hint, authz_slice authority,
                                    authz_status *status);
 

@@ -19,7 +19,7 @@ case "$level" in
     # grpc_tools imports pkg_resources, which --no-install-recommends leaves out.
     pkgs+=(libcriterion-dev python3 python3-grpcio python3-grpc-tools
            python3-protobuf python3-pkg-resources python3-hpack nghttp2-client procps iproute2
-           python3-yaml groff-base)
+           python3-yaml python3-jsonschema groff-base)
     [ "$level" = bench ] && pkgs+=(nghttp2-server util-linux time valgrind)
     ;;
   demo) pkgs+=(python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pkg-resources) ;;

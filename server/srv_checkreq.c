@@ -241,11 +241,36 @@ static void hit(srv_checkreq_hit *hits, authz_slice key, authz_slice value)
 typedef struct reader {
     srv_checkreq *out;
     bool in_socket; /* the source address oneof currently holds socket_address */
+    /* srv_checkreq_find_headers: further names to count, NULL otherwise. */
+    const authz_slice *names;
+    size_t name_count;
+    srv_checkreq_named *named;
 } reader;
+
+/* Counts |key| against the further names of srv_checkreq_find_headers. */
+static void named_hit(reader *r, authz_slice key, authz_slice value, bool raw)
+{
+    for (size_t i = 0; i < r->name_count; i++) {
+        if (!eq_ci(key, r->names[i].ptr, r->names[i].len)) {
+            continue;
+        }
+        if (raw) {
+            r->named[i].raw_count++;
+            r->named[i].raw_value = value;
+        } else {
+            r->named[i].map_count++;
+            r->named[i].map_value = value;
+        }
+    }
+}
 
 /* One instance of message |m| is complete: entries take part in lookups. */
 static void commit(reader *r, unsigned m, const authz_slice *slot)
 {
+    if (r->name_count > 0 && (m == M_HDR_ENTRY || m == M_HEADERVALUE)) {
+        named_hit(r, slot[0], m == M_HDR_ENTRY ? slot[1] : (slot[2].len > 0 ? slot[2] : slot[1]),
+                  m == M_HEADERVALUE);
+    }
     switch (m) {
     case M_HDR_ENTRY:
         hit(r->out->map_hdr, slot[0], slot[1]);
@@ -381,9 +406,26 @@ static int walk(reader *r, const uint8_t *p, const uint8_t *end, unsigned m, uns
 
 int srv_checkreq_parse(const uint8_t *buf, size_t len, srv_checkreq *out)
 {
-    reader r = {out, false};
+    reader r = {out, false, NULL, 0, NULL};
 
     memset(out, 0, sizeof(*out));
+    if (len == 0) {
+        return 0;
+    }
+    if (buf == NULL) {
+        return -1;
+    }
+    return walk(&r, buf, buf + len, M_CHECKREQ, 0);
+}
+
+int srv_checkreq_find_headers(const uint8_t *buf, size_t len, const authz_slice *names, size_t count,
+                              srv_checkreq_named *found)
+{
+    srv_checkreq scratch;
+    reader r = {&scratch, false, names, count, found};
+
+    memset(&scratch, 0, sizeof(scratch));
+    memset(found, 0, count * sizeof(*found));
     if (len == 0) {
         return 0;
     }

@@ -78,6 +78,25 @@ typedef struct srv_checkreq {
  * outside [buf, buf + len). This is also the fuzz entry point. */
 int srv_checkreq_parse(const uint8_t *buf, size_t len, srv_checkreq *out);
 
+/* Header |names| (lower-case) as request.http.headers and
+ * request.http.header_map carry them. Unlike the fixed lookups (last entry
+ * wins), every entry counts: two headers-map keys that differ only in case
+ * are the same header twice. */
+typedef struct srv_checkreq_named {
+    size_t map_count;      /* headers map entries whose key equals the name ignoring case */
+    authz_slice map_value; /* the last one's value */
+    size_t raw_count;      /* header_map lines with the name */
+    authz_slice raw_value; /* the last one's raw_value when non-empty, else value */
+} srv_checkreq_named;
+
+/* Walks the CheckRequest in |buf| again for the headers |names| (|count|
+ * lower-case names; for the rules' header conditions, which the fixed
+ * lookups of srv_checkreq_parse do not cover) and fills |found| (|count|
+ * entries, zeroed first). No allocation; slices borrow |buf|. Returns 0,
+ * or -1 when the bytes are not a valid CheckRequest. */
+int srv_checkreq_find_headers(const uint8_t *buf, size_t len, const authz_slice *names, size_t count,
+                              srv_checkreq_named *found);
+
 /* The value of header |h|: the headers map's last match, else the
  * header_map's last match, else empty. */
 authz_slice srv_checkreq_header_value(const srv_checkreq *req, srv_checkreq_header h);

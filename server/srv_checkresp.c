@@ -79,7 +79,11 @@ static const authz_slice authorization = {"authorization", sizeof("authorization
 
 static size_t ok_size(const srv_checkresp *r)
 {
-    return headers_size(r) + (r->remove_authorization ? len_field(authorization.len) : 0);
+    size_t n = headers_size(r) + (r->remove_authorization ? len_field(authorization.len) : 0);
+    for (size_t i = 0; i < r->n_remove; i++) {
+        n += len_field(r->remove[i].len);
+    }
+    return n;
 }
 
 static size_t denied_size(const srv_checkresp *r)
@@ -172,6 +176,9 @@ size_t srv_checkresp_encode(const srv_checkresp *r, uint8_t *out)
         p = put_headers(p, TAG_LEN(2), r);
         if (r->remove_authorization) {
             p = put_bytes(p, TAG_LEN(5), authorization);
+        }
+        for (size_t i = 0; i < r->n_remove; i++) {
+            p = put_bytes(p, TAG_LEN(5), r->remove[i]);
         }
     } else {
         p = put_len(p, TAG_LEN(2), denied_size(r));

@@ -14,7 +14,8 @@
 
 #include "authz_slice.h"
 
-#define SRV_CHECKRESP_HEADERS_MAX 4u
+#define SRV_CHECKRESP_HEADERS_MAX 20u
+#define SRV_CHECKRESP_REMOVE_MAX 16u
 #define SRV_CHECKRESP_META_MAX 5u
 
 /* A header (HeaderValueOption) or a dynamic_metadata string field. */
@@ -32,8 +33,11 @@ typedef struct srv_checkresp {
     srv_checkresp_pair headers[SRV_CHECKRESP_HEADERS_MAX];
     size_t n_headers;
     bool remove_authorization; /* allow: ok_response.headers_to_remove ["authorization"] */
-    int32_t http_status;       /* deny: denied_response.status.code */
-    authz_slice body;          /* deny: denied_response.body */
+    /* allow: further headers_to_remove, after "authorization" */
+    authz_slice remove[SRV_CHECKRESP_REMOVE_MAX];
+    size_t n_remove;
+    int32_t http_status; /* deny: denied_response.status.code */
+    authz_slice body;    /* deny: denied_response.body */
     /* dynamic_metadata fields (string values); no Struct when 0 */
     srv_checkresp_pair meta[SRV_CHECKRESP_META_MAX];
     size_t n_meta;

@@ -527,12 +527,51 @@ static json_t *key_list(const pol_cluster *c)
     return out;
 }
 
+/* claim_to_headers as configured (header names lower-case); null without. */
+static json_t *claim_header_list(const pol_cluster *c)
+{
+    if (c->claim_header_count == 0)
+        return json_null();
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < c->claim_header_count; i++) {
+        json_t *entry = json_pack("{s:o, s:o}", "claim", config_string(c->claim_headers[i].claim), "header",
+                                  config_string(c->claim_headers[i].header));
+        if (json_array_append_new(out, entry) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
 static json_t *cluster_json(const pol_cluster *c)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(c->name), "issuer",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(c->name), "issuer",
                      config_string(c->issuer), "audiences", string_list(c->audiences, c->audience_count),
                      "hosts", string_list(c->hosts, c->host_count), "source_cidrs",
-                     cidr_list(c->source_cidrs, c->source_cidr_count), "keys", key_list(c));
+                     cidr_list(c->source_cidrs, c->source_cidr_count), "claim_to_headers",
+                     claim_header_list(c), "keys", key_list(c));
+}
+
+/* A rule's header conditions, names lower-case, ["*"] for any value; null
+ * without. */
+static json_t *header_conditions(const pol_snapshot *snap, const pol_rule *r)
+{
+    if (r->header_count == 0)
+        return json_null();
+    json_t *out = json_object();
+    for (size_t i = 0; out && i < r->header_count; i++) {
+        const pol_header_condition *cond = &r->headers[i];
+        authz_slice any = AUTHZ_SLICE_LIT("*");
+        json_t *values =
+            cond->value_count ? string_list(cond->values, cond->value_count) : string_list(&any, 1);
+        authz_slice name = snap->condition_headers[cond->header];
+        if (!values || json_object_setn_new(out, name.ptr, name.len, values) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
 }
 
 static json_t *rule_json(const pol_snapshot *snap, const pol_rule *r)
@@ -544,13 +583,13 @@ static json_t *rule_json(const pol_snapshot *snap, const pol_rule *r)
             clusters = NULL;
         }
     }
-    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o}", "name", config_string(r->name), "clusters",
-                     clusters, "path_prefix",
+    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o}", "name", config_string(r->name),
+                     "clusters", clusters, "path_prefix",
                      r->path_prefix.len ? config_string(r->path_prefix) : json_null(), "ignore_case",
-                     r->ignore_case, "methods", string_list(r->methods, r->method_count), "namespaces",
-                     string_list(r->namespaces, r->namespace_count), "service_accounts",
-                     string_list(r->service_accounts, r->service_account_count), "source_cidrs",
-                     cidr_list(r->source_cidrs, r->source_cidr_count));
+                     r->ignore_case, "methods", string_list(r->methods, r->method_count), "headers",
+                     header_conditions(snap, r), "namespaces", string_list(r->namespaces, r->namespace_count),
+                     "service_accounts", string_list(r->service_accounts, r->service_account_count),
+                     "source_cidrs", cidr_list(r->source_cidrs, r->source_cidr_count));
 }
 
 /* What |snap| holds, in config order, for CI to diff. NULL when out of memory. */

@@ -5,6 +5,9 @@
 #include "authz_reason.h"
 #include "srv_checkresp.h"
 
+_Static_assert(SRV_CHECKRESP_HEADERS_MAX >= 4 + POL_MAX_CLAIM_HEADERS, "identity plus claim headers");
+_Static_assert(SRV_CHECKRESP_REMOVE_MAX >= POL_MAX_CLAIM_HEADERS, "claim headers to remove");
+
 static authz_slice slice_of(const char *s)
 {
     return authz_slice_from_cstr(s);
@@ -195,6 +198,16 @@ static void describe_allow(const pol_decision *d, srv_checkresp *r)
     add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-service-account"), d->service_account);
     /* Without forward_token the upstream never sees the credential. */
     r->remove_authorization = d->cluster == NULL || !d->cluster->forward_token;
+    /* Claim headers overwrite, or are removed when the claim is absent:
+     * either way the upstream sees only what the token says. */
+    for (size_t i = 0; i < d->claim_header_count; i++) {
+        const pol_claim_value *cv = &d->claim_headers[i];
+        if (cv->present) {
+            add_pair(r->headers, &r->n_headers, cv->header, cv->value);
+        } else {
+            r->remove[r->n_remove++] = cv->header;
+        }
+    }
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("cluster"), cluster);
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("subject"), d->subject);
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("namespace"), d->namespace_name);
@@ -298,6 +311,29 @@ size_t srv_extauthz_fallback_response(uint8_t *buf, size_t size)
     return srv_checkresp_encode(&r, buf);
 }
 
+/* The rules' condition headers of |msg| into |view|: the headers map's
+ * entries when it has the name, else header_map's lines. */
+static int view_condition_headers(const pol_snapshot *snap, const uint8_t *msg, size_t len,
+                                  srv_extauthz_view *view)
+{
+    srv_checkreq_named found[POL_MAX_CONDITION_HEADERS];
+
+    if (snap->condition_header_count == 0) {
+        return 0;
+    }
+    if (srv_checkreq_find_headers(msg, len, snap->condition_headers, snap->condition_header_count, found) !=
+        0) {
+        return -1;
+    }
+    for (size_t i = 0; i < snap->condition_header_count; i++) {
+        pol_header_value *h = &view->condition_headers[i];
+        h->count = found[i].map_count > 0 ? found[i].map_count : found[i].raw_count;
+        h->value = found[i].map_count > 0 ? found[i].map_value : found[i].raw_value;
+    }
+    view->req.condition_headers = view->condition_headers;
+    return 0;
+}
+
 int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len, int64_t now,
                        pol_decide_ctx *ctx, srv_extauthz_result *out)
 {
@@ -308,6 +344,9 @@ int srv_extauthz_check(const pol_snapshot *snap, const uint8_t *msg, size_t len,
         return -1;
     }
     srv_extauthz_view_request(&req, snap->server.trusted_proxy_hops, &out->view);
+    if (view_condition_headers(snap, msg, len, &out->view) != 0) {
+        return -1;
+    }
     out->view.req.now = now;
     pol_decide(snap, &out->view.req, ctx, &out->decision);
     if (srv_extauthz_build_response(&out->decision, snap->server.deny_details, ctx->arena, &out->response,

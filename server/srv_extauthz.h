@@ -21,6 +21,9 @@
 typedef struct srv_extauthz_view {
     pol_request req;        /* decision inputs (now left for the caller) */
     authz_slice request_id; /* x-request-id of the original request, or empty */
+    /* The rules' condition headers (req.condition_headers points here),
+     * filled by srv_extauthz_check. */
+    pol_header_value condition_headers[POL_MAX_CONDITION_HEADERS];
 } srv_extauthz_view;
 
 /* Fills |view| from |msg| (read by srv_checkreq_parse; slices borrow what
@@ -44,8 +47,11 @@ void srv_extauthz_view_request(const srv_checkreq *msg, size_t trusted_proxy_hop
 /* Builds the CheckResponse for |d| and packs it into |arena|:
  * - always status.code = authz_reason_grpc_code (0 on allow);
  * - allow: ok_response.headers x-tokengate-{cluster,subject,namespace,
- *   service-account} (value, append_action OVERWRITE_IF_EXISTS_OR_ADD),
- *   headers_to_remove ["authorization"] unless the cluster forwards tokens;
+ *   service-account} and each present claim_to_headers value (value,
+ *   append_action OVERWRITE_IF_EXISTS_OR_ADD), headers_to_remove
+ *   ["authorization"] unless the cluster forwards tokens, then the
+ *   claim_to_headers headers whose claim is absent (a client's own copy
+ *   never reaches the upstream);
  * - deny: status.message "<reason>: <message>", denied_response with the
  *   reason's HTTP status, headers x-tokengate-reason, www-authenticate on
  *   401 (RFC 6750 3.1: `Bearer realm="tokengate"` alone for missing_token,
@@ -77,9 +83,11 @@ typedef struct srv_extauthz_result {
 } srv_extauthz_result;
 
 /* Runs one Check: reads |msg| (|len| bytes, borrowed: the view's slices
- * point into it) in one pass, views it, decides with |snap| at |now| (using
- * |ctx|) and builds the response in ctx->arena with the snapshot's
- * deny_details. Returns 0, -1 when the
+ * point into it) in one pass (a second one when the snapshot's rules have
+ * header conditions, for those headers: per name the headers map's entries
+ * when it has any, else header_map's lines, with their count), views it,
+ * decides with |snap| at |now| (using |ctx|) and builds the response in
+ * ctx->arena with the snapshot's deny_details. Returns 0, -1 when the
  * message does not decode (INVALID_ARGUMENT), -2 when the arena ran out
  * while building the response (the caller answers with
  * srv_extauthz_fallback_response, a deny). */

@@ -461,7 +461,8 @@ Test(pol_config, duplicate_host_across_clusters)
                  "a.jwks.json\","
                  "\"hosts\":[\"api.example\"]},{\"name\":\"b\",\"issuer\":\"i\",\"audiences\":[\"x\"],"
                  "\"public_key_files\":[\"b.pem\"],\"hosts\":[\"other\",\"API.example\"]}]}",
-                 "clusters[1].hosts[1]: host already belongs to clusters[0] (\"api.example\")");
+                 "clusters[1].hosts[1]: host of cluster b already belongs to cluster a (clusters[0]) "
+                 "(\"api.example\")");
 }
 
 Test(pol_config, host_with_port)

@@ -130,14 +130,15 @@ class CliTest(unittest.TestCase):
         path = self.write("loaded.json", {
             "clusters": [
                 {"name": "a", "issuer": "https://a.example", "audiences": ["api-a", "api-a2"],
-                 "jwks_file": "a.jwks.json", "public_key_files": ["r.pub.pem"], "hosts": ["API.A.example"],
-                 "source_cidrs": ["10.1.0.0/16", "fd00:a::/64"]},
+                 "jwks_file": "a.jwks.json", "public_key_files": ["r.pub.pem"],
+                 "hosts": ["API.A.example", "*.East.example"], "source_cidrs": ["10.1.0.0/16", "fd00:a::/64"],
+                 "claim_to_headers": [{"claim": "kubernetes.io.pod.name", "header": "X-Pod-Name"}]},
                 {"name": "b", "issuer": "https://b.example", "audiences": ["api-b"], "jwks_file": "b.jwks.json"},
             ],
             "rules": [
                 {"name": "admin", "clusters": ["a"], "path_prefix": "/admin", "ignore_case": True,
                  "methods": ["POST"], "namespaces": ["ops"], "service_accounts": ["ops:deployer"],
-                 "source_cidrs": ["10.1.8.0/24"]},
+                 "source_cidrs": ["10.1.8.0/24"], "headers": {"X-Tenant": ["*"], "x-api-version": ["v2", "v3"]}},
                 {"name": "rest"},
             ],
         })
@@ -149,24 +150,27 @@ class CliTest(unittest.TestCase):
             "config": path,
             "clusters": [
                 {"name": "a", "issuer": "https://a.example", "audiences": ["api-a", "api-a2"],
-                 "hosts": ["api.a.example"], "source_cidrs": ["10.1.0.0/16", "fd00:a::/64"],
+                 "hosts": ["api.a.example", "*.east.example"], "source_cidrs": ["10.1.0.0/16", "fd00:a::/64"],
+                 "claim_to_headers": [{"claim": "kubernetes.io.pod.name", "header": "x-pod-name"}],
                  "keys": [{"kid": "a1", "type": "EC P-256", "file": "a.jwks.json"},
                           {"kid": kid_r, "type": "RSA-2048", "file": "r.pub.pem"}]},
                 {"name": "b", "issuer": "https://b.example", "audiences": ["api-b"], "hosts": None,
-                 "source_cidrs": None, "keys": [{"kid": "b1", "type": "EC P-256", "file": "b.jwks.json"}]},
+                 "source_cidrs": None, "claim_to_headers": None, "keys": [{"kid": "b1", "type": "EC P-256", "file": "b.jwks.json"}]},
             ],
             "rules": [
                 {"name": "admin", "clusters": ["a"], "path_prefix": "/admin", "ignore_case": True,
-                 "methods": ["POST"], "namespaces": ["ops"], "service_accounts": ["ops:deployer"],
-                 "source_cidrs": ["10.1.8.0/24"]},
+                 "methods": ["POST"], "headers": {"x-tenant": ["*"], "x-api-version": ["v2", "v3"]},
+                 "namespaces": ["ops"], "service_accounts": ["ops:deployer"], "source_cidrs": ["10.1.8.0/24"]},
                 {"name": "rest", "clusters": None, "path_prefix": None, "ignore_case": False, "methods": None,
-                 "namespaces": None, "service_accounts": None, "source_cidrs": None},
+                 "headers": None, "namespaces": None, "service_accounts": None, "source_cidrs": None},
             ],
             "warnings": [f"{path}: clusters[1]: cluster b has no source_cidrs: its tokens are accepted from any "
                          "address; add source_cidrs with the networks its workloads call from"],
         })
         # Stable for CI to diff: byte for byte the same on a second run.
         self.assertEqual(run("check", "--json", "-c", path).stdout, out.stdout)
+        # Config order, header conditions included.
+        self.assertLess(out.stdout.index('"x-tenant"'), out.stdout.index('"x-api-version"'))
         # Never key material: no modulus or coordinate of the keys appears.
         with open(f"{d}/a.jwks.json") as f:
             jwk = json.load(f)["keys"][0]

@@ -6,6 +6,7 @@ clusters, the image and the scaling numbers."""
 import glob
 import json
 import os
+import re
 import subprocess
 import unittest
 
@@ -272,6 +273,19 @@ class Istio(unittest.TestCase):
         host, port = service_fqdn(kubernetes_docs(), "tokengate")
         self.assertEqual((grpc["service"], grpc["port"]), (host, port))
         self.assertIs(grpc["failOpen"], False)
+
+    def test_client_host_is_routed_by_a_wildcard(self):
+        # The client calls https://orders.cluster-a.example.com/...: the ConfigMap routes that host with a
+        # wildcard entry of cluster-a (exact entries first, then the longest "*." suffix).
+        client = read_text("examples", "kubernetes", "client.yaml")
+        host = re.search(r"https://([a-z0-9.-]+)/", client).group(1)
+        clusters = json.loads(configmap_config())["clusters"]
+        exact = [c["name"] for c in clusters if host in c.get("hosts", [])]
+        wild = sorted(((len(h), c["name"]) for c in clusters for h in c.get("hosts", [])
+                       if h.startswith("*.") and host.endswith(h[1:]) and len(host) > len(h) - 1), reverse=True)
+        self.assertEqual(exact, [])
+        self.assertTrue(wild, f"no wildcard host holds {host}")
+        self.assertEqual(wild[0][1], "cluster-a")
 
     def test_path_normalization_merges_slashes(self):
         self.assertEqual(self.mesh["pathNormalization"]["normalization"], "MERGE_SLASHES")
