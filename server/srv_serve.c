@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pol_config.h"
+#include "srv_tls.h"
 #include "srv_worker.h"
 
 #define MAX_WORKERS 256u
@@ -19,6 +20,7 @@ typedef struct serve_state {
     uv_signal_t sigterm;
     uv_signal_t sigint;
     srv_worker *workers;
+    srv_tls *tls; /* the listener's TLS (srv_tls_reload swaps its certificates); NULL = h2c */
     size_t started;
     atomic_bool stopping;
 } serve_state;
@@ -157,6 +159,10 @@ int srv_serve_main(int argc, char **argv)
                 (int)snap->server.listen.len, snap->server.listen.ptr);
         goto cleanup;
     }
+    if (snap->server.tls.enabled && srv_tls_new(snap, &st.tls, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tokengate serve: %s\n", err);
+        goto cleanup;
+    }
     /* A peer that closes early must not kill the process on write. */
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
@@ -187,6 +193,7 @@ int srv_serve_main(int argc, char **argv)
             nworkers = i;
             goto stop;
         }
+        st.workers[i].tls = st.tls;
         if (bound_port < 0) {
             /* With port 0 the first socket picks it; the others share it. */
             bound_port = srv_worker_port(&st.workers[i]);
@@ -211,9 +218,12 @@ int srv_serve_main(int argc, char **argv)
         }
         st.started++;
     }
-    fprintf(stderr, "tokengate: listening on %s%s%s:%d workers=%zu clusters=%zu\n",
+    fprintf(stderr, "tokengate: listening on %s%s%s:%d workers=%zu clusters=%zu%s\n",
             addr.ss_family == AF_INET6 ? "[" : "", host, addr.ss_family == AF_INET6 ? "]" : "", bound_port,
-            nworkers, snap->cluster_count);
+            nworkers, snap->cluster_count,
+            !snap->server.tls.enabled                 ? ""
+            : snap->server.tls.client_ca_file.len > 0 ? " tls=mutual"
+                                                      : " tls=on");
     uv_run(st.loop, UV_RUN_DEFAULT);
     rc = 0;
 stop:
@@ -233,6 +243,7 @@ stop:
         fputs("tokengate: stopped\n", stderr);
     }
 cleanup:
+    srv_tls_free(st.tls);
     free(st.workers);
     pol_snapshot_release(snap);
     return rc;
