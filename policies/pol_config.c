@@ -797,6 +797,68 @@ static const char *check_service_account(authz_slice s)
     return NULL;
 }
 
+/* A client certificate SAN: a URI ("spiffe://trust-domain/path", what
+ * Istio's and SPIFFE's workload certificates carry) or a DNS name. Compared
+ * exactly (DNS names ignoring ASCII case), so no wildcards. */
+static const char *check_client_san(authz_slice s)
+{
+    const char *sep = s.len >= 3 ? strstr(s.ptr, "://") : NULL;
+    if (!sep)
+        return is_dns_name(s) ? NULL : "is neither a URI (scheme://...) nor a DNS name";
+    size_t scheme_len = (size_t)(sep - s.ptr);
+    if (scheme_len == 0 || !((s.ptr[0] >= 'a' && s.ptr[0] <= 'z') || (s.ptr[0] >= 'A' && s.ptr[0] <= 'Z')))
+        return "URI must start with a scheme (scheme://...)";
+    if (scheme_len + 3 == s.len)
+        return "URI has nothing after the scheme";
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] <= 0x20 || s.ptr[i] >= 0x7f)
+            return "URI must not contain spaces, control or non-ASCII bytes";
+    }
+    return NULL;
+}
+
+/* The file name |key| of |obj|, resolved against the config folder into
+ * *out (owned). Absent: an error when |required|. The file itself is read
+ * by whoever uses it (server/srv_tls for TLS material). */
+static void get_file_path(cfg_ctx *ctx, const json_t *obj, const char *parent, const char *key, bool required,
+                          authz_slice *out)
+{
+    authz_slice name = {NULL, 0};
+    get_string(ctx, obj, parent, key, required, NULL, &name);
+    if (!name.ptr)
+        return;
+    char *full = resolve_path(ctx, name.ptr);
+    free((void *)name.ptr);
+    if (!full) {
+        char path[PATH_TEXT_MAX];
+        path_key(path, parent, key);
+        cfg_fail(ctx, path, json_object_get(obj, key), "path too long or out of memory");
+        return;
+    }
+    out->ptr = full;
+    out->len = strlen(full);
+}
+
+/* "tls": {"cert_file", "key_file", "client_ca_file", "allowed_client_sans"}. */
+static void parse_tls(cfg_ctx *ctx, const json_t *root, pol_tls_settings *tls)
+{
+    static const char *const keys[] = {"cert_file", "key_file", "client_ca_file", "allowed_client_sans",
+                                       NULL};
+    const json_t *obj = json_object_get(root, "tls");
+    if (!obj || !is_object(ctx, obj, "tls"))
+        return;
+    check_keys(ctx, obj, "tls", keys);
+    tls->enabled = true;
+    get_file_path(ctx, obj, "tls", "cert_file", true, &tls->cert_file);
+    get_file_path(ctx, obj, "tls", "key_file", true, &tls->key_file);
+    get_file_path(ctx, obj, "tls", "client_ca_file", false, &tls->client_ca_file);
+    get_string_list(ctx, obj, "tls", "allowed_client_sans", false, false, check_client_san,
+                    &tls->allowed_client_sans, &tls->allowed_client_san_count);
+    if (json_object_get(obj, "allowed_client_sans") && !json_object_get(obj, "client_ca_file"))
+        cfg_fail(ctx, "tls.allowed_client_sans", NULL,
+                 "needs tls.client_ca_file: without client certificates there is no SAN to check");
+}
+
 /* ---- clusters ----------------------------------------------------------- */
 
 /* Remembers that keys [first, c->keys.count) came from file |name| named
@@ -1269,6 +1331,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "escaped_slashes",
                                        "admin_listen",
                                        "watch_config",
+                                       "tls",
                                        "deny_details",
                                        "clusters",
                                        "rules",
@@ -1296,6 +1359,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
     get_escaped_slashes(ctx, root, &snap->escaped_slashes);
     get_string(ctx, root, "", "admin_listen", false, check_listen, &snap->server.admin_listen);
     get_bool(ctx, root, "", "watch_config", &snap->server.watch_config);
+    parse_tls(ctx, root, &snap->server.tls);
     /* Indexed by pol_deny_details. */
     static const char *const deny_details[] = {"generic", "full", NULL};
     int details = (int)snap->server.deny_details;

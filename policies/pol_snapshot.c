@@ -68,6 +68,10 @@ void pol_snapshot_release(pol_snapshot *snap)
     free((void *)snap->path.ptr);
     free((void *)snap->server.listen.ptr);
     free((void *)snap->server.admin_listen.ptr);
+    free((void *)snap->server.tls.cert_file.ptr);
+    free((void *)snap->server.tls.key_file.ptr);
+    free((void *)snap->server.tls.client_ca_file.ptr);
+    free_slice_array(snap->server.tls.allowed_client_sans, snap->server.tls.allowed_client_san_count);
     free_slice_array(snap->warnings, snap->warning_count);
     free(snap);
 }

@@ -91,6 +91,17 @@ typedef struct pol_rule {
 #define POL_BUFFERED_MIN 1024
 #define POL_BUFFERED_MAX 17179869184
 
+/* The gRPC listener's TLS: the "tls" object. Only paths and names are
+ * validated here; server/srv_tls reads the files and builds the TLS context
+ * (at load, in `tokengate check`, and on reload). */
+typedef struct pol_tls_settings {
+    bool enabled;                   /* the "tls" object is present; false = h2c */
+    authz_slice cert_file;          /* resolved against the config folder, owned */
+    authz_slice key_file;           /* resolved, owned */
+    authz_slice client_ca_file;     /* resolved, owned; empty = no client certificate asked */
+    authz_slice *allowed_client_sans; /* owned; count 0 = any certificate of client_ca_file */
+    size_t allowed_client_san_count;
+} pol_tls_settings;
 /* What a denial tells the client (config "deny_details"). */
 typedef enum pol_deny_details {
     POL_DENY_DETAILS_GENERIC = 0, /* the reason code and its fixed public sentence */
@@ -114,6 +125,7 @@ typedef struct pol_server_settings {
     bool log_decisions;           /* one JSON line per decision on stderr, default true */
     authz_slice admin_listen;     /* "host:port" of the admin HTTP endpoint; empty (default) = none */
     bool watch_config;            /* reload when the config file changes, default false */
+    pol_tls_settings tls;         /* off by default */
     pol_deny_details deny_details; /* default generic */
 } pol_server_settings;
 

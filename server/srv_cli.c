@@ -13,6 +13,7 @@
 #include "authz_reason.h"
 #include "pol_config.h"
 #include "pol_decide.h"
+#include "srv_tls.h"
 
 #ifndef TOKENGATE_VERSION
 #error "TOKENGATE_VERSION must be defined by the build"
@@ -625,6 +626,17 @@ int srv_cli_check_main(int argc, char **argv)
     pol_snapshot *snap = load_config(o.config);
     if (!snap)
         return 2;
+    /* The listener's certificate, key and CA are loaded exactly as `serve` loads them. */
+    if (snap->server.tls.enabled) {
+        srv_tls *tls = NULL;
+        char err[1024];
+        if (srv_tls_new(snap, &tls, err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            pol_snapshot_release(snap);
+            return 2;
+        }
+        srv_tls_free(tls);
+    }
     int rc = 0;
     if (o.json) {
         json_t *doc = srv_cli_config_json(snap);
@@ -650,6 +662,8 @@ int srv_cli_check_main(int argc, char **argv)
         printf("ok: %s: %zu cluster%s, %zu key%s, %zu rule%s", o.config, snap->cluster_count,
                snap->cluster_count == 1 ? "" : "s", snap->key_count, snap->key_count == 1 ? "" : "s",
                snap->rule_count, snap->rule_count == 1 ? "" : "s");
+        if (snap->server.tls.enabled)
+            printf(snap->server.tls.client_ca_file.len > 0 ? ", mutual TLS" : ", TLS");
         if (w > 0)
             printf(", %zu warning%s", w, w == 1 ? "" : "s");
         printf("\n");

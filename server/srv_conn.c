@@ -6,6 +6,7 @@
 
 #include "srv_log.h"
 #include "srv_rpc.h"
+#include "srv_tls.h"
 
 #define STREAM_POOL_MAX 1024u
 /* After an idle GOAWAY: how long a peer that does not read gets before the
@@ -50,7 +51,9 @@ struct srv_conn {
     bool writing;
     bool reading;
     bool closing;
-    bool broken; /* a stream could be neither answered nor reset: close after this read */
+    bool broken;               /* a stream could be neither answered nor reset: close after this read */
+    srv_tls_conn *tls;         /* the TLS transport under nghttp2; NULL = h2c */
+    uint64_t handshake_due_ms; /* with TLS: uv_now by which the handshake must be done */
 };
 
 static void conn_close(srv_conn *c);
@@ -58,6 +61,8 @@ static void conn_reset(srv_conn *c);
 static void conn_flush(srv_conn *c);
 static void conn_timer_arm(srv_conn *c, uint64_t due_ms);
 static void on_conn_timer(uv_timer_t *t);
+static int conn_recv(srv_conn *c, const uint8_t *data, size_t len);
+static void conn_abort(srv_conn *c);
 
 /* ---- stream pool ---- */
 
@@ -379,8 +384,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->last_recv_ms = uv_now(&c->w->loop);
-    if (nghttp2_session_mem_recv(c->session, (const uint8_t *)buf->base, (size_t)nread) < 0) {
-        conn_close(c);
+    if (conn_recv(c, (const uint8_t *)buf->base, (size_t)nread) != 0) {
+        conn_abort(c);
         return;
     }
     while (c->ready_head != NULL) {
@@ -437,6 +442,67 @@ static int out_append(srv_conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* ---- the TLS transport (srv_tls), only with the config's "tls" ---- */
+
+static int tls_plain_in(void *arg, const uint8_t *data, size_t len)
+{
+    srv_conn *c = arg;
+    return nghttp2_session_mem_recv(c->session, data, len) < 0 ? -1 : 0;
+}
+
+static int tls_cipher_out(void *arg, const uint8_t *data, size_t len)
+{
+    return out_append(arg, data, len);
+}
+
+/* Bytes read from the socket, to nghttp2 directly or through TLS. */
+static int conn_recv(srv_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->tls != NULL) {
+        return srv_tls_conn_recv(c->tls, data, len);
+    }
+    return nghttp2_session_mem_recv(c->session, data, len) < 0 ? -1 : 0;
+}
+
+/* nghttp2 may produce output: always in h2c, after the handshake in TLS. */
+static bool conn_can_send(const srv_conn *c)
+{
+    return c->tls == NULL || srv_tls_conn_established(c->tls);
+}
+
+/* Closes after a failed read. With TLS, the alert the refusal produced is
+ * offered to the socket first (best effort: never waited for). */
+static void conn_abort(srv_conn *c)
+{
+    if (c->tls != NULL && c->out_len > 0 && !c->writing) {
+        uv_buf_t buf = {.base = (char *)c->out, .len = c->out_len};
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    }
+    conn_close(c);
+}
+
+/* Starts the server side of the handshake on an accepted connection; it
+ * must finish within the idle timeout (the request timeout when idle
+ * timeouts are off), counted from now. Returns 0 or -1. */
+static int conn_tls_start(srv_conn *c)
+{
+    const pol_server_settings *cfg = &c->w->snap->server;
+    struct sockaddr_storage peer;
+    int len = sizeof(peer);
+    size_t seconds = cfg->idle_timeout_seconds > 0 ? cfg->idle_timeout_seconds : cfg->request_timeout_seconds;
+
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len) != 0) {
+        peer.ss_family = AF_UNSPEC;
+    }
+    c->tls = srv_tls_conn_new(c->w->tls, (const struct sockaddr *)&peer, tls_plain_in, tls_cipher_out, c);
+    if (c->tls == NULL) {
+        return -1;
+    }
+    c->handshake_due_ms = uv_now(&c->w->loop) + (uint64_t)seconds * 1000u;
+    conn_timer_at_most(c, c->handshake_due_ms);
+    return 0;
+}
+
 /* Hands the gathered output to the socket: uv_try_write first, uv_write for
  * the rest (the buffers swap, so gathering goes on into the other one).
  * uv_buf_t's length is a size_t on Unix: nothing is narrowed. */
@@ -477,26 +543,77 @@ static int out_write(srv_conn *c)
     return 0;
 }
 
+/* With TLS: what nghttp2 has to send, packed into records of up to
+ * SRV_TLS_RECORD_BYTES before encryption (one SSL_write per record, not per
+ * frame: an answer is three frames). Nothing before the handshake is done.
+ * Returns 0 or -1. */
+static int conn_gather_tls(srv_conn *c)
+{
+    uint8_t record[SRV_TLS_RECORD_BYTES];
+    size_t len = 0;
+
+    if (!srv_tls_conn_established(c->tls)) {
+        return 0;
+    }
+    while (c->out_len < SRV_CONN_HIGH_WATER) {
+        const uint8_t *data = NULL;
+        ssize_t n = nghttp2_session_mem_send(c->session, &data);
+        if (n < 0) {
+            return -1;
+        }
+        if (n == 0) {
+            break;
+        }
+        if ((size_t)n > sizeof(record) - len) {
+            if (srv_tls_conn_send(c->tls, record, len) != 0) {
+                return -1;
+            }
+            len = 0;
+            if ((size_t)n >= sizeof(record)) {
+                if (srv_tls_conn_send(c->tls, data, (size_t)n) != 0) {
+                    return -1;
+                }
+                continue;
+            }
+        }
+        memcpy(record + len, data, (size_t)n);
+        len += (size_t)n;
+    }
+    return srv_tls_conn_send(c->tls, record, len);
+}
+
+/* Gathers what nghttp2 has to send into the output buffer, up to the
+ * high-water mark. Returns 0 or -1. */
+static int conn_gather(srv_conn *c)
+{
+    if (c->tls != NULL) {
+        return conn_gather_tls(c);
+    }
+    while (c->out_len < SRV_CONN_HIGH_WATER) {
+        const uint8_t *data = NULL;
+        ssize_t n = nghttp2_session_mem_send(c->session, &data);
+        if (n < 0) {
+            return -1;
+        }
+        if (n == 0) {
+            break;
+        }
+        if (out_append(c, data, (size_t)n) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void conn_flush(srv_conn *c)
 {
     if (c->closing) {
         return;
     }
     for (;;) {
-        while (c->out_len < SRV_CONN_HIGH_WATER) {
-            const uint8_t *data = NULL;
-            ssize_t n = nghttp2_session_mem_send(c->session, &data);
-            if (n < 0) {
-                conn_close(c);
-                return;
-            }
-            if (n == 0) {
-                break;
-            }
-            if (out_append(c, data, (size_t)n) != 0) {
-                conn_close(c);
-                return;
-            }
+        if (conn_gather(c) != 0) {
+            conn_close(c);
+            return;
         }
         if (c->out_len == 0 || c->writing) {
             break;
@@ -579,6 +696,19 @@ static void on_conn_timer(uv_timer_t *t)
             return;
         }
     }
+    if (!conn_can_send(c)) {
+        /* Mid-handshake: no stream yet, only the handshake deadline. */
+        if (now >= c->handshake_due_ms) {
+            conn_close(c);
+            return;
+        }
+        next = c->handshake_due_ms;
+        if (unsent != UINT64_MAX && unsent + send_timeout_ms(c) < next) {
+            next = unsent + send_timeout_ms(c);
+        }
+        conn_timer_arm(c, next);
+        return;
+    }
     for (srv_stream *s = c->streams; s != NULL; s = s->next) {
         if (srv_rpc_answered(&s->call)) {
             continue;
@@ -643,6 +773,7 @@ static void on_conn_closed(uv_handle_t *handle)
     }
     w->conn_count--;
     srv_counter_set(&w->metrics.connections, w->conn_count);
+    srv_tls_conn_free(c->tls);
     free(c->out);
     free(c->inflight);
     free(c);
@@ -758,6 +889,10 @@ int srv_conn_accept(srv_worker *w)
     if (w->snap->server.idle_timeout_seconds > 0) {
         conn_timer_arm(c, c->last_recv_ms + (uint64_t)w->snap->server.idle_timeout_seconds * 1000u);
     }
+    if (w->tls != NULL && conn_tls_start(c) != 0) {
+        conn_close(c);
+        return UV_ENOMEM;
+    }
     conn_flush(c);
     return 0;
 }
@@ -777,7 +912,9 @@ void srv_conn_notice_all(srv_worker *w)
 void srv_conn_goaway_all(srv_worker *w)
 {
     for (srv_conn *c = w->conns; c != NULL; c = c->next) {
-        if (!c->closing) {
+        if (!conn_can_send(c)) {
+            conn_close(c); /* mid-handshake: no stream to finish */
+        } else if (!c->closing) {
             nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
                                   nghttp2_session_get_last_proc_stream_id(c->session), NGHTTP2_NO_ERROR, NULL,
                                   0);

@@ -7,6 +7,7 @@
 
 #include "pol_config.h"
 #include "srv_event.h"
+#include "srv_tls.h"
 
 #define RELOAD_ERR_SIZE 4096u
 
@@ -113,11 +114,26 @@ int srv_reload_now(srv_reload *r)
         log_failure(r, "out of memory");
         return -1;
     }
+    /* The listener's mode is fixed at start; its certificates are part of the
+     * config: a broken one refuses the whole reload (never half-applied). */
+    if (next->server.tls.enabled != (r->tls != NULL)) {
+        snprintf(err, sizeof(err), "%s: tls: cannot be turned %s by a reload (restart to change it)",
+                 r->config_path, r->tls != NULL ? "off" : "on");
+    } else if (r->tls != NULL && srv_tls_reload(r->tls, next, err, sizeof(err)) != 0) {
+        /* err says why; the current certificates keep serving */
+    } else {
+        err[0] = '\0';
+    }
+    if (err[0] != '\0') {
+        pol_snapshot_release(next);
+        atomic_fetch_add(&r->failures, 1);
+        log_failure(r, err);
+        return -1;
+    }
     share = (next->server.max_connections + r->worker_count - 1) / r->worker_count;
     for (size_t i = 0; i < r->worker_count; i++) {
         srv_worker_publish(&r->workers[i], next, share);
     }
-    /* TLS contexts (srv_tls) are rebuilt here too once that transport lands. */
     uv_mutex_lock(&r->lock);
     old = r->current;
     r->current = next;

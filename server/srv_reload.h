@@ -22,6 +22,7 @@ typedef struct srv_reload {
     const char *config_path; /* borrowed */
     srv_worker *workers;     /* borrowed, |worker_count| started workers */
     size_t worker_count;
+    struct srv_tls *tls; /* borrowed: the listener's TLS context (NULL = h2c), rebuilt with each reload */
     uv_mutex_t lock; /* guards |current| against readers on other threads */
     bool lock_ready;
     pol_snapshot *current; /* own reference: the snapshot in force (last good) */

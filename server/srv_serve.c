@@ -13,6 +13,7 @@
 #include "srv_cli.h"
 #include "srv_event.h"
 #include "srv_reload.h"
+#include "srv_tls.h"
 #include "srv_worker.h"
 
 #define MAX_WORKERS 256u
@@ -23,6 +24,7 @@ typedef struct serve_state {
     uv_signal_t sigterm;
     uv_signal_t sigint;
     srv_worker *workers;
+    srv_tls *tls; /* the listener's TLS (srv_tls_reload swaps its certificates); NULL = h2c */
     size_t started;
     srv_reload reload;
     srv_admin admin;
@@ -190,6 +192,10 @@ int srv_serve_main(int argc, char **argv)
                 (int)snap->server.listen.len, snap->server.listen.ptr);
         goto cleanup;
     }
+    if (snap->server.tls.enabled && srv_tls_new(snap, &st.tls, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tokengate serve: %s\n", err);
+        goto cleanup;
+    }
     /* A peer that closes early must not kill the process on write. */
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
@@ -220,6 +226,7 @@ int srv_serve_main(int argc, char **argv)
             nworkers = i;
             goto stop;
         }
+        st.workers[i].tls = st.tls;
         if (bound_port < 0) {
             /* With port 0 the first socket picks it; the others share it. */
             bound_port = srv_worker_port(&st.workers[i]);
@@ -240,6 +247,7 @@ int srv_serve_main(int argc, char **argv)
         fputs("tokengate serve: cannot install the SIGHUP handler\n", stderr);
         goto stop;
     }
+    st.reload.tls = st.tls;
     if (snap->server.watch_config && srv_reload_watch(&st.reload, st.loop) != 0) {
         fprintf(stderr, "tokengate serve: %s: watch_config: cannot watch the file's folder\n", config);
         on_signal(&st.sigterm, SIGTERM);
@@ -269,9 +277,12 @@ int srv_serve_main(int argc, char **argv)
             goto stop;
         }
     }
-    fprintf(stderr, "tokengate: listening on %s%s%s:%d workers=%zu clusters=%zu\n",
+    fprintf(stderr, "tokengate: listening on %s%s%s:%d workers=%zu clusters=%zu%s\n",
             addr.ss_family == AF_INET6 ? "[" : "", host, addr.ss_family == AF_INET6 ? "]" : "", bound_port,
-            nworkers, snap->cluster_count);
+            nworkers, snap->cluster_count,
+            !snap->server.tls.enabled                 ? ""
+            : snap->server.tls.client_ca_file.len > 0 ? " tls=mutual"
+                                                      : " tls=on");
     log_startup(config, snap, bound_port, srv_admin_port(&st.admin), nworkers);
     uv_run(st.loop, UV_RUN_DEFAULT);
     rc = 0;
@@ -295,6 +306,7 @@ stop:
         fputs("tokengate: stopped\n", stderr);
     }
 cleanup:
+    srv_tls_free(st.tls);
     free(st.workers);
     pol_snapshot_release(snap);
     return rc;

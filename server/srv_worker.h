@@ -22,6 +22,7 @@
 #include "srv_log.h"
 #include "srv_mempool.h"
 #include "srv_metrics.h"
+#include "srv_tls.h"
 
 #define SRV_READ_BUF_SIZE (64u * 1024u)
 /* The decision arena's chunk: one is kept between decisions. */
@@ -64,6 +65,7 @@ typedef struct srv_worker {
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
     srv_mempool h2_mem; /* every allocation of this worker's nghttp2 sessions */
+    srv_tls *tls;       /* borrowed from srv_serve, set before start: the listener's TLS; NULL = h2c */
     size_t max_conns;   /* this worker's share of max_connections */
     size_t conn_count;
     srv_conn *conns;          /* open connections (doubly linked) */

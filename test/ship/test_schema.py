@@ -52,6 +52,7 @@ def schema_object(path):
 LOADER_LISTS = {
     ("parse_top", "keys"): "",
     ("parse_top", "cache_keys"): "token_cache",
+    ("parse_tls", "keys"): "tls",
     ("parse_cluster", "keys"): "clusters",
     ("get_claim_headers", "keys"): "clusters.claim_to_headers",
     ("parse_rule", "keys"): "rules",
