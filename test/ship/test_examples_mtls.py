@@ -58,9 +58,10 @@ class KubernetesMtls(unittest.TestCase):
         tls = mtls_config()["tls"]
         self.assertEqual(mounted, {tls["cert_file"], tls["key_file"], tls["client_ca_file"]})
         [container] = spec["containers"]
+        # The base's probes (admin endpoint, plain HTTP) stay: none of them may be replaced by a
+        # gRPC probe, which cannot speak TLS, or merged into a probe with two handlers.
         for probe in ("readinessProbe", "livenessProbe"):
-            self.assertIsNone(container[probe]["grpc"], "the kubelet's gRPC probe cannot speak TLS")
-            self.assertEqual(container[probe]["tcpSocket"]["port"], 9191)
+            self.assertNotIn(probe, container, "the overlay keeps the base's admin-endpoint probes")
 
     def test_config_passes_check_with_cert_manager_shaped_secrets(self):
         server, client = certificate("tokengate-server"), certificate("tokengate-client")
