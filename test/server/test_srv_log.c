@@ -196,6 +196,47 @@ Test(srv_log, escaping_and_cutting)
     json_decref(j);
 }
 
+/* Each byte that must be escaped, at every offset of a value longer than
+ * the eight-byte steps of the clean-run scan, and its neighbours that must
+ * not: the line stays printable ASCII and the value reads back whole. */
+Test(srv_log, every_escaped_byte_at_every_offset)
+{
+    static const unsigned char bytes[] = {0x00, 0x01, 0x1F, '"', '\\', 0x7F, 0x80, 0xC3,
+                                          0xFF, 0x20, '!',  '#', '[',  ']',  0x7E, 'a'};
+    char value[24];
+    char line[SRV_LOG_LINE_MAX];
+    pol_request req;
+    pol_decision d;
+    memset(&req, 0, sizeof(req));
+    memset(&d, 0, sizeof(d));
+    for (size_t k = 0; k < sizeof(bytes); k++) {
+        unsigned char b = bytes[k];
+        for (size_t at = 0; at < sizeof(value); at++) {
+            memset(value, 'v', sizeof(value));
+            value[at] = (char)b;
+            req.method = (authz_slice){value, sizeof(value)};
+            size_t n = srv_log_format(line, sizeof(line), 0, (authz_slice){NULL, 0}, &req, &d, 0);
+            cr_assert_gt(n, 0);
+            for (size_t i = 0; i + 1 < n; i++) {
+                cr_assert(line[i] >= 0x20 && line[i] < 0x7F, "byte 0x%02x at %zu: raw 0x%02x in the line", b,
+                          at, (unsigned char)line[i]);
+            }
+            json_error_t err;
+            json_t *j = json_loadb(line, n, JSON_ALLOW_NUL, &err);
+            cr_assert_not_null(j, "byte 0x%02x at %zu: %s", b, at, err.text);
+            const char *method = str(j, "method");
+            size_t len = json_string_length(json_object_get(j, "method"));
+            if (b < 0x80) {
+                cr_assert_eq(len, sizeof(value), "byte 0x%02x at %zu", b, at);
+                cr_assert(memcmp(method, value, sizeof(value)) == 0, "byte 0x%02x at %zu", b, at);
+            } else {
+                cr_assert_eq(len, sizeof(value) + 1, "\\u00XX reads back as two UTF-8 bytes");
+            }
+            json_decref(j);
+        }
+    }
+}
+
 /* Every string field at its worst (long, and each byte escaped to six):
  * the line is still written, whole, valid JSON, within SRV_LOG_LINE_MAX,
  * every field present (an attacker cannot drop a line by sending long
@@ -230,10 +271,10 @@ Test(srv_log, longest_values_still_give_a_whole_line)
     /* duration_us is 2^64 - 1, past what jansson holds as an integer. */
     json_t *j = json_loadb(line, n, JSON_DECODE_INT_AS_REAL, &err);
     cr_assert_not_null(j, "valid JSON: %s", err.text);
-    static const char *const keys[] = {"time",   "request_id", "cluster", "issuer_cluster", "subject",
-                                       "source", "host",       "method",  "path",           "decision",
-                                       "reason", "rule",       "message", "generation",     "duration_us",
-                                       "token_sha256"};
+    static const char *const keys[] = {"time",    "request_id", "cluster",     "issuer_cluster",
+                                       "subject", "source",     "host",        "method",
+                                       "path",    "decision",   "reason",      "rule",
+                                       "message", "generation", "duration_us", "token_sha256"};
     cr_assert_eq(json_object_size(j), sizeof keys / sizeof keys[0]);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         cr_assert_not_null(json_object_get(j, keys[i]), "%s", keys[i]);
