@@ -8,8 +8,10 @@ call in flight gets its real answer; health asked on an in-flight stream says
 NOT_SERVING; a stream opened after the final GOAWAY is not answered and a new
 connection is refused; the process exits 0 soon after the last answer. The
 same is then shown with grpcio's own client, and the drain's time bound with
-a client that never finishes its call."""
+a client that never finishes its call. /readyz answers 503 while the drain
+lasts, /healthz 200."""
 
+import http.client
 import socket
 import struct
 import threading
@@ -317,6 +319,44 @@ class DrainGrpcTest(h.DecisionAsserts, unittest.TestCase):
         stop["thread"].join(10)
         self.assertEqual(stop.get("code"), 0, server.log_text()[-4000:])
         self.assertLessEqual(stop["elapsed"], EXIT_BOUND)
+
+
+def admin_get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+class DrainReadyzTest(unittest.TestCase):
+    """While the drain lasts, /readyz answers 503 (so the endpoints of a
+    Kubernetes Service drop the pod) and /healthz still 200 (so the pod is
+    not restarted mid-drain)."""
+
+    def test_readyz_is_503_while_draining(self):
+        admin_port = h.free_port()
+        server = h.Server(FOLDER, WORLD.config(admin_listen=f"127.0.0.1:{admin_port}"), "drain-readyz").start()
+        self.addCleanup(server.kill)
+        self.assertEqual(admin_get(admin_port, "/readyz"), (200, b"ready\n"))
+        conn = RawH2(server.port)
+        self.addCleanup(conn.close)
+        conn.open_call(1, h.CHECK_METHOD)
+        conn.sync()
+        stop = stop_in_background(server)
+        self.addCleanup(stop["thread"].join, 15)
+        conn.read_until(lambda: conn.goaways, 3.0)
+        self.assertTrue(conn.goaways, "no GOAWAY notice after SIGTERM")
+        self.assertEqual(admin_get(admin_port, "/readyz"), (503, b"not ready: draining\n"))
+        self.assertEqual(admin_get(admin_port, "/healthz")[0], 200)
+        self.assertNotIn("code", stop, "the server exited with a call in flight")
+        conn.finish_call(1, h.check_request(token=WORLD.token_a(), cluster="cluster-a"))
+        conn.read_until(lambda: conn.streams[1].ended, 5.0)
+        self.assertTrue(conn.streams[1].ended, conn.frames)
+        stop["thread"].join(10)
+        self.assertEqual(stop.get("code"), 0, server.log_text()[-4000:])
 
 
 class DrainBoundTest(unittest.TestCase):
