@@ -17,7 +17,6 @@
  *    the last occurrence of that oneof member, the reader merges them.
  * The reader refusing what protobuf-c accepts is allowed on the original
  * bytes (over-long or field-0 tags are documented); (2) catches the rest. */
-#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +25,106 @@
 #include "envoy/service/auth/v3/external_auth.pb-c.h"
 #include "srv_checkreq.h"
 
+/* A protobuf wire cursor, for the one protobuf-c quirk the oracle exempts. */
+typedef struct wire {
+    const uint8_t *p;
+    const uint8_t *end;
+} wire;
+
+static bool wire_varint(wire *w, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; shift < 64 && w->p < w->end; shift += 7) {
+        uint8_t b = *w->p++;
+        *v |= (uint64_t)(b & 0x7Fu) << shift;
+        if ((b & 0x80u) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The next field of |w|: its number and, for a length-delimited one, its
+ * bytes in |value| (value->p is NULL for the others, which are skipped).
+ * False at the end or on bytes that are not wire format. */
+static bool wire_next(wire *w, uint64_t *field, wire *value)
+{
+    uint64_t tag, n;
+    value->p = value->end = NULL;
+    if (w->p >= w->end || !wire_varint(w, &tag)) {
+        return false;
+    }
+    *field = tag >> 3;
+    switch (tag & 7u) {
+    case 0:
+        return wire_varint(w, &n);
+    case 1:
+        n = 8;
+        break;
+    case 5:
+        n = 4;
+        break;
+    case 2:
+        if (!wire_varint(w, &n)) {
+            return false;
+        }
+        break;
+    default:
+        return false;
+    }
+    if (n > (uint64_t)(w->end - w->p)) {
+        return false;
+    }
+    if ((tag & 7u) == 2) {
+        value->p = w->p;
+        value->end = w->p + n;
+    }
+    w->p += n;
+    return true;
+}
+
+/* How many Address messages, over every occurrence of
+ * attributes.{source|destination} (|peer_field| 1 or 2) in the request,
+ * carry no socket_address (field 1). protobuf-c 1.4.1 refuses to merge two
+ * occurrences of one Address that both lack it (attributes{source{address{}
+ * address{}}}, or the same spread over repeated attributes or peers), which
+ * protobuf allows and the reader accepts. */
+static size_t addresses_without_socket(const uint8_t *data, size_t size, uint64_t peer_field)
+{
+    wire req = {data, data + size}, attrs, peer, addr, member;
+    uint64_t req_f, attrs_f, peer_f, addr_f;
+    size_t count = 0;
+
+    while (wire_next(&req, &req_f, &attrs)) {
+        if (req_f != 1 || attrs.p == NULL) {
+            continue;
+        }
+        while (wire_next(&attrs, &attrs_f, &peer)) {
+            if (attrs_f != peer_field || peer.p == NULL) {
+                continue;
+            }
+            while (wire_next(&peer, &peer_f, &addr)) {
+                if (peer_f != 1 || addr.p == NULL) {
+                    continue;
+                }
+                bool socket = false;
+                while (wire_next(&addr, &addr_f, &member)) {
+                    socket = socket || addr_f == 1;
+                }
+                count += socket ? 0 : 1;
+            }
+        }
+    }
+    return count;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FAIL(...)                                                                                                      \
-    do {                                                                                                               \
-        fprintf(stderr, "checkreq: " __VA_ARGS__);                                                                     \
-        fprintf(stderr, "\n");                                                                                         \
-        abort();                                                                                                       \
+#define FAIL(...)                                                                                            \
+    do {                                                                                                     \
+        fprintf(stderr, "checkreq: " __VA_ARGS__);                                                           \
+        fprintf(stderr, "\n");                                                                               \
+        abort();                                                                                             \
     } while (0)
 
 typedef Envoy__Service__Auth__V3__CheckRequest check_req;
@@ -108,7 +200,8 @@ static void oracle(const check_req *m, srv_checkreq *want)
                 want->raw_hdr[h].found = true;
                 want->raw_hdr[h].count++;
                 if (hv->raw_value.len > 0) {
-                    want->raw_hdr[h].value = (authz_slice){(const char *)hv->raw_value.data, hv->raw_value.len};
+                    want->raw_hdr[h].value =
+                        (authz_slice){(const char *)hv->raw_value.data, hv->raw_value.len};
                 } else {
                     want->raw_hdr[h].value = cstr(hv->value);
                 }
@@ -236,10 +329,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m = envoy__service__auth__v3__check_request__unpack(NULL, size, data);
     if (rc == 0) {
         check_all_inside(&got, data, size);
-        /* protobuf-c 1.4.1 refuses an Address repeated with its oneof unset
-         * in both occurrences (attributes{source{address{} address{}}}), which
-         * protobuf allows; that shape needs an empty field 1 ("\x0a\x00"). */
-        if (m == NULL && memmem(data, size, "\x0a\x00", 2) == NULL) {
+        if (m == NULL && addresses_without_socket(data, size, 1) < 2 &&
+            addresses_without_socket(data, size, 2) < 2) {
             FAIL("the reader accepts what protobuf-c refuses");
         }
     }
@@ -259,7 +350,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t depth = tree_walk(&m->base, &field0);
         if (srv_checkreq_parse(packed_len > 0 ? packed : NULL, packed_len, &canon) != 0) {
             if (depth + 1 < SRV_CHECKREQ_MAX_DEPTH && !field0) {
-                FAIL("the reader refuses protobuf-c's own encoding (%zu bytes, depth %zu)", packed_len, depth);
+                FAIL("the reader refuses protobuf-c's own encoding (%zu bytes, depth %zu)", packed_len,
+                     depth);
             }
         } else {
             check_all_inside(&canon, packed, packed_len);
