@@ -32,7 +32,7 @@ static const char usage_text[] = "usage: tokengate <command> [options]\n"
                                  "  check -c FILE [--strict] [--json]\n"
                                  "                      validate a config file and print a summary\n"
                                  "  explain -c FILE [--cluster NAME] [--host H] [--source IP] [--method M]\n"
-                                 "          [--path P] [--now EPOCH] [--json] TOKEN|-\n"
+                                 "          [--path P] [--peer SPIFFE_ID] [--now EPOCH] [--json] TOKEN|-\n"
                                  "                      decide one request and report every check\n"
                                  "                      ('-' reads the token from stdin)\n"
                                  "\n"
@@ -49,12 +49,14 @@ static const char check_usage[] =
 
 static const char explain_usage[] =
     "usage: tokengate explain -c FILE [--cluster NAME] [--host H] [--source IP]\n"
-    "                         [--method M] [--path P] [--now EPOCH] [--json] TOKEN|-\n"
+    "                         [--method M] [--path P] [--peer SPIFFE_ID] [--now EPOCH] [--json]\n"
+    "                         TOKEN|-\n"
     "  --cluster NAME   routing hint, as Envoy's context_extensions[\"cluster\"]\n"
     "  --host H         :authority of the request (used when --cluster is absent)\n"
     "  --source IP      client address\n"
     "  --method M       HTTP method (default GET)\n"
     "  --path P         request path (default /)\n"
+    "  --peer SPIFFE_ID the caller's mesh identity, as Envoy's source.principal (default: none)\n"
     "  --now EPOCH      decide at this time (default: now)\n"
     "  --json           print one JSON object instead of the text report\n"
     "exit codes: 0 allowed, 1 denied, 2 usage or config error\n";
@@ -88,6 +90,7 @@ typedef struct cli_opts {
     const char *source;
     const char *method;
     const char *path;
+    const char *peer;
     const char *now;
     bool json;
     bool strict;
@@ -124,6 +127,8 @@ static const char **option_slot(cli_opts *o, const char *name, bool explain)
             return &o->method;
         if (strcmp(name, "--path") == 0)
             return &o->path;
+        if (strcmp(name, "--peer") == 0)
+            return &o->peer;
         if (strcmp(name, "--now") == 0)
             return &o->now;
     }
@@ -327,8 +332,8 @@ static const char *or_none(const char *s)
 static void print_report(const cli_opts *o, const explain_trace *t, const pol_decision *d)
 {
     printf("config:  %s\n", o->config);
-    printf("request: cluster=%s host=%s source=%s method=%s path=%s\n", or_none(o->cluster), or_none(o->host),
-           or_none(o->source), o->method, o->path);
+    printf("request: cluster=%s host=%s source=%s method=%s path=%s peer=%s\n", or_none(o->cluster),
+           or_none(o->host), or_none(o->source), o->method, o->path, or_none(o->peer));
     print_json_block("header", t->header);
     print_json_block("claims", t->claims);
     printf("checks:\n");
@@ -351,15 +356,18 @@ static void print_report(const cli_opts *o, const explain_trace *t, const pol_de
 static int print_json_report(const explain_trace *t, const pol_decision *d)
 {
     json_t *report = json_pack(
-        "{s:b, s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:O, s:O*, s:O*}", "allowed",
-        d->allowed, "reason", authz_reason_name(d->status.reason), "message",
+        "{s:b, s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:O, s:O*, s:O*}",
+        "allowed", d->allowed, "reason", authz_reason_name(d->status.reason), "message",
         printable_string(d->status.message, strlen(d->status.message)), "cluster",
         d->cluster ? slice_or_null(d->cluster->name) : json_null(), "issuer_cluster",
         d->issuer_cluster ? slice_or_null(d->issuer_cluster->name) : json_null(), "rule",
         d->rule ? slice_or_null(d->rule->name) : json_null(), "subject", slice_or_null(d->subject),
         "verified_subject", slice_or_null(d->verified_subject), "namespace", slice_or_null(d->namespace_name),
         "service_account", slice_or_null(d->service_account), "pod", slice_or_null(d->pod_name), "node",
-        slice_or_null(d->node_name), "checks", t->checks, "header", t->header, "claims", t->claims);
+        slice_or_null(d->node_name), "peer", slice_or_null(d->peer), "peer_binding",
+        d->peer_result != POL_PEER_RESULT_NONE ? json_string(pol_peer_result_name(d->peer_result))
+                                               : json_null(),
+        "checks", t->checks, "header", t->header, "claims", t->claims);
     if (!report) {
         fprintf(stderr, "tokengate: cannot build the JSON report\n");
         return -1;
@@ -438,6 +446,7 @@ int srv_cli_explain_main(int argc, char **argv)
         .source = authz_slice_from_cstr(o.source),
         .method = authz_slice_from_cstr(o.method),
         .path = authz_slice_from_cstr(o.path),
+        .peer_principal = authz_slice_from_cstr(o.peer),
         .now = now,
     };
     pol_trace trace = {on_token, on_step, &t};

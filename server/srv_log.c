@@ -80,13 +80,14 @@ static void put_json(out_buf *o, authz_slice s, size_t budget)
     put_raw(o, "\"", 1);
 }
 
-/* Escaped bytes per value: the ten string fields at their budgets, their
+/* Escaped bytes per value: the eleven string fields at their budgets, their
  * names and the fixed parts stay within SRV_LOG_LINE_MAX, so no line is ever
  * dropped for its length (test_srv_log fills every field to check). */
 #define VALUE_BUDGET 256u
 #define PATH_BUDGET 1024u
-#define FIXED_PARTS 416u /* names, punctuation, time, decision, generation, duration, fingerprint */
-_Static_assert(9u * VALUE_BUDGET + PATH_BUDGET + FIXED_PARTS <= SRV_LOG_LINE_MAX, "a full line fits");
+#define FIXED_PARTS                                                                                          \
+    448u /* names, punctuation, time, decision, peer_binding, generation, duration, fingerprint */
+_Static_assert(10u * VALUE_BUDGET + PATH_BUDGET + FIXED_PARTS <= SRV_LOG_LINE_MAX, "a full line fits");
 
 static void put_field_within(out_buf *o, const char *name, authz_slice value, size_t budget)
 {
@@ -225,6 +226,8 @@ size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice reques
     put_field(&o, "decision", srv_log_decision_name(d));
     put_field(&o, "reason", authz_slice_from_cstr(authz_reason_name(srv_log_decision_reason(d))));
     put_field(&o, "rule", d->rule != NULL ? d->rule->name : none);
+    put_field(&o, "peer", or_null(d->peer));
+    put_field(&o, "peer_binding", authz_slice_from_cstr(pol_peer_result_name(d->peer_result)));
     put_field(&o, "message", message);
     put_cstr(&o, ",\"generation\":");
     put_u64(&o, d->generation);
