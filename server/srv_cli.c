@@ -553,13 +553,34 @@ static json_t *claim_header_list(const pol_cluster *c)
     return out;
 }
 
+/* A peer_binding: a cluster's in full (defaults filled in; null when off),
+ * a rule's with the keys it sets (null when none). */
+static json_t *peer_binding_json(const pol_peer_binding *b, bool rule)
+{
+    pol_peer_binding full = pol_peer_effective(b, NULL);
+    if (!rule && full.mode != POL_PEER_MODE_SPIFFE)
+        return json_null();
+    if (rule && b->mode == POL_PEER_MODE_UNSET && !b->trust_domain.ptr && !b->required_set)
+        return json_null();
+    json_t *out = json_object();
+    const pol_peer_binding *shown = rule ? b : &full;
+    if (out && shown->mode != POL_PEER_MODE_UNSET)
+        json_object_set_new(out, "mode", json_string(shown->mode == POL_PEER_MODE_SPIFFE ? "spiffe" : "off"));
+    if (out && shown->trust_domain.ptr)
+        json_object_set_new(out, "trust_domain", config_string(shown->trust_domain));
+    if (out && (!rule || b->required_set))
+        json_object_set_new(out, "required", json_boolean(shown->required));
+    return out;
+}
+
 static json_t *cluster_json(const pol_cluster *c)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(c->name), "issuer",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(c->name), "issuer",
                      config_string(c->issuer), "audiences", string_list(c->audiences, c->audience_count),
                      "hosts", string_list(c->hosts, c->host_count), "source_cidrs",
                      cidr_list(c->source_cidrs, c->source_cidr_count), "claim_to_headers",
-                     claim_header_list(c), "keys", key_list(c));
+                     claim_header_list(c), "peer_binding", peer_binding_json(&c->peer, false), "keys",
+                     key_list(c));
 }
 
 /* A rule's header conditions, names lower-case, ["*"] for any value; null
@@ -592,13 +613,13 @@ static json_t *rule_json(const pol_snapshot *snap, const pol_rule *r)
             clusters = NULL;
         }
     }
-    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o}", "name", config_string(r->name),
-                     "clusters", clusters, "path_prefix",
-                     r->path_prefix.len ? config_string(r->path_prefix) : json_null(), "ignore_case",
-                     r->ignore_case, "methods", string_list(r->methods, r->method_count), "headers",
-                     header_conditions(snap, r), "namespaces", string_list(r->namespaces, r->namespace_count),
-                     "service_accounts", string_list(r->service_accounts, r->service_account_count),
-                     "source_cidrs", cidr_list(r->source_cidrs, r->source_cidr_count));
+    return json_pack(
+        "{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(r->name), "clusters",
+        clusters, "path_prefix", r->path_prefix.len ? config_string(r->path_prefix) : json_null(),
+        "ignore_case", r->ignore_case, "methods", string_list(r->methods, r->method_count), "headers",
+        header_conditions(snap, r), "namespaces", string_list(r->namespaces, r->namespace_count),
+        "service_accounts", string_list(r->service_accounts, r->service_account_count), "source_cidrs",
+        cidr_list(r->source_cidrs, r->source_cidr_count), "peer_binding", peer_binding_json(&r->peer, true));
 }
 
 json_t *srv_cli_config_json(const pol_snapshot *snap)
