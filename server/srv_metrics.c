@@ -148,60 +148,57 @@ static uint64_t sum_rows(srv_metrics *const *workers, size_t first, size_t count
     return n;
 }
 
-static void write_decisions(FILE *out, srv_metrics *const *workers, size_t count)
+/* Writes the series of one cluster (rows named |cluster| of workers |first|
+ * on; earlier workers have no row of that name). */
+typedef void (*cluster_series)(FILE *out, srv_metrics *const *workers, size_t first, size_t count,
+                               const char *cluster);
+
+/* Calls |series| once per distinct cluster name over all workers' rows. */
+static void for_each_cluster(FILE *out, srv_metrics *const *workers, size_t count, cluster_series series)
 {
-    fputs("# HELP tokengate_decisions_total Checks decided, by target cluster, decision and reason.\n"
-          "# TYPE tokengate_decisions_total counter\n",
-          out);
     for (size_t w = 0; w < count; w++) {
         size_t rows = atomic_load_explicit(&workers[w]->row_count, memory_order_acquire);
         for (size_t r = 0; r < rows; r++) {
             const char *cluster = workers[w]->rows[r].cluster;
-            if (named_before(workers, w, cluster)) {
-                continue;
-            }
-            for (size_t kind = 0; kind < SRV_DECISION_KINDS; kind++) {
-                for (size_t reason = 0; reason < AUTHZ_REASON_COUNT; reason++) {
-                    uint64_t n = sum_rows(workers, w, count, cluster,
-                                          offsetof(srv_metrics_row, decisions) +
-                                              (kind * AUTHZ_REASON_COUNT + reason) * sizeof(srv_counter));
-                    if (n == 0) {
-                        continue;
-                    }
-                    fputs("tokengate_decisions_total{cluster=\"", out);
-                    put_label(out, cluster);
-                    fprintf(out, "\",decision=\"%s\",reason=\"%s\"} %llu\n", decision_names[kind],
-                            authz_reason_name((authz_reason)reason), (unsigned long long)n);
-                }
+            if (!named_before(workers, w, cluster)) {
+                series(out, workers, w, count, cluster);
             }
         }
     }
 }
 
-static void write_peer_binding(FILE *out, srv_metrics *const *workers, size_t count)
+static void decision_series(FILE *out, srv_metrics *const *workers, size_t first, size_t count,
+                            const char *cluster)
 {
-    fputs("# HELP tokengate_peer_binding_total Peer binding checks, by target cluster and result.\n"
-          "# TYPE tokengate_peer_binding_total counter\n",
-          out);
-    for (size_t w = 0; w < count; w++) {
-        size_t rows = atomic_load_explicit(&workers[w]->row_count, memory_order_acquire);
-        for (size_t r = 0; r < rows; r++) {
-            const char *cluster = workers[w]->rows[r].cluster;
-            if (named_before(workers, w, cluster)) {
+    for (size_t kind = 0; kind < SRV_DECISION_KINDS; kind++) {
+        for (size_t reason = 0; reason < AUTHZ_REASON_COUNT; reason++) {
+            uint64_t n = sum_rows(workers, first, count, cluster,
+                                  offsetof(srv_metrics_row, decisions) +
+                                      (kind * AUTHZ_REASON_COUNT + reason) * sizeof(srv_counter));
+            if (n == 0) {
                 continue;
             }
-            for (size_t result = POL_PEER_RESULT_BOUND; result < POL_PEER_RESULT_COUNT; result++) {
-                uint64_t n = sum_rows(workers, w, count, cluster,
-                                      offsetof(srv_metrics_row, peer_binding) + result * sizeof(srv_counter));
-                if (n == 0) {
-                    continue;
-                }
-                fputs("tokengate_peer_binding_total{cluster=\"", out);
-                put_label(out, cluster);
-                fprintf(out, "\",result=\"%s\"} %llu\n", pol_peer_result_name((pol_peer_result)result),
-                        (unsigned long long)n);
-            }
+            fputs("tokengate_decisions_total{cluster=\"", out);
+            put_label(out, cluster);
+            fprintf(out, "\",decision=\"%s\",reason=\"%s\"} %llu\n", decision_names[kind],
+                    authz_reason_name((authz_reason)reason), (unsigned long long)n);
         }
+    }
+}
+
+static void peer_binding_series(FILE *out, srv_metrics *const *workers, size_t first, size_t count,
+                                const char *cluster)
+{
+    for (size_t result = POL_PEER_RESULT_BOUND; result < POL_PEER_RESULT_COUNT; result++) {
+        uint64_t n = sum_rows(workers, first, count, cluster,
+                              offsetof(srv_metrics_row, peer_binding) + result * sizeof(srv_counter));
+        if (n == 0) {
+            continue;
+        }
+        fputs("tokengate_peer_binding_total{cluster=\"", out);
+        put_label(out, cluster);
+        fprintf(out, "\",result=\"%s\"} %llu\n", pol_peer_result_name((pol_peer_result)result),
+                (unsigned long long)n);
     }
 }
 
@@ -230,8 +227,14 @@ static void write_one(FILE *out, const char *name, const char *type, const char 
 
 void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count)
 {
-    write_decisions(out, workers, count);
-    write_peer_binding(out, workers, count);
+    fputs("# HELP tokengate_decisions_total Checks decided, by target cluster, decision and reason.\n"
+          "# TYPE tokengate_decisions_total counter\n",
+          out);
+    for_each_cluster(out, workers, count, decision_series);
+    fputs("# HELP tokengate_peer_binding_total Peer binding checks, by target cluster and result.\n"
+          "# TYPE tokengate_peer_binding_total counter\n",
+          out);
+    for_each_cluster(out, workers, count, peer_binding_series);
     write_duration(out, workers, count);
     write_one(out, "tokengate_token_cache_hits_total", "counter", "Token cache lookups that found the token.",
               sum(workers, count, offsetof(srv_metrics, cache_hits)));

@@ -4,11 +4,9 @@ from the workload its kubernetes.io claim names, as the caller's SPIFFE ID
 says. Certificates are generated here with python3-cryptography."""
 
 import datetime
-import http.client
 import json
 import os
 import subprocess
-import time
 import unittest
 import urllib.parse
 
@@ -16,7 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from prometheus_client.parser import text_string_to_metric_families
 
 import tg_harness as h
 
@@ -73,26 +70,13 @@ class PeerTest(unittest.TestCase, h.DecisionAsserts):
                                                headers=headers), timeout=10)
 
     def logged(self, request_id):
-        deadline = time.monotonic() + 10
-        while True:
-            lines = [d for d in self.server.decisions() if d["request_id"] == f"it-{request_id}"]
-            if lines or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        lines = self.server.logged(request_id)
         self.assertEqual(len(lines), 1, request_id)
         return lines[0]
 
     def peer_counts(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-        conn.close()
-        counts = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name == "tokengate_peer_binding_total":
-                    counts[(s.labels["cluster"], s.labels["result"])] = s.value
-        return counts
+        return {(s.labels["cluster"], s.labels["result"]): s.value
+                for s in self.server.metric_samples(self.admin_port, "tokengate_peer_binding_total")}
 
     def test_matching_identity_is_allowed_every_time(self):
         # The first call verifies, the later ones come from the token cache.

@@ -10,6 +10,7 @@ TOKENGATE_BIN, TG_MINT_BIN, TOKENGATE_PROTO_DIR.
 
 import atexit
 import base64
+import http.client
 import importlib
 import json
 import os
@@ -23,6 +24,7 @@ import time
 import types
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 KUBE_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ISSUER_A = "https://oidc.cluster-a.example.com"
@@ -324,6 +326,25 @@ class Server:
             if isinstance(obj, dict) and "decision" in obj:
                 out.append(obj)
         return out
+
+    def logged(self, request_id, timeout=10.0):
+        """The decision lines of x-request-id |request_id| (check_request
+        names them it-<request_id>), polling a while: lines may trail the
+        answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [d for d in self.decisions() if d["request_id"] == f"it-{request_id}"]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def metric_samples(self, admin_port, name):
+        """The samples named |name| of the admin endpoint's /metrics."""
+        conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        return [s for family in text_string_to_metric_families(text) for s in family.samples if s.name == name]
 
     def wait_decisions(self, count, timeout=10.0):
         """Polls until at least |count| decision lines are logged (log lines
