@@ -29,6 +29,10 @@ typedef enum authz_reason {
     /* 3 INVALID_ARGUMENT, HTTP 400: the request itself cannot be judged safely
      * (a path that does not normalize). Appended: the values above are stable. */
     AUTHZ_REASON_MALFORMED_REQUEST,
+    /* 7 PERMISSION_DENIED, HTTP 403: the caller's mesh identity (peer_binding)
+     * names another workload than the token, or is absent where required. */
+    AUTHZ_REASON_PEER_MISMATCH,
+    AUTHZ_REASON_PEER_MISSING,
     AUTHZ_REASON_COUNT
 } authz_reason;
 

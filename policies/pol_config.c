@@ -12,6 +12,7 @@
 #include "authz_cidr.h"
 #include "authz_jwt.h"
 #include "authz_key.h"
+#include "authz_spiffe.h"
 #include "pol_lint.h"
 #include "pol_path.h"
 
@@ -859,6 +860,59 @@ static void parse_tls(cfg_ctx *ctx, const json_t *root, pol_tls_settings *tls)
                  "needs tls.client_ca_file: without client certificates there is no SAN to check");
 }
 
+/* ---- peer binding ------------------------------------------------------ */
+
+static const char *check_trust_domain(authz_slice s)
+{
+    return authz_spiffe_trust_domain_valid(s)
+               ? NULL
+               : "must be a SPIFFE trust domain: [a-z0-9._-], at most 255 bytes";
+}
+
+/* "peer_binding": {"mode": "off"|"spiffe", "trust_domain", "required"}
+ * of a cluster or rule; keys left out stay unset (pol_peer_effective). */
+static void get_peer_binding(cfg_ctx *ctx, const json_t *parent_obj, const char *parent, pol_peer_binding *b)
+{
+    static const char *const keys[] = {"mode", "trust_domain", "required", NULL};
+    static const char *const modes[] = {"off", "spiffe", NULL}; /* POL_PEER_MODE_OFF + index */
+    char path[PATH_TEXT_MAX];
+    path_key(path, parent, "peer_binding");
+    const json_t *obj = json_object_get(parent_obj, "peer_binding");
+    if (!obj || !is_object(ctx, obj, path))
+        return;
+    check_keys(ctx, obj, path, keys);
+    int mode = -1;
+    get_choice(ctx, obj, path, "mode", modes, &mode);
+    if (mode >= 0)
+        b->mode = (pol_peer_mode)(POL_PEER_MODE_OFF + mode);
+    get_string(ctx, obj, path, "trust_domain", false, check_trust_domain, &b->trust_domain);
+    b->required_set = json_object_get(obj, "required") != NULL;
+    get_bool(ctx, obj, path, "required", &b->required);
+}
+
+/* A rule's peer_binding may only tighten that of each cluster it applies
+ * to: a rule that loosened it would let a stolen token through on its
+ * routes. */
+static void check_peer_tightens(cfg_ctx *ctx, const json_t *obj, const char *path, const pol_snapshot *snap,
+                                const pol_rule *r)
+{
+    size_t n = r->cluster_count > 0 ? r->cluster_count : snap->cluster_count;
+    for (size_t i = 0; i < n; i++) {
+        size_t index = r->cluster_count > 0 ? r->clusters[i] : i;
+        const pol_cluster *c = &snap->clusters[index];
+        const char *key = pol_peer_loosens(&c->peer, &r->peer);
+        if (!key)
+            continue;
+        char binding_path[PATH_TEXT_MAX], key_path[PATH_TEXT_MAX];
+        path_key(binding_path, path, "peer_binding");
+        path_key(key_path, binding_path, key);
+        cfg_fail(ctx, key_path, json_object_get(json_object_get(obj, "peer_binding"), key),
+                 "loosens the peer_binding of cluster %.*s (clusters[%zu]); a rule may only tighten it",
+                 (int)c->name.len, c->name.ptr ? c->name.ptr : "", index);
+        return;
+    }
+}
+
 /* ---- clusters ----------------------------------------------------------- */
 
 /* Remembers that keys [first, c->keys.count) came from file |name| named
@@ -986,6 +1040,7 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
                                        "enforce_warnafter",
                                        "claim_to_headers",
                                        "mode",
+                                       "peer_binding",
                                        NULL};
     authz_keyset_init(&c->keys);
     if (!dup_slice("boundCIDRs", strlen("boundCIDRs"), false, &c->cidr_claim)) {
@@ -1006,6 +1061,7 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
     get_bool(ctx, obj, path, "enforce_warnafter", &c->enforce_warnafter);
     get_claim_headers(ctx, obj, path, c);
     get_mode(ctx, obj, path, &c->shadow);
+    get_peer_binding(ctx, obj, path, &c->peer);
 
     size_t errors_before_keys = ctx->errors;
     char key_path[PATH_TEXT_MAX];
@@ -1218,7 +1274,7 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, pol_sn
 {
     static const char *const keys[] = {"name",    "clusters",   "path_prefix",      "ignore_case",
                                        "methods", "namespaces", "service_accounts", "source_cidrs",
-                                       "headers", "mode",
+                                       "headers", "mode",       "peer_binding",
                                        NULL};
     if (!is_object(ctx, obj, path))
         return;
@@ -1234,6 +1290,7 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, pol_sn
     get_cidr_list(ctx, obj, path, "source_cidrs", &r->source_cidrs, &r->source_cidr_count);
     get_header_conditions(ctx, obj, path, snap, r);
     get_mode(ctx, obj, path, &r->shadow);
+    get_peer_binding(ctx, obj, path, &r->peer);
 
     char list_path[PATH_TEXT_MAX];
     const json_t *arr =
@@ -1407,6 +1464,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
             char item_path[PATH_TEXT_MAX];
             path_index(item_path, path, i);
             parse_rule(ctx, json_array_get(rules, i), item_path, snap, &snap->rules[i]);
+            check_peer_tightens(ctx, json_array_get(rules, i), item_path, snap, &snap->rules[i]);
             for (size_t j = 0; j < i; j++) {
                 if (snap->rules[i].name.len > 0 && authz_slice_eq(snap->rules[i].name, snap->rules[j].name)) {
                     char name_path[PATH_TEXT_MAX];

@@ -414,15 +414,43 @@ static int check_condition_headers(const pol_snapshot *snap, const pol_request *
     return 0;
 }
 
-/* Step 9. */
-static int check_rules(const pol_snapshot *snap, const pol_cluster *c, const pol_request *req,
+/* The rule selecting the request (NULL: none), found once: its
+ * peer_binding applies at step 7b, the rule itself decides at step 9. */
+static const pol_rule *select_rule(const pol_snapshot *snap, const pol_cluster *c, const pol_request *req,
+                                   const pol_decision *out)
+{
+    pol_rule_request selection = {pol_snapshot_cluster_index(snap, c), req->method, out->path,
+                                  req->condition_headers};
+    return snap->rule_count > 0 ? pol_rule_find(snap, &selection) : NULL;
+}
+
+/* Step 7b: the caller's mesh identity must name the token's workload. */
+static int check_peer(const pol_cluster *c, const pol_rule *rule, const pol_request *req,
+                      const authz_jwt *jwt, const pol_decide_ctx *ctx, pol_decision *out)
+{
+    pol_peer_binding b = pol_peer_effective(&c->peer, rule ? &rule->peer : NULL);
+    if (b.mode != POL_PEER_MODE_SPIFFE)
+        return 0;
+    out->peer_result =
+        pol_peer_check(&b, req->peer_principal, req->peer_certificate, jwt->k8s_namespace.value,
+                       jwt->k8s_sa_name.value, ctx->arena, &out->peer, &out->status);
+    if (out->peer_result == POL_PEER_RESULT_MISMATCH || out->peer_result == POL_PEER_RESULT_MISSING) {
+        trace_fail(ctx, "peer", &out->status);
+        return -1;
+    }
+    if (out->peer_result == POL_PEER_RESULT_BOUND)
+        trace_step(ctx, "peer", true, "peer %.*s is the token's workload", shown(out->peer), out->peer.ptr);
+    else
+        trace_step(ctx, "peer", true, "no peer identity: unbound (peer_binding does not require one)");
+    return 0;
+}
+
+/* Step 9, with |rule| from select_rule. */
+static int check_rules(const pol_cluster *c, const pol_rule *rule, const pol_request *req,
                        const authz_jwt *jwt, bool have_ip, const authz_ip *ip, const pol_decide_ctx *ctx,
                        pol_decision *out)
 {
     authz_slice path = out->path;
-    pol_rule_request selection = {pol_snapshot_cluster_index(snap, c), req->method, path,
-                                  req->condition_headers};
-    const pol_rule *rule = pol_rule_find(snap, &selection);
     if (!rule) {
         authz_status_set(&out->status, AUTHZ_REASON_FORBIDDEN, "no rule matches %.*s %.*s for cluster %.*s",
                          shown(req->method), req->method.ptr, shown(path), path.ptr, shown(c->name),
@@ -753,6 +781,11 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     if (check_claims(target, snap, req, jp, ctx, &out->status) != 0)
         goto cleanup;
 
+    /* 7b. Peer binding: request-dependent, so checked on cache hits too. */
+    const pol_rule *rule = select_rule(snap, target, req, out);
+    if (check_peer(target, rule, req, jp, ctx, out) != 0)
+        goto cleanup;
+
     /* 8. Source. */
     authz_ip ip = {0, {0}};
     bool have_ip = req->source.ptr && req->source.len > 0 && authz_ip_parse(req->source, &ip) == 0;
@@ -762,7 +795,7 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     /* 9. Rules. In shadow mode (the deciding rule's, or the cluster's) a
      * denial is recorded and the request allowed: only this step, so
      * everything above (the token, the cluster, its sources) still denies. */
-    if (snap->rule_count > 0 && check_rules(snap, target, req, jp, have_ip, &ip, ctx, out) != 0) {
+    if (snap->rule_count > 0 && check_rules(target, rule, req, jp, have_ip, &ip, ctx, out) != 0) {
         if (!target->shadow && (!out->rule || !out->rule->shadow))
             goto cleanup;
         out->shadow_denied = true;

@@ -4,7 +4,8 @@
  * the rules, when there are rules) -> bearer token -> parse
  * -> issuer candidates -> key and signature (the key that verifies decides
  * which cluster issued the token) -> cluster match -> claims (issuer, time,
- * audience, identity) -> source CIDRs (cluster, token-bound) -> rules.
+ * audience, identity) -> peer binding (the caller's mesh identity) -> source
+ * CIDRs (cluster, token-bound) -> rules.
  * The first failing step decides the reason. Every error path denies. */
 #ifndef POL_DECIDE_H
 #define POL_DECIDE_H
@@ -39,6 +40,10 @@ typedef struct pol_request {
      * value holding a comma (lines joined by a proxy, RFC 9110 5.3), is
      * malformed_request: which value a condition should see is ambiguous. */
     const pol_header_value *condition_headers;
+    /* The caller's mesh identity as the proxy saw it (Envoy's
+     * source.principal and its URL-encoded PEM source.certificate). */
+    authz_slice peer_principal;
+    authz_slice peer_certificate;
     int64_t now; /* seconds since the epoch */
 } pol_request;
 
@@ -76,6 +81,11 @@ typedef struct pol_decision {
      * POL_CLAIM_VALUE_MAX_BYTES) denies with malformed_token instead. */
     pol_claim_value claim_headers[POL_MAX_CLAIM_HEADERS];
     size_t claim_header_count;
+    /* The peer_binding check: its result (NONE when off or not reached)
+     * and the identity presented (borrowed from the request or the arena;
+     * empty when none). Allowed and BOUND: sent upstream as x-tokengate-peer. */
+    pol_peer_result peer_result;
+    authz_slice peer;
     authz_slice token;     /* the bearer credential, borrowed from the request; empty when none */
     bool has_token_digest; /* token_digest holds authz_bearer_digest(token) */
     uint8_t token_digest[AUTHZ_BEARER_DIGEST_LEN]; /* from the token cache's key: logs need not hash again */

@@ -34,6 +34,7 @@ static void free_cluster(pol_cluster *c)
         free((void *)c->claim_headers[i].header.ptr);
     }
     free(c->claim_headers);
+    free((void *)c->peer.trust_domain.ptr);
 }
 
 static void free_rule(pol_rule *r)
@@ -48,6 +49,7 @@ static void free_rule(pol_rule *r)
     for (size_t i = 0; i < r->header_count; i++)
         free_slice_array(r->headers[i].values, r->headers[i].value_count);
     free(r->headers);
+    free((void *)r->peer.trust_domain.ptr);
 }
 
 void pol_snapshot_release(pol_snapshot *snap)

@@ -17,6 +17,7 @@
 #include "authz_key.h"
 #include "authz_slice.h"
 #include "pol_path.h"
+#include "pol_peer.h"
 
 /* A key file of a cluster, for reports: which keys it gave. */
 typedef struct pol_key_file {
@@ -55,6 +56,7 @@ typedef struct pol_cluster {
     pol_claim_header *claim_headers; /* owned, at most POL_MAX_CLAIM_HEADERS */
     size_t claim_header_count;
     bool shadow;                /* "mode": "shadow": rule denials are logged, not enforced */
+    pol_peer_binding peer;      /* "peer_binding"; mode UNSET = off */
 } pol_cluster;
 
 /* A rule's condition on one request header. */
@@ -85,6 +87,7 @@ typedef struct pol_rule {
     pol_header_condition *headers; /* owned; count 0 = no header condition */
     size_t header_count;
     bool shadow;                /* "mode": "shadow": its denials are logged, not enforced */
+    pol_peer_binding peer;      /* "peer_binding": the keys it sets override its cluster's (tighten only) */
 } pol_rule;
 
 /* Range of max_buffered_bytes_per_connection / _per_worker (1 KiB - 16 GiB). */

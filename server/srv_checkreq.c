@@ -17,6 +17,8 @@ enum action {
     A_PATH,
     A_HOST,
     A_PEER,         /* socket_address.address of the source */
+    A_PRINCIPAL,    /* source.principal */
+    A_CERTIFICATE,  /* source.certificate */
     A_ENTER_SOCKET, /* the source address oneof becomes socket_address */
     A_ENTER_OTHER   /* the source address oneof becomes pipe / internal */
 };
@@ -79,7 +81,8 @@ static const fdesc f_attr[] = {
     MSG(12, M_TLS, A_NONE),
 };
 static const fdesc f_peer_src[] = {
-    MSG(1, M_ADDR_SRC, A_NONE), STR(2, A_NONE), MSG(3, M_STR_ENTRY, A_NONE), STR(4, A_NONE), STR(5, A_NONE),
+    MSG(1, M_ADDR_SRC, A_NONE), STR(2, A_NONE),        MSG(3, M_STR_ENTRY, A_NONE),
+    STR(4, A_PRINCIPAL),        STR(5, A_CERTIFICATE),
 };
 static const fdesc f_peer[] = {
     MSG(1, M_ADDR, A_NONE), STR(2, A_NONE), MSG(3, M_STR_ENTRY, A_NONE), STR(4, A_NONE), STR(5, A_NONE),
@@ -321,6 +324,12 @@ static void store(reader *r, uint8_t act, authz_slice v, authz_slice *slot)
         break;
     case A_PEER:
         r->out->peer_address = v;
+        break;
+    case A_PRINCIPAL:
+        r->out->peer_principal = v;
+        break;
+    case A_CERTIFICATE:
+        r->out->peer_certificate = v;
         break;
     default:
         break;

@@ -52,6 +52,10 @@ typedef struct srv_checkreq {
     /* attributes.source.address.socket_address.address; empty when the
      * address is a pipe or an internal address (oneof). */
     authz_slice peer_address;
+    /* attributes.source.principal and .certificate (the URL-encoded PEM
+     * Envoy sends with include_peer_certificate): last occurrence wins. */
+    authz_slice peer_principal;
+    authz_slice peer_certificate;
     /* attributes.request.http.{method,path,host}: last occurrence wins. */
     authz_slice method;
     authz_slice path;

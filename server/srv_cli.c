@@ -32,7 +32,7 @@ static const char usage_text[] = "usage: tokengate <command> [options]\n"
                                  "  check -c FILE [--strict] [--json]\n"
                                  "                      validate a config file and print a summary\n"
                                  "  explain -c FILE [--cluster NAME] [--host H] [--source IP] [--method M]\n"
-                                 "          [--path P] [--now EPOCH] [--json] TOKEN|-\n"
+                                 "          [--path P] [--peer SPIFFE_ID] [--now EPOCH] [--json] TOKEN|-\n"
                                  "                      decide one request and report every check\n"
                                  "                      ('-' reads the token from stdin)\n"
                                  "\n"
@@ -49,12 +49,14 @@ static const char check_usage[] =
 
 static const char explain_usage[] =
     "usage: tokengate explain -c FILE [--cluster NAME] [--host H] [--source IP]\n"
-    "                         [--method M] [--path P] [--now EPOCH] [--json] TOKEN|-\n"
+    "                         [--method M] [--path P] [--peer SPIFFE_ID] [--now EPOCH] [--json]\n"
+    "                         TOKEN|-\n"
     "  --cluster NAME   routing hint, as Envoy's context_extensions[\"cluster\"]\n"
     "  --host H         :authority of the request (used when --cluster is absent)\n"
     "  --source IP      client address\n"
     "  --method M       HTTP method (default GET)\n"
     "  --path P         request path (default /)\n"
+    "  --peer SPIFFE_ID the caller's mesh identity, as Envoy's source.principal (default: none)\n"
     "  --now EPOCH      decide at this time (default: now)\n"
     "  --json           print one JSON object instead of the text report\n"
     "exit codes: 0 allowed, 1 denied, 2 usage or config error\n";
@@ -88,6 +90,7 @@ typedef struct cli_opts {
     const char *source;
     const char *method;
     const char *path;
+    const char *peer;
     const char *now;
     bool json;
     bool strict;
@@ -124,6 +127,8 @@ static const char **option_slot(cli_opts *o, const char *name, bool explain)
             return &o->method;
         if (strcmp(name, "--path") == 0)
             return &o->path;
+        if (strcmp(name, "--peer") == 0)
+            return &o->peer;
         if (strcmp(name, "--now") == 0)
             return &o->now;
     }
@@ -327,8 +332,8 @@ static const char *or_none(const char *s)
 static void print_report(const cli_opts *o, const explain_trace *t, const pol_decision *d)
 {
     printf("config:  %s\n", o->config);
-    printf("request: cluster=%s host=%s source=%s method=%s path=%s\n", or_none(o->cluster), or_none(o->host),
-           or_none(o->source), o->method, o->path);
+    printf("request: cluster=%s host=%s source=%s method=%s path=%s peer=%s\n", or_none(o->cluster),
+           or_none(o->host), or_none(o->source), o->method, o->path, or_none(o->peer));
     print_json_block("header", t->header);
     print_json_block("claims", t->claims);
     printf("checks:\n");
@@ -351,15 +356,18 @@ static void print_report(const cli_opts *o, const explain_trace *t, const pol_de
 static int print_json_report(const explain_trace *t, const pol_decision *d)
 {
     json_t *report = json_pack(
-        "{s:b, s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:O, s:O*, s:O*}", "allowed",
-        d->allowed, "reason", authz_reason_name(d->status.reason), "message",
+        "{s:b, s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:O, s:O*, s:O*}",
+        "allowed", d->allowed, "reason", authz_reason_name(d->status.reason), "message",
         printable_string(d->status.message, strlen(d->status.message)), "cluster",
         d->cluster ? slice_or_null(d->cluster->name) : json_null(), "issuer_cluster",
         d->issuer_cluster ? slice_or_null(d->issuer_cluster->name) : json_null(), "rule",
         d->rule ? slice_or_null(d->rule->name) : json_null(), "subject", slice_or_null(d->subject),
         "verified_subject", slice_or_null(d->verified_subject), "namespace", slice_or_null(d->namespace_name),
         "service_account", slice_or_null(d->service_account), "pod", slice_or_null(d->pod_name), "node",
-        slice_or_null(d->node_name), "checks", t->checks, "header", t->header, "claims", t->claims);
+        slice_or_null(d->node_name), "peer", slice_or_null(d->peer), "peer_binding",
+        d->peer_result != POL_PEER_RESULT_NONE ? json_string(pol_peer_result_name(d->peer_result))
+                                               : json_null(),
+        "checks", t->checks, "header", t->header, "claims", t->claims);
     if (!report) {
         fprintf(stderr, "tokengate: cannot build the JSON report\n");
         return -1;
@@ -438,6 +446,7 @@ int srv_cli_explain_main(int argc, char **argv)
         .source = authz_slice_from_cstr(o.source),
         .method = authz_slice_from_cstr(o.method),
         .path = authz_slice_from_cstr(o.path),
+        .peer_principal = authz_slice_from_cstr(o.peer),
         .now = now,
     };
     pol_trace trace = {on_token, on_step, &t};
@@ -544,13 +553,34 @@ static json_t *claim_header_list(const pol_cluster *c)
     return out;
 }
 
+/* A peer_binding: a cluster's in full (defaults filled in; null when off),
+ * a rule's with the keys it sets (null when none). */
+static json_t *peer_binding_json(const pol_peer_binding *b, bool rule)
+{
+    pol_peer_binding full = pol_peer_effective(b, NULL);
+    if (!rule && full.mode != POL_PEER_MODE_SPIFFE)
+        return json_null();
+    if (rule && b->mode == POL_PEER_MODE_UNSET && !b->trust_domain.ptr && !b->required_set)
+        return json_null();
+    json_t *out = json_object();
+    const pol_peer_binding *shown = rule ? b : &full;
+    if (out && shown->mode != POL_PEER_MODE_UNSET)
+        json_object_set_new(out, "mode", json_string(shown->mode == POL_PEER_MODE_SPIFFE ? "spiffe" : "off"));
+    if (out && shown->trust_domain.ptr)
+        json_object_set_new(out, "trust_domain", config_string(shown->trust_domain));
+    if (out && (!rule || b->required_set))
+        json_object_set_new(out, "required", json_boolean(shown->required));
+    return out;
+}
+
 static json_t *cluster_json(const pol_cluster *c)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(c->name), "issuer",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(c->name), "issuer",
                      config_string(c->issuer), "audiences", string_list(c->audiences, c->audience_count),
                      "hosts", string_list(c->hosts, c->host_count), "source_cidrs",
                      cidr_list(c->source_cidrs, c->source_cidr_count), "claim_to_headers",
-                     claim_header_list(c), "keys", key_list(c));
+                     claim_header_list(c), "peer_binding", peer_binding_json(&c->peer, false), "keys",
+                     key_list(c));
 }
 
 /* A rule's header conditions, names lower-case, ["*"] for any value; null
@@ -583,13 +613,13 @@ static json_t *rule_json(const pol_snapshot *snap, const pol_rule *r)
             clusters = NULL;
         }
     }
-    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o}", "name", config_string(r->name),
-                     "clusters", clusters, "path_prefix",
-                     r->path_prefix.len ? config_string(r->path_prefix) : json_null(), "ignore_case",
-                     r->ignore_case, "methods", string_list(r->methods, r->method_count), "headers",
-                     header_conditions(snap, r), "namespaces", string_list(r->namespaces, r->namespace_count),
-                     "service_accounts", string_list(r->service_accounts, r->service_account_count),
-                     "source_cidrs", cidr_list(r->source_cidrs, r->source_cidr_count));
+    return json_pack(
+        "{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(r->name), "clusters",
+        clusters, "path_prefix", r->path_prefix.len ? config_string(r->path_prefix) : json_null(),
+        "ignore_case", r->ignore_case, "methods", string_list(r->methods, r->method_count), "headers",
+        header_conditions(snap, r), "namespaces", string_list(r->namespaces, r->namespace_count),
+        "service_accounts", string_list(r->service_accounts, r->service_account_count), "source_cidrs",
+        cidr_list(r->source_cidrs, r->source_cidr_count), "peer_binding", peer_binding_json(&r->peer, true));
 }
 
 json_t *srv_cli_config_json(const pol_snapshot *snap)

@@ -5,8 +5,9 @@
 #include "authz_reason.h"
 #include "srv_checkresp.h"
 
-_Static_assert(SRV_CHECKRESP_HEADERS_MAX >= 4 + POL_MAX_CLAIM_HEADERS + 1, "identity, claim and shadow headers");
-_Static_assert(SRV_CHECKRESP_REMOVE_MAX >= POL_MAX_CLAIM_HEADERS, "claim headers to remove");
+_Static_assert(SRV_CHECKRESP_HEADERS_MAX >= 4 + POL_MAX_CLAIM_HEADERS + 2,
+               "identity, claim, shadow, peer headers");
+_Static_assert(SRV_CHECKRESP_REMOVE_MAX >= POL_MAX_CLAIM_HEADERS + 1, "claim and peer headers to remove");
 
 static authz_slice slice_of(const char *s)
 {
@@ -85,6 +86,8 @@ void srv_extauthz_view_request(const srv_checkreq *msg, size_t trusted_proxy_hop
     view->req.host = field_or_header(msg, msg->host, SRV_CHECKREQ_H_AUTHORITY);
     view->req.method = field_or_header(msg, msg->method, SRV_CHECKREQ_H_METHOD);
     view->req.path = field_or_header(msg, msg->path, SRV_CHECKREQ_H_PATH);
+    view->req.peer_principal = msg->peer_principal;
+    view->req.peer_certificate = msg->peer_certificate;
     view->request_id = srv_checkreq_header_value(msg, SRV_CHECKREQ_H_REQUEST_ID);
 }
 
@@ -212,6 +215,13 @@ static void describe_allow(const pol_decision *d, srv_checkresp *r)
         } else {
             r->remove[r->n_remove++] = cv->header;
         }
+    }
+    /* The verified mesh identity, else no x-tokengate-peer: a client's own
+     * copy never reaches the upstream. */
+    if (d->peer_result == POL_PEER_RESULT_BOUND) {
+        add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-peer"), d->peer);
+    } else {
+        r->remove[r->n_remove++] = AUTHZ_SLICE_LIT("x-tokengate-peer");
     }
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("cluster"), cluster);
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("subject"), d->subject);

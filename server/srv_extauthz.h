@@ -36,6 +36,7 @@ typedef struct srv_extauthz_view {
  * - method / path: request.http.method / path, else ":method" / ":path";
  * - cluster: context_extensions["cluster"]; present but empty gives a
  *   non-NULL empty slice (unknown_cluster, never the host's cluster);
+ * - peer principal / certificate: source.principal / source.certificate;
  * - source: with |trusted_proxy_hops| 0, source.address.socket_address.address;
  *   with N > 0, the N-th entry from the right of x-forwarded-for (1 = the
  *   rightmost). Fewer than N entries, an empty entry, or x-forwarded-for on
@@ -51,7 +52,8 @@ void srv_extauthz_view_request(const srv_checkreq *msg, size_t trusted_proxy_hop
  *   append_action OVERWRITE_IF_EXISTS_OR_ADD), headers_to_remove
  *   ["authorization"] unless the cluster forwards tokens, then the
  *   claim_to_headers headers whose claim is absent (a client's own copy
- *   never reaches the upstream);
+ *   never reaches the upstream); x-tokengate-peer with the SPIFFE ID when
+ *   the peer binding is bound, else listed in headers_to_remove;
  * - deny: status.message "<reason>: <message>", denied_response with the
  *   reason's HTTP status, headers x-tokengate-reason, www-authenticate on
  *   401 (RFC 6750 3.1: `Bearer realm="tokengate"` alone for missing_token,

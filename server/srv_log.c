@@ -106,13 +106,14 @@ static void put_json_rest(out_buf *o, authz_slice s, size_t budget)
     put_raw(o, "\"", 1);
 }
 
-/* Escaped bytes per value: the ten string fields at their budgets, their
+/* Escaped bytes per value: the eleven string fields at their budgets, their
  * names and the fixed parts stay within SRV_LOG_LINE_MAX, so no line is ever
  * dropped for its length (test_srv_log fills every field to check). */
 #define VALUE_BUDGET 256u
 #define PATH_BUDGET 1024u
-#define FIXED_PARTS 416u /* names, punctuation, time, decision, generation, duration, fingerprint */
-_Static_assert(9u * VALUE_BUDGET + PATH_BUDGET + FIXED_PARTS <= SRV_LOG_LINE_MAX, "a full line fits");
+#define FIXED_PARTS                                                                                          \
+    448u /* names, punctuation, time, decision, peer_binding, generation, duration, fingerprint */
+_Static_assert(10u * VALUE_BUDGET + PATH_BUDGET + FIXED_PARTS <= SRV_LOG_LINE_MAX, "a full line fits");
 
 /* ,"name": then the value: |name_open| is the literal ,"name":" (the
  * value's opening quote included), so a field costs one copy before its
@@ -255,6 +256,8 @@ size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice reques
     PUT_FIELD(&o, "decision", srv_log_decision_name(d));
     PUT_FIELD(&o, "reason", authz_slice_from_cstr(authz_reason_name(srv_log_decision_reason(d))));
     PUT_FIELD(&o, "rule", d->rule != NULL ? d->rule->name : none);
+    PUT_FIELD(&o, "peer", or_null(d->peer));
+    PUT_FIELD(&o, "peer_binding", authz_slice_from_cstr(pol_peer_result_name(d->peer_result)));
     PUT_FIELD(&o, "message", message);
     put_cstr(&o, ",\"generation\":");
     put_u64(&o, d->generation);

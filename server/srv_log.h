@@ -3,10 +3,13 @@
  * {"time":"2024-05-01T12:00:00.123Z","request_id":..,"cluster":..,
  *  "issuer_cluster":..,"subject":..,"source":..,"host":..,"method":..,
  *  "path":..,"decision":"allow"|"deny"|"shadow_deny","reason":..,"rule":..,
+ *  "peer":..,"peer_binding":"bound"|"unbound"|"mismatch"|"missing",
  *  "message":..,"generation":N,
  *  "duration_us":N,"token_sha256":"<first 8 hex>"|null}
- * Absent values are null. subject is set whenever the token's signature
- * verified, also when a later check denied (who was refused); message is
+ * Absent values are null (peer_binding too when the binding is off or the
+ * decision ended before it; peer is the mesh identity presented). subject
+ * is set whenever the token's signature verified, also when a later check
+ * denied (who was refused); message is
  * the decision's detailed message (clients get at most the reason's public
  * sentence); the path is logged without its query or fragment, which carry
  * secrets. Values are JSON-escaped (bytes outside printable ASCII as \u00XX)

@@ -81,6 +81,9 @@ void srv_metrics_count_check(srv_metrics *m, const pol_snapshot *snap, const pol
         reason = AUTHZ_REASON_INTERNAL_ERROR;
     }
     srv_counter_add(&m->rows[row].decisions[kind][reason], 1);
+    if (d->peer_result != POL_PEER_RESULT_NONE && d->peer_result < POL_PEER_RESULT_COUNT) {
+        srv_counter_add(&m->rows[row].peer_binding[d->peer_result], 1);
+    }
     while (bucket < SRV_METRICS_DURATION_BUCKETS && duration_ns > duration_le_ns[bucket]) {
         bucket++;
     }
@@ -112,47 +115,90 @@ static uint64_t sum(srv_metrics *const *workers, size_t count, size_t offset)
     return total;
 }
 
-static void write_decisions(FILE *out, srv_metrics *const *workers, size_t count)
+/* True when a worker before |w| has a row named |cluster|: its series were
+ * written with that worker's. */
+static bool named_before(srv_metrics *const *workers, size_t w, const char *cluster)
 {
-    fputs("# HELP tokengate_decisions_total Checks decided, by target cluster, decision and reason.\n"
-          "# TYPE tokengate_decisions_total counter\n",
-          out);
-    /* Rows are per worker: the same cluster may sit on different rows. */
+    for (size_t v = 0; v < w; v++) {
+        size_t rows = atomic_load_explicit(&workers[v]->row_count, memory_order_acquire);
+        for (size_t k = 0; k < rows; k++) {
+            if (strcmp(workers[v]->rows[k].cluster, cluster) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The counter at |offset| within every row named |cluster|, summed over
+ * workers |first|..|count| - 1 (rows are per worker: the same cluster may
+ * sit on different rows). */
+static uint64_t sum_rows(srv_metrics *const *workers, size_t first, size_t count, const char *cluster,
+                         size_t offset)
+{
+    uint64_t n = 0;
+    for (size_t v = first; v < count; v++) {
+        size_t rows = atomic_load_explicit(&workers[v]->row_count, memory_order_acquire);
+        for (size_t k = 0; k < rows; k++) {
+            if (strcmp(workers[v]->rows[k].cluster, cluster) == 0) {
+                n += srv_counter_get((const srv_counter *)((const char *)&workers[v]->rows[k] + offset));
+            }
+        }
+    }
+    return n;
+}
+
+/* Writes the series of one cluster (rows named |cluster| of workers |first|
+ * on; earlier workers have no row of that name). */
+typedef void (*cluster_series)(FILE *out, srv_metrics *const *workers, size_t first, size_t count,
+                               const char *cluster);
+
+/* Calls |series| once per distinct cluster name over all workers' rows. */
+static void for_each_cluster(FILE *out, srv_metrics *const *workers, size_t count, cluster_series series)
+{
     for (size_t w = 0; w < count; w++) {
         size_t rows = atomic_load_explicit(&workers[w]->row_count, memory_order_acquire);
         for (size_t r = 0; r < rows; r++) {
             const char *cluster = workers[w]->rows[r].cluster;
-            bool seen_before = false;
-            for (size_t v = 0; v < w && !seen_before; v++) {
-                size_t vr = atomic_load_explicit(&workers[v]->row_count, memory_order_acquire);
-                for (size_t k = 0; k < vr && !seen_before; k++) {
-                    seen_before = strcmp(workers[v]->rows[k].cluster, cluster) == 0;
-                }
-            }
-            if (seen_before) {
-                continue;
-            }
-            for (size_t kind = 0; kind < SRV_DECISION_KINDS; kind++) {
-                for (size_t reason = 0; reason < AUTHZ_REASON_COUNT; reason++) {
-                    uint64_t n = 0;
-                    for (size_t v = w; v < count; v++) {
-                        size_t vr = atomic_load_explicit(&workers[v]->row_count, memory_order_acquire);
-                        for (size_t k = 0; k < vr; k++) {
-                            if (strcmp(workers[v]->rows[k].cluster, cluster) == 0) {
-                                n += srv_counter_get(&workers[v]->rows[k].decisions[kind][reason]);
-                            }
-                        }
-                    }
-                    if (n == 0) {
-                        continue;
-                    }
-                    fputs("tokengate_decisions_total{cluster=\"", out);
-                    put_label(out, cluster);
-                    fprintf(out, "\",decision=\"%s\",reason=\"%s\"} %llu\n", decision_names[kind],
-                            authz_reason_name((authz_reason)reason), (unsigned long long)n);
-                }
+            if (!named_before(workers, w, cluster)) {
+                series(out, workers, w, count, cluster);
             }
         }
+    }
+}
+
+static void decision_series(FILE *out, srv_metrics *const *workers, size_t first, size_t count,
+                            const char *cluster)
+{
+    for (size_t kind = 0; kind < SRV_DECISION_KINDS; kind++) {
+        for (size_t reason = 0; reason < AUTHZ_REASON_COUNT; reason++) {
+            uint64_t n = sum_rows(workers, first, count, cluster,
+                                  offsetof(srv_metrics_row, decisions) +
+                                      (kind * AUTHZ_REASON_COUNT + reason) * sizeof(srv_counter));
+            if (n == 0) {
+                continue;
+            }
+            fputs("tokengate_decisions_total{cluster=\"", out);
+            put_label(out, cluster);
+            fprintf(out, "\",decision=\"%s\",reason=\"%s\"} %llu\n", decision_names[kind],
+                    authz_reason_name((authz_reason)reason), (unsigned long long)n);
+        }
+    }
+}
+
+static void peer_binding_series(FILE *out, srv_metrics *const *workers, size_t first, size_t count,
+                                const char *cluster)
+{
+    for (size_t result = POL_PEER_RESULT_BOUND; result < POL_PEER_RESULT_COUNT; result++) {
+        uint64_t n = sum_rows(workers, first, count, cluster,
+                              offsetof(srv_metrics_row, peer_binding) + result * sizeof(srv_counter));
+        if (n == 0) {
+            continue;
+        }
+        fputs("tokengate_peer_binding_total{cluster=\"", out);
+        put_label(out, cluster);
+        fprintf(out, "\",result=\"%s\"} %llu\n", pol_peer_result_name((pol_peer_result)result),
+                (unsigned long long)n);
     }
 }
 
@@ -181,7 +227,14 @@ static void write_one(FILE *out, const char *name, const char *type, const char 
 
 void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count)
 {
-    write_decisions(out, workers, count);
+    fputs("# HELP tokengate_decisions_total Checks decided, by target cluster, decision and reason.\n"
+          "# TYPE tokengate_decisions_total counter\n",
+          out);
+    for_each_cluster(out, workers, count, decision_series);
+    fputs("# HELP tokengate_peer_binding_total Peer binding checks, by target cluster and result.\n"
+          "# TYPE tokengate_peer_binding_total counter\n",
+          out);
+    for_each_cluster(out, workers, count, peer_binding_series);
     write_duration(out, workers, count);
     write_one(out, "tokengate_token_cache_hits_total", "counter", "Token cache lookups that found the token.",
               sum(workers, count, offsetof(srv_metrics, cache_hits)));

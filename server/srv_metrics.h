@@ -35,6 +35,7 @@ typedef atomic_uint_least64_t srv_counter;
 typedef struct srv_metrics_row {
     char *cluster; /* owned, NUL-terminated; immutable once the row is published */
     srv_counter decisions[SRV_DECISION_KINDS][AUTHZ_REASON_COUNT];
+    srv_counter peer_binding[POL_PEER_RESULT_COUNT]; /* by pol_peer_result; NONE unused */
 } srv_metrics_row;
 
 typedef struct srv_metrics {
@@ -78,12 +79,12 @@ int srv_metrics_init(srv_metrics *m);
 int srv_metrics_bind(srv_metrics *m, const pol_snapshot *snap);
 
 /* Counts one decided Check: |d| decided on |snap| (the bound one) as
- * |kind|, taking |duration_ns|. */
+ * |kind|, taking |duration_ns|, and its peer binding result when checked. */
 void srv_metrics_count_check(srv_metrics *m, const pol_snapshot *snap, const pol_decision *d,
                              srv_decision_kind kind, uint64_t duration_ns);
 
 /* Writes the families summed over |workers| (|count| pointers) in the
- * Prometheus text format 0.0.4: decisions, check duration, token cache,
+ * Prometheus text format 0.0.4: decisions, peer bindings, check duration, token cache,
  * connections, streams, gRPC errors. */
 void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count);
 

@@ -22,6 +22,8 @@ static const char *const names[AUTHZ_REASON_COUNT] = {
     "forbidden",
     "internal_error",
     "malformed_request",
+    "peer_mismatch",
+    "peer_missing",
 };
 
 Test(reason, names_round_trip)
@@ -29,6 +31,7 @@ Test(reason, names_round_trip)
     /* Appended reasons keep the numbers logs and tools already know. */
     cr_assert_eq(AUTHZ_REASON_INTERNAL_ERROR, 16);
     cr_assert_eq(AUTHZ_REASON_MALFORMED_REQUEST, 17);
+    cr_assert_eq(AUTHZ_REASON_PEER_MISSING, 19);
     for (unsigned i = 0; i < AUTHZ_REASON_COUNT; i++) {
         cr_assert_str_eq(authz_reason_name((authz_reason)i), names[i]);
         cr_assert_eq(authz_reason_from_name(names[i]), (authz_reason)i);
@@ -49,8 +52,8 @@ Test(reason, grpc_and_http_mapping)
         cr_assert_eq(authz_reason_http_status((authz_reason)r), 401, "%s", names[r]);
     }
     authz_reason denied[] = {AUTHZ_REASON_UNKNOWN_CLUSTER, AUTHZ_REASON_SOURCE_NOT_ALLOWED,
-                             AUTHZ_REASON_FORBIDDEN};
-    for (size_t i = 0; i < 3; i++) {
+                             AUTHZ_REASON_FORBIDDEN, AUTHZ_REASON_PEER_MISMATCH, AUTHZ_REASON_PEER_MISSING};
+    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
         cr_assert_eq(authz_reason_grpc_code(denied[i]), 7);
         cr_assert_eq(authz_reason_http_status(denied[i]), 403);
     }

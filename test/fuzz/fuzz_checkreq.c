@@ -171,6 +171,10 @@ static void oracle(const check_req *m, srv_checkreq *want)
         a->source->address->socket_address != NULL) {
         want->peer_address = cstr(a->source->address->socket_address->address);
     }
+    if (a->source != NULL) {
+        want->peer_principal = cstr(a->source->principal);
+        want->peer_certificate = cstr(a->source->certificate);
+    }
     for (size_t i = 0; i < a->n_context_extensions; i++) {
         if (strcmp(a->context_extensions[i]->key, "cluster") == 0) {
             want->cluster = cstr(a->context_extensions[i]->value);
@@ -224,6 +228,8 @@ static void compare(const srv_checkreq *got, const srv_checkreq *want, bool stri
     if (strict_peer || want->peer_address.len > 0) {
         compare_slice(got->peer_address, want->peer_address, "peer address", where);
     }
+    compare_slice(got->peer_principal, want->peer_principal, "principal", where);
+    compare_slice(got->peer_certificate, want->peer_certificate, "certificate", where);
     compare_slice(got->method, want->method, "method", where);
     compare_slice(got->path, want->path, "path", where);
     compare_slice(got->host, want->host, "host", where);
@@ -257,6 +263,8 @@ static void check_inside(authz_slice s, const uint8_t *buf, size_t len, const ch
 static void check_all_inside(const srv_checkreq *r, const uint8_t *buf, size_t len)
 {
     check_inside(r->peer_address, buf, len, "peer");
+    check_inside(r->peer_principal, buf, len, "principal");
+    check_inside(r->peer_certificate, buf, len, "certificate");
     check_inside(r->method, buf, len, "method");
     check_inside(r->path, buf, len, "path");
     check_inside(r->host, buf, len, "host");

@@ -4,14 +4,19 @@ get the same Checks, a generated mix of tokens for every reason sent to every
 kind of target, source and route, over rounds a few seconds apart (the clock
 skew is 1 s, so tokens expire, become valid and grow stale during the test).
 Every CheckResponse must be the same from both: a cache hit may skip the
-parse and the signature math, never a check."""
+parse and the signature math, never a check. Clusters a and b bind tokens to
+the caller's SPIFFE ID (b requires one) and each Check carries one of several
+peers, principal or certificate: the peer is request-dependent, so a cached
+token must still be checked against it."""
 
 import copy
+import json
 import random
 import time
 import unittest
 
 import tg_harness as h
+from test_peer import certificate
 
 ROUNDS = 3
 ROUND_GAP = 2.5  # seconds between rounds
@@ -22,6 +27,30 @@ TARGETS = [{"cluster": "cluster-a"}, {"cluster": "cluster-b"}, {"cluster": "clus
            {"host": "api.cluster-a.test"}, {"host": "api.cluster-c.test"}]
 SOURCES = ["10.1.2.3", "10.200.0.1", "192.0.2.1", "fd00:a::5", "fd00:a:0:0:1::5", "2001:db8::1"]
 # "/api/%zz" is no valid percent-encoding: a malformed request where paths are judged.
+# The caller's peer, relative to the workload the token names: none, its
+# own SPIFFE ID (as principal or certificate), or a near miss.
+PEER_KINDS = ["none", "own", "own", "own-certificate", "other-sa", "trailing-slash", "other-td"]
+
+
+def peer_for(kind, token, target):
+    """(source.principal, source.certificate) of |kind| for |token| sent to
+    |target|; the trust domain is the target cluster's."""
+    try:
+        k8s = json.loads(h.b64url_decode(token.split(".")[1]))["kubernetes.io"]
+        ns, sa = k8s["namespace"], k8s["serviceaccount"]["name"]
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        ns, sa = "shop", "web"
+    td = "cluster-a.local" if "cluster-a" in str(target) else "cluster.local"
+    own = f"spiffe://{td}/ns/{ns}/sa/{sa}"
+    if kind == "own-certificate":
+        if own not in CERTS:
+            CERTS[own] = certificate([own])
+        return None, CERTS[own]
+    return {"none": (None, None), "own": (own, None), "other-sa": (own + "x", None),
+            "trailing-slash": (own + "/", None), "other-td": (own.replace(td, "other.td", 1), None)}[kind]
+
+
+CERTS = {}
 ROUTES = [("GET", "/"), ("GET", "/admin/x"), ("POST", "/payments/1"), ("GET", "/payments"), ("GET", "/api/%zz")]
 
 
@@ -72,6 +101,8 @@ def setUpModule():
     config = WORLD.config(clock_skew_seconds=1)
     config["clusters"] = copy.deepcopy(config["clusters"])
     config["clusters"][0]["source_cidrs"] = ["10.0.0.0/8", "fd00:a::/64"]
+    config["clusters"][0]["peer_binding"] = {"mode": "spiffe", "trust_domain": "cluster-a.local", "required": True}
+    config["clusters"][1]["peer_binding"] = {"mode": "spiffe"}
     uncached = dict(config, token_cache={"size": 0})
     cached = dict(config)
     del cached["token_cache"]  # the default size
@@ -123,10 +154,12 @@ class CacheEquivalenceTest(unittest.TestCase):
                     for _ in range(SAMPLES_PER_TOKEN):
                         target, source, (method, path) = (rng.choice(TARGETS), rng.choice(SOURCES),
                                                           rng.choice(ROUTES))
+                        kind = rng.choice(PEER_KINDS)
+                        principal, cert = peer_for(kind, token, target)
                         requests.append((f"round {round_no}: token {name!r}, {target}, source {source}, "
-                                         f"{method} {path}",
+                                         f"{method} {path}, peer {kind}",
                                          h.check_request(token=token, source=source, method=method, path=path,
-                                                         **target)))
+                                                         principal=principal, certificate=cert, **target)))
                 rng.shuffle(requests)
                 for what, req in requests:
                     want, got = both_answers(uncached, cached, req)

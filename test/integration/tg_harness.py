@@ -10,6 +10,7 @@ TOKENGATE_BIN, TG_MINT_BIN, TOKENGATE_PROTO_DIR.
 
 import atexit
 import base64
+import http.client
 import importlib
 import json
 import os
@@ -23,6 +24,7 @@ import time
 import types
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 KUBE_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ISSUER_A = "https://oidc.cluster-a.example.com"
@@ -44,7 +46,7 @@ UNAUTHENTICATED_REASONS = (
 # Reasons decided before a signature verified: no claim may be trusted.
 UNVERIFIED_REASONS = ("missing_token", "malformed_token", "unsupported_alg", "unknown_key", "bad_signature",
                       "unknown_issuer", "malformed_request")
-FORBIDDEN_REASONS = ("unknown_cluster", "source_not_allowed", "forbidden")
+FORBIDDEN_REASONS = ("unknown_cluster", "source_not_allowed", "forbidden", "peer_mismatch", "peer_missing")
 # The request itself cannot be judged (a path that does not normalize): HTTP 400.
 INVALID_REASONS = ("malformed_request",)
 
@@ -117,16 +119,22 @@ def stubs():
 
 def check_request(*, token=None, authorization=None, cluster=None, host="api.unrouted.test",
                   source="10.1.2.3", method="GET", path="/", headers=None, raw=False,
-                  request_id="1"):
+                  request_id="1", principal=None, certificate=None):
     """A CheckRequest shaped like Envoy's. |token| becomes "Bearer <token>"
     unless |authorization| gives the whole header value. |raw| puts the
     headers in header_map with raw_value (encode_raw_headers) instead of the
-    headers map. |cluster| becomes context_extensions["cluster"]."""
+    headers map. |cluster| becomes context_extensions["cluster"]. |principal|
+    and |certificate| (URL-encoded PEM) are source.principal and
+    source.certificate, the caller's mTLS identity."""
     s = stubs()
     req = s.ext.CheckRequest()
     attrs = req.attributes
     attrs.source.address.socket_address.address = source
     attrs.source.address.socket_address.port_value = 43210
+    if principal is not None:
+        attrs.source.principal = principal
+    if certificate is not None:
+        attrs.source.certificate = certificate
     attrs.destination.address.socket_address.address = "10.0.0.10"
     attrs.destination.address.socket_address.port_value = 8080
     http = attrs.request.http
@@ -319,6 +327,25 @@ class Server:
                 out.append(obj)
         return out
 
+    def logged(self, request_id, timeout=10.0):
+        """The decision lines of x-request-id |request_id| (check_request
+        names them it-<request_id>), polling a while: lines may trail the
+        answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [d for d in self.decisions() if d["request_id"] == f"it-{request_id}"]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def metric_samples(self, admin_port, name):
+        """The samples named |name| of the admin endpoint's /metrics."""
+        conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        return [s for family in text_string_to_metric_families(text) for s in family.samples if s.name == name]
+
     def wait_decisions(self, count, timeout=10.0):
         """Polls until at least |count| decision lines are logged (log lines
         may trail the gRPC answer); returns them."""
@@ -424,24 +451,26 @@ def header_dict(options):
 class DecisionAsserts:
     """Mixin for unittest.TestCase: checks on a CheckResponse."""
 
-    def assert_allowed(self, resp, cluster, namespace, service_account, forward_token=False):
+    def assert_allowed(self, resp, cluster, namespace, service_account, forward_token=False, peer=None):
         self.assertEqual(resp.status.code, 0, resp.status.message)
         self.assertEqual(resp.WhichOneof("http_response"), "ok_response")
         ok = resp.ok_response
         subject = f"system:serviceaccount:{namespace}:{service_account}"
-        self.assertEqual(header_dict(ok.headers), {
+        want = {
             "x-tokengate-cluster": cluster,
             "x-tokengate-subject": subject,
             "x-tokengate-namespace": namespace,
             "x-tokengate-service-account": service_account,
-        })
+        }
+        if peer is not None:
+            want["x-tokengate-peer"] = peer
+        self.assertEqual(header_dict(ok.headers), want)
         for option in ok.headers:
             self.assertEqual(option.append_action, OVERWRITE_IF_EXISTS_OR_ADD, option.header.key)
             self.assertEqual(option.header.raw_value, b"", "replies must use value, not raw_value")
-        if forward_token:
-            self.assertNotIn("authorization", list(ok.headers_to_remove))
-        else:
-            self.assertEqual(list(ok.headers_to_remove), ["authorization"])
+        # Without a bound peer, a client's own x-tokengate-peer never reaches the upstream.
+        removed = ([] if forward_token else ["authorization"]) + ([] if peer else ["x-tokengate-peer"])
+        self.assertEqual(list(ok.headers_to_remove), removed)
         fields = resp.dynamic_metadata.fields
         self.assertEqual(fields["cluster"].string_value, cluster)
         self.assertEqual(fields["subject"].string_value, subject)

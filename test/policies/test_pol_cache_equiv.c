@@ -10,7 +10,9 @@
  * between two snapshots of the same config with the clusters in opposite
  * order, so an entry used across a reload would name the wrong cluster. The
  * order of requests is shuffled by a fixed-seed generator, so a failure
- * reproduces. */
+ * reproduces. Clusters a and b bind tokens to the caller's SPIFFE ID (a
+ * optionally, b requiring one), and each request carries one of several
+ * peers: the peer is request-dependent, so a hit must never skip its check. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -48,9 +50,10 @@ static const char *config_text(bool reordered)
     const char *a =
         "{\"name\":\"a\",\"issuer\":\"" ISS_A "\",\"audiences\":[\"api-a\"],\"jwks_file\":\"a.jwks\","
         "\"source_cidrs\":[\"10.0.0.0/8\",\"fd00:a::/64\"],\"hosts\":[\"api.a.example\"],"
-        "\"max_token_age_seconds\":600}";
-    const char *b = "{\"name\":\"b\",\"issuer\":\"" ISS_SHARED "\",\"audiences\":[\"api-b\",\"shared\"],"
-                    "\"public_key_files\":[\"b.pem\"]}";
+        "\"max_token_age_seconds\":600,\"peer_binding\":{\"mode\":\"spiffe\",\"trust_domain\":\"a.local\"}}";
+    const char *b =
+        "{\"name\":\"b\",\"issuer\":\"" ISS_SHARED "\",\"audiences\":[\"api-b\",\"shared\"],"
+        "\"public_key_files\":[\"b.pem\"],\"peer_binding\":{\"mode\":\"spiffe\",\"required\":true}}";
     const char *c = "{\"name\":\"c\",\"issuer\":\"" ISS_SHARED "\",\"audiences\":[\"shared\"],"
                     "\"public_key_files\":[\"c.pem\"],\"enforce_warnafter\":true}";
     const char *rules =
@@ -267,13 +270,24 @@ static const char *const sources[] = {
 static const char *const routes[][2] = {
     {"GET", "/"}, {"POST", "/admin/x"}, {"GET", "/admin"}, {"POST", "/"}, {"GET", "/api/%zz"},
 };
+/* The caller's mesh identity (source.principal); NULL: none. */
+static const char *const peers[] = {
+    NULL,
+    NULL,
+    "spiffe://a.local/ns/default/sa/app",
+    "spiffe://a.local/ns/ops/sa/deployer",
+    "spiffe://cluster.local/ns/shop/sa/checkout",
+    "spiffe://cluster.local/ns/shop/sa/x",
+    "spiffe://a.local/ns/default/sa/app/",
+    "spiffe://cluster.local/ns/default/sa/app",
+};
 static const int64_t round_offsets[] = {0, 50, 130, 170, 250, 320, 700, 4000};
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 #define SAMPLES_PER_TOKEN 8
 
 typedef struct request {
-    size_t token, target, source, route;
+    size_t token, target, source, route, peer;
 } request;
 
 /* splitmix64: a fixed seed gives the same sequence on every run. */
@@ -294,11 +308,11 @@ static size_t rng_below(size_t n)
 
 static void describe(const request *r, int64_t offset, char *out, size_t size)
 {
-    snprintf(out, size, "token \"%s\" at t0+%llds, cluster %s host %s source \"%s\" %s %s",
+    snprintf(out, size, "token \"%s\" at t0+%llds, cluster %s host %s source \"%s\" peer %s %s %s",
              token_names[r->token], (long long)offset,
              targets[r->target].cluster ? targets[r->target].cluster : "(none)",
              targets[r->target].host ? targets[r->target].host : "(none)", sources[r->source],
-             routes[r->route][0], routes[r->route][1]);
+             peers[r->peer] ? peers[r->peer] : "(none)", routes[r->route][0], routes[r->route][1]);
 }
 
 /* What a decision says, copied out of the arena. Clusters and rules are
@@ -309,6 +323,8 @@ typedef struct outcome {
     char message[AUTHZ_MESSAGE_MAX];
     char cluster[32], issuer_cluster[32], rule[32];
     char subject[128], ns[64], sa[64], pod[64], node[64];
+    pol_peer_result peer_result;
+    char peer[128];
 } outcome;
 
 static void copy_slice(char *out, size_t size, authz_slice s)
@@ -339,6 +355,7 @@ static outcome decide(const pol_snapshot *s, const request *r, int64_t now, pol_
         .source = authz_slice_from_cstr(sources[r->source]),
         .method = authz_slice_from_cstr(routes[r->route][0]),
         .path = authz_slice_from_cstr(routes[r->route][1]),
+        .peer_principal = authz_slice_from_cstr(peers[r->peer]),
         .now = now,
     };
     *hit = false;
@@ -362,6 +379,8 @@ static outcome decide(const pol_snapshot *s, const request *r, int64_t now, pol_
     copy_slice(o.sa, sizeof o.sa, d.service_account);
     copy_slice(o.pod, sizeof o.pod, d.pod_name);
     copy_slice(o.node, sizeof o.node, d.node_name);
+    o.peer_result = d.peer_result;
+    copy_slice(o.peer, sizeof o.peer, d.peer);
     return o;
 }
 
@@ -373,7 +392,8 @@ static void expect_same(const outcome *want, const outcome *got, const char *whi
                 strcmp(want->issuer_cluster, got->issuer_cluster) == 0 &&
                 strcmp(want->rule, got->rule) == 0 && strcmp(want->subject, got->subject) == 0 &&
                 strcmp(want->ns, got->ns) == 0 && strcmp(want->sa, got->sa) == 0 &&
-                strcmp(want->pod, got->pod) == 0 && strcmp(want->node, got->node) == 0;
+                strcmp(want->pod, got->pod) == 0 && strcmp(want->node, got->node) == 0 &&
+                want->peer_result == got->peer_result && strcmp(want->peer, got->peer) == 0;
     cr_assert(
         same,
         "%s changed a decision for %s:\n  uncached: %s %s \"%s\" cluster %s issuer %s rule %s subject %s\n"
@@ -408,7 +428,8 @@ Test(pol_cache_equiv, cache_on_decides_as_cache_off)
             reqs[i] = (request){.token = i / SAMPLES_PER_TOKEN,
                                 .target = rng_below(N_ELEMS(targets)),
                                 .source = rng_below(N_ELEMS(sources)),
-                                .route = rng_below(N_ELEMS(routes))};
+                                .route = rng_below(N_ELEMS(routes)),
+                                .peer = rng_below(N_ELEMS(peers))};
         }
         for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
             size_t j = rng_below(i + 1);
@@ -453,6 +474,8 @@ Test(pol_cache_equiv, cache_on_decides_as_cache_off)
         AUTHZ_REASON_MALFORMED_TOKEN,
         AUTHZ_REASON_SOURCE_NOT_ALLOWED,
         AUTHZ_REASON_FORBIDDEN,
+        AUTHZ_REASON_PEER_MISMATCH,
+        AUTHZ_REASON_PEER_MISSING,
     };
     for (size_t i = 0; i < N_ELEMS(after_signature); i++) {
         cr_expect(seen_hit[after_signature[i]], "no %s decision came from a cache hit",

@@ -249,6 +249,33 @@ Test(srv_checkreq, headers_map_form)
     assert_same(r.peer_address, AUTHZ_SLICE_LIT("10.1.2.3"), "source, not destination");
 }
 
+/* source.principal and source.certificate of the source peer, never the
+ * destination's; the last occurrence of each wins. */
+Test(srv_checkreq, source_principal_and_certificate)
+{
+    req_builder b;
+    bytes in;
+    srv_checkreq r;
+
+    rb_init(&b);
+    rb_peer(&b, "10.1.2.3");
+    b.dest.principal = (char *)"spiffe://cluster.local/ns/gw/sa/envoy";
+    b.source.principal = (char *)"spiffe://cluster.local/ns/shop/sa/checkout";
+    b.source.certificate = (char *)"-----BEGIN%20CERTIFICATE-----%0A";
+    b_pack(&in, &b.req);
+    differential(&in);
+    cr_assert_eq(srv_checkreq_parse(in.data, in.len, &r), 0);
+    assert_same(r.peer_principal, AUTHZ_SLICE_LIT("spiffe://cluster.local/ns/shop/sa/checkout"), "principal");
+    assert_same(r.peer_certificate, AUTHZ_SLICE_LIT("-----BEGIN%20CERTIFICATE-----%0A"), "certificate");
+
+    b.source.principal = (char *)"";
+    b.source.certificate = (char *)"";
+    b_pack(&in, &b.req);
+    differential(&in);
+    cr_assert_eq(srv_checkreq_parse(in.data, in.len, &r), 0);
+    cr_assert_eq(r.peer_principal.len + r.peer_certificate.len, 0, "absent: empty, not the destination's");
+}
+
 Test(srv_checkreq, header_map_form_raw_value_and_value)
 {
     req_builder b;

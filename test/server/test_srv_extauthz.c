@@ -368,8 +368,9 @@ Test(srv_extauthz, allow_response_fields)
     assert_header(ok->headers, ok->n_headers, "x-tokengate-subject", "system:serviceaccount:shop:checkout");
     assert_header(ok->headers, ok->n_headers, "x-tokengate-namespace", "shop");
     assert_header(ok->headers, ok->n_headers, "x-tokengate-service-account", "checkout");
-    cr_assert_eq(ok->n_headers_to_remove, 1);
+    cr_assert_eq(ok->n_headers_to_remove, 2);
     cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
+    cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-peer", "no binding: a client's copy is removed");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     cr_assert_null(ok->dynamic_metadata, "the deprecated ok_response.dynamic_metadata would override");
@@ -391,7 +392,28 @@ Test(srv_extauthz, allow_with_forward_token_keeps_authorization)
 
     cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
     check_resp *r = unpack_resp(buf, len);
-    cr_assert_eq(r->ok_response->n_headers_to_remove, 0);
+    cr_assert_eq(r->ok_response->n_headers_to_remove, 1);
+    cr_assert_str_eq(r->ok_response->headers_to_remove[0], "x-tokengate-peer");
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+}
+
+/* A bound peer goes upstream as x-tokengate-peer (and is not removed). */
+Test(srv_extauthz, allow_with_bound_peer_sends_it_upstream)
+{
+    pol_cluster c = test_cluster(false);
+    pol_decision d = allow_decision(&c);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    d.peer_result = POL_PEER_RESULT_BOUND;
+    d.peer = AUTHZ_SLICE_LIT("spiffe://cluster.local/ns/shop/sa/checkout");
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
+    check_resp *r = unpack_resp(buf, len);
+    Envoy__Service__Auth__V3__OkHttpResponse *ok = r->ok_response;
+    cr_assert_eq(ok->n_headers, 5);
+    assert_header(ok->headers, ok->n_headers, "x-tokengate-peer", "spiffe://cluster.local/ns/shop/sa/checkout");
+    cr_assert_eq(ok->n_headers_to_remove, 1);
+    cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
 }
 
@@ -667,7 +689,7 @@ Test(srv_extauthz, end_to_end_allow_and_cross_cluster_replay)
               res.decision.status.message);
     check_resp *r = unpack_resp(res.response, res.response_len);
     cr_assert_eq(r->status->code, 0);
-    cr_assert_eq(r->ok_response->n_headers_to_remove, 1);
+    cr_assert_eq(r->ok_response->n_headers_to_remove, 2);
     assert_header(r->ok_response->headers, r->ok_response->n_headers, "x-tokengate-subject",
                   "system:serviceaccount:shop:checkout");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
@@ -764,7 +786,7 @@ static size_t oracle_allow(const pol_decision *d, uint8_t *out)
     Google__Protobuf__Struct meta = GOOGLE__PROTOBUF__STRUCT__INIT;
     Google__Protobuf__Struct__FieldsEntry *fields[5];
     hv_option *headers[4];
-    char *remove[] = {(char *)"authorization"};
+    char *remove[] = {(char *)"authorization", (char *)"x-tokengate-peer"};
     char *cluster = dup_slice(d->cluster->name);
 
     headers[0] = oracle_header("x-tokengate-cluster", cluster);
@@ -773,10 +795,8 @@ static size_t oracle_allow(const pol_decision *d, uint8_t *out)
     headers[3] = oracle_header("x-tokengate-service-account", dup_slice(d->service_account));
     ok.headers = headers;
     ok.n_headers = 4;
-    if (!d->cluster->forward_token) {
-        ok.headers_to_remove = remove;
-        ok.n_headers_to_remove = 1;
-    }
+    ok.headers_to_remove = d->cluster->forward_token ? remove + 1 : remove;
+    ok.n_headers_to_remove = d->cluster->forward_token ? 1 : 2;
     meta.fields = fields;
     oracle_field(&meta, "cluster", cluster);
     oracle_field(&meta, "subject", dup_slice(d->subject));

@@ -82,6 +82,8 @@ Test(srv_log, allow_line_fields_and_no_token)
     cr_assert_str_eq(str(j, "host"), "api.example:8443");
     cr_assert_str_eq(str(j, "message"), "ok");
     cr_assert(json_is_null(json_object_get(j, "rule")), "no rules: null");
+    cr_assert(json_is_null(json_object_get(j, "peer_binding")), "binding off: null");
+    cr_assert(json_is_null(json_object_get(j, "peer")));
     cr_assert_eq(json_integer_value(json_object_get(j, "duration_us")), 42);
     const char *h = str(j, "token_sha256");
     cr_assert_not_null(h);
@@ -111,6 +113,30 @@ Test(srv_log, deny_without_token_or_request_id)
     cr_assert(json_is_null(json_object_get(j, "host")));
     cr_assert_str_eq(str(j, "message"), "no authorization header");
     json_decref(j);
+}
+
+/* The peer binding's result and the identity presented are logged. */
+Test(srv_log, peer_binding)
+{
+    static const pol_peer_result results[] = {POL_PEER_RESULT_BOUND, POL_PEER_RESULT_UNBOUND,
+                                              POL_PEER_RESULT_MISMATCH, POL_PEER_RESULT_MISSING};
+    static const char *const names[] = {"bound", "unbound", "mismatch", "missing"};
+    pol_request req;
+    pol_decision d;
+    memset(&req, 0, sizeof(req));
+    for (size_t i = 0; i < 4; i++) {
+        memset(&d, 0, sizeof(d));
+        d.peer_result = results[i];
+        d.peer =
+            i == 1 || i == 3 ? (authz_slice){NULL, 0} : AUTHZ_SLICE_LIT("spiffe://cluster.local/ns/a/sa/b");
+        json_t *j = format(&req, &d, (authz_slice){NULL, 0});
+        cr_assert_str_eq(str(j, "peer_binding"), names[i]);
+        if (d.peer.ptr)
+            cr_assert_str_eq(str(j, "peer"), "spiffe://cluster.local/ns/a/sa/b");
+        else
+            cr_assert(json_is_null(json_object_get(j, "peer")));
+        json_decref(j);
+    }
 }
 
 /* "Who was refused and why": a token that verified but was denied by a
@@ -261,6 +287,8 @@ Test(srv_log, longest_values_still_give_a_whole_line)
     d.cluster = d.issuer_cluster = &c;
     d.rule = &rule;
     d.verified_subject = w;
+    d.peer = w;
+    d.peer_result = POL_PEER_RESULT_MISMATCH;
     memset(d.status.message, '"', sizeof(d.status.message) - 1);
     d.status.reason = AUTHZ_REASON_FORBIDDEN;
     char line[SRV_LOG_LINE_MAX];
@@ -271,14 +299,15 @@ Test(srv_log, longest_values_still_give_a_whole_line)
     /* duration_us is 2^64 - 1, past what jansson holds as an integer. */
     json_t *j = json_loadb(line, n, JSON_DECODE_INT_AS_REAL, &err);
     cr_assert_not_null(j, "valid JSON: %s", err.text);
-    static const char *const keys[] = {"time",    "request_id", "cluster",     "issuer_cluster",
-                                       "subject", "source",     "host",        "method",
-                                       "path",    "decision",   "reason",      "rule",
-                                       "message", "generation", "duration_us", "token_sha256"};
+    static const char *const keys[] = {
+        "time", "request_id",   "cluster", "issuer_cluster", "subject",     "source",
+        "host", "method",       "path",    "decision",       "reason",      "rule",
+        "peer", "peer_binding", "message", "generation",     "duration_us", "token_sha256"};
     cr_assert_eq(json_object_size(j), sizeof keys / sizeof keys[0]);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         cr_assert_not_null(json_object_get(j, keys[i]), "%s", keys[i]);
     cr_assert_str_eq(str(j, "reason"), "forbidden");
+    cr_assert_str_eq(str(j, "peer_binding"), "mismatch");
     json_decref(j);
 }
 

@@ -321,6 +321,35 @@ class Istio(unittest.TestCase):
     def test_path_normalization_merges_slashes(self):
         self.assertEqual(self.mesh["pathNormalization"]["normalization"], "MERGE_SLASHES")
 
+    def test_peer_binding_config_is_the_base_plus_the_binding(self):
+        [cm] = load_yaml("examples", "istio", "configmap-peer-binding.yaml")
+        self.assertEqual(cm["metadata"], by_kind(kubernetes_docs(), "ConfigMap", "tokengate-config")["metadata"])
+        cfg = json.loads(cm["data"]["config.json"])
+        ExampleConfigs.check(self, cm["data"]["config.json"])
+        for c in cfg["clusters"]:
+            self.assertEqual(c.pop("peer_binding"), {"mode": "spiffe", "trust_domain": "cluster.local"})
+        admin = [r for r in cfg["rules"] if r["name"] == "admin-is-ops"][0]
+        self.assertEqual(admin.pop("peer_binding"), {"required": True})
+        self.assertEqual(cfg, json.loads(configmap_config()), "configmap-peer-binding.yaml drifted from the base")
+        kustomization = load_yaml("examples", "istio", "kustomization.yaml")[0]
+        self.assertEqual(kustomization["resources"], ["../kubernetes"])
+        self.assertEqual(kustomization["patches"], [{"path": "configmap-peer-binding.yaml"}])
+
+    def test_gateway_requests_are_checked_at_the_gateway(self):
+        # Past the gateway the peer is the gateway: the sidecar skips it, the gateway checks those requests.
+        sidecar, gateway = load_yaml("examples", "istio", "authorization-policy.yaml")
+        gateway_principal = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+        [rule] = sidecar["spec"]["rules"]
+        self.assertEqual(rule["from"], [{"source": {"notPrincipals": [gateway_principal]}}])
+        self.assertEqual((gateway["spec"]["action"], gateway["spec"]["provider"]["name"]),
+                         ("CUSTOM", sidecar["spec"]["provider"]["name"]))
+        self.assertEqual(gateway["spec"]["selector"]["matchLabels"], {"istio": "ingressgateway"})
+        hosts = gateway["spec"]["rules"][0]["to"][0]["operation"]["hosts"]
+        clusters = json.loads(configmap_config())["clusters"]
+        for host in hosts:
+            self.assertTrue(any(host.endswith(h[1:]) for c in clusters for h in c["hosts"] if h.startswith("*.")),
+                            host)
+
     def test_envoyfilter_names_a_configured_cluster_on_the_policy_workloads(self):
         self.assertEqual(self.filter["apiVersion"], "networking.istio.io/v1alpha3")
         self.assertEqual(self.filter["metadata"]["namespace"], self.policy["metadata"]["namespace"])

@@ -93,10 +93,13 @@ class IstioMtls(unittest.TestCase):
                 self.assertEqual(labels.get(key), value)
         self.assertEqual(peer["spec"]["mtls"]["mode"], "STRICT")
         self.assertEqual(policy["spec"]["action"], "ALLOW")
-        [checked] = load_yaml("examples", "istio", "authorization-policy.yaml")
+        checked, gateway = load_yaml("examples", "istio", "authorization-policy.yaml")
         [rule] = policy["spec"]["rules"]
         namespaces = [n for s in rule["from"] for n in s["source"].get("namespaces", [])]
         self.assertIn(checked["metadata"]["namespace"], namespaces, "the protected workloads' proxies call tokengate")
+        principals = [p for s in rule["from"] for p in s["source"].get("principals", [])]
+        self.assertIn("cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account", principals,
+                      f"the gateway ({gateway['metadata']['name']}) calls tokengate too")
 
 
 class EnvoyMtls(unittest.TestCase):

@@ -56,11 +56,13 @@ LOADER_LISTS = {
     ("parse_cluster", "keys"): "clusters",
     ("get_claim_headers", "keys"): "clusters.claim_to_headers",
     ("parse_rule", "keys"): "rules",
+    ("get_peer_binding", "keys"): "clusters.peer_binding",
 }
 
-# Lists of a key's allowed string values: -> that key, whose schema is an enum.
+# Lists of a key's allowed string values: -> that key (a dotted path), whose schema is an enum.
 LOADER_CHOICES = {
     ("parse_top", "deny_details"): "deny_details",
+    ("get_peer_binding", "modes"): "clusters.peer_binding.mode",
 }
 
 
@@ -97,7 +99,8 @@ def readme_table_keys():
 
 
 README_TABLES = {"Top level": "", "Cluster": "clusters", "Rule": "rules",
-                 "`claim_to_headers` entry": "clusters.claim_to_headers"}
+                 "`claim_to_headers` entry": "clusters.claim_to_headers",
+                 "`peer_binding` object": "clusters.peer_binding"}
 
 
 def readme_json_configs():
@@ -159,7 +162,8 @@ class KeySets(unittest.TestCase):
         for where, keys in lists.items():
             if where in LOADER_CHOICES:
                 with self.subTest(choices=where):
-                    self.assertEqual(sorted(keys), sorted(SCHEMA["properties"][LOADER_CHOICES[where]]["enum"]))
+                    parent, _, key = LOADER_CHOICES[where].rpartition(".")
+                    self.assertEqual(sorted(keys), sorted(schema_object(parent)["properties"][key]["enum"]))
                 continue
             with self.subTest(list=where):
                 self.assertIn(where, LOADER_LISTS,
@@ -236,11 +240,14 @@ class Agreement(unittest.TestCase):
                        enforce_warnafter=True,
                        claim_to_headers=[{"claim": "kubernetes.io.pod.name", "header": "X-Pod-Name"},
                                          {"claim": "roles", "header": "x-roles"}])
+        cluster["peer_binding"] = {"mode": "spiffe", "trust_domain": "cluster-a.local", "required": True}
         config.update(log_decisions=False, escaped_slashes="keep", listen="[::1]:9191", deny_details="full")
         config["rules"].append({"name": "all", "clusters": ["a", "b"], "path_prefix": "/", "ignore_case": True,
                                 "methods": ["GET", "POST"], "namespaces": ["ops"],
                                 "service_accounts": ["ops:deployer"], "source_cidrs": ["10.1.0.0/16"],
-                                "headers": {"X-Api-Version": ["v2", "v3"]}})
+                                "headers": {"X-Api-Version": ["v2", "v3"]},
+                                "peer_binding": {"mode": "spiffe", "trust_domain": "cluster-a.local",
+                                                 "required": True}})
         return config
 
     def test_generated_valid_configs_load(self):
@@ -296,6 +303,12 @@ class Agreement(unittest.TestCase):
         ("pseudo-header condition", lambda c: c["rules"][0].update(headers={":path": ["/x"]})),
         ("17 header conditions", lambda c: c["rules"][0].update(headers={f"x-{i}": ["v"] for i in range(17)})),
         ("unknown rule key", lambda c: c["rules"][0].update(header={"x-a": ["v"]})),
+        ("peer_binding mode value", lambda c: c["clusters"][0].update(peer_binding={"mode": "on"})),
+        ("peer_binding upper-case trust domain",
+         lambda c: c["clusters"][0].update(peer_binding={"mode": "spiffe", "trust_domain": "Cluster.local"})),
+        ("peer_binding required not a bool",
+         lambda c: c["rules"][0].update(peer_binding={"required": "yes"})),
+        ("peer_binding unknown key", lambda c: c["clusters"][0].update(peer_binding={"td": "x"})),
     ]
 
     def test_documented_errors_are_refused_by_both(self):

@@ -8,6 +8,7 @@
 #include <openssl/encoder.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <stdlib.h>
@@ -146,7 +147,30 @@ cleanup:
     return out;
 }
 
-char *tg_cert_pem(EVP_PKEY *key)
+/* Adds a subjectAltName of |count| URIs to |cert|; 1 on success. */
+static int add_uri_sans(X509 *cert, const char *const *uris, size_t count)
+{
+    GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
+    int ok = names != NULL;
+    for (size_t i = 0; ok && i < count; i++) {
+        GENERAL_NAME *gn = GENERAL_NAME_new();
+        ASN1_IA5STRING *uri = ASN1_IA5STRING_new();
+        ok = gn && uri && ASN1_STRING_set(uri, uris[i], -1) == 1;
+        if (ok) {
+            GENERAL_NAME_set0_value(gn, GEN_URI, uri);
+            uri = NULL;
+            ok = sk_GENERAL_NAME_push(names, gn) > 0;
+            gn = ok ? NULL : gn;
+        }
+        ASN1_IA5STRING_free(uri);
+        GENERAL_NAME_free(gn);
+    }
+    ok = ok && X509_add1_ext_i2d(cert, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) == 1;
+    GENERAL_NAMES_free(names);
+    return ok;
+}
+
+char *tg_cert_pem_with_uris(EVP_PKEY *key, const char *const *uris, size_t count)
 {
     char *out = NULL;
     X509 *cert = X509_new();
@@ -160,13 +184,19 @@ char *tg_cert_pem(EVP_PKEY *key)
         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"tokengate test", -1, -1,
                                    0) != 1 ||
         X509_set_issuer_name(cert, name) != 1 || X509_set_pubkey(cert, key) != 1 ||
-        X509_sign(cert, key, EVP_sha256()) <= 0 || PEM_write_bio_X509(bio, cert) != 1)
+        (count > 0 && add_uri_sans(cert, uris, count) != 1) || X509_sign(cert, key, EVP_sha256()) <= 0 ||
+        PEM_write_bio_X509(bio, cert) != 1)
         goto cleanup;
     out = tg_bio_string(bio);
 cleanup:
     BIO_free(bio);
     X509_free(cert);
     return out;
+}
+
+char *tg_cert_pem(EVP_PKEY *key)
+{
+    return tg_cert_pem_with_uris(key, NULL, 0);
 }
 
 unsigned char *tg_spki_der(const EVP_PKEY *key, size_t *len)

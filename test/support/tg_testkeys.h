@@ -34,6 +34,9 @@ char *tg_rsa_public_pem_pkcs1(const EVP_PKEY *key);
 /* A self-signed "CERTIFICATE" PEM carrying |key| (private key required). */
 char *tg_cert_pem(EVP_PKEY *key);
 
+/* The same with a subjectAltName of the |count| URIs |uris| (none when 0). */
+char *tg_cert_pem_with_uris(EVP_PKEY *key, const char *const *uris, size_t count);
+
 /* DER SubjectPublicKeyInfo of |key|; its length in |*len|. */
 unsigned char *tg_spki_der(const EVP_PKEY *key, size_t *len);
 
