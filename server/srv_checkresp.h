@@ -15,7 +15,7 @@
 #include "authz_slice.h"
 
 #define SRV_CHECKRESP_HEADERS_MAX 22u /* 4 identity + claim_to_headers + shadow reason + peer */
-#define SRV_CHECKRESP_REMOVE_MAX 17u  /* claim_to_headers + x-tokengate-peer */
+#define SRV_CHECKRESP_REMOVE_MAX 18u  /* claim_to_headers + x-tokengate-peer + x-tokengate-shadow-reason */
 #define SRV_CHECKRESP_META_MAX 5u
 
 /* A header (HeaderValueOption) or a dynamic_metadata string field. */

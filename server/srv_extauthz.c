@@ -7,7 +7,8 @@
 
 _Static_assert(SRV_CHECKRESP_HEADERS_MAX >= 4 + POL_MAX_CLAIM_HEADERS + 2,
                "identity, claim, shadow, peer headers");
-_Static_assert(SRV_CHECKRESP_REMOVE_MAX >= POL_MAX_CLAIM_HEADERS + 1, "claim and peer headers to remove");
+_Static_assert(SRV_CHECKRESP_REMOVE_MAX >= POL_MAX_CLAIM_HEADERS + 2,
+               "claim, peer and shadow headers to remove");
 
 static authz_slice slice_of(const char *s)
 {
@@ -199,11 +200,6 @@ static void describe_allow(const pol_decision *d, srv_checkresp *r)
     add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-subject"), d->subject);
     add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-namespace"), d->namespace_name);
     add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-service-account"), d->service_account);
-    if (d->shadow_denied) {
-        /* Upstream sees what enforcing the shadow rule would have denied. */
-        add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-shadow-reason"),
-                 slice_of(authz_reason_name(d->shadow_status.reason)));
-    }
     /* Without forward_token the upstream never sees the credential. */
     r->remove_authorization = d->cluster == NULL || !d->cluster->forward_token;
     /* Claim headers overwrite, or are removed when the claim is absent:
@@ -222,6 +218,14 @@ static void describe_allow(const pol_decision *d, srv_checkresp *r)
         add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-peer"), d->peer);
     } else {
         r->remove[r->n_remove++] = AUTHZ_SLICE_LIT("x-tokengate-peer");
+    }
+    /* Upstream sees what enforcing the shadow rule would have denied, and
+     * otherwise no x-tokengate-shadow-reason at all, not a client's own. */
+    if (d->shadow_denied) {
+        add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-shadow-reason"),
+                 slice_of(authz_reason_name(d->shadow_status.reason)));
+    } else {
+        r->remove[r->n_remove++] = AUTHZ_SLICE_LIT("x-tokengate-shadow-reason");
     }
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("cluster"), cluster);
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("subject"), d->subject);

@@ -468,8 +468,10 @@ class DecisionAsserts:
         for option in ok.headers:
             self.assertEqual(option.append_action, OVERWRITE_IF_EXISTS_OR_ADD, option.header.key)
             self.assertEqual(option.header.raw_value, b"", "replies must use value, not raw_value")
-        # Without a bound peer, a client's own x-tokengate-peer never reaches the upstream.
-        removed = ([] if forward_token else ["authorization"]) + ([] if peer else ["x-tokengate-peer"])
+        # Without a bound peer or a shadow denial, a client's own x-tokengate-peer
+        # or x-tokengate-shadow-reason never reaches the upstream.
+        removed = ([] if forward_token else ["authorization"]) + ([] if peer else ["x-tokengate-peer"]) + \
+            ["x-tokengate-shadow-reason"]
         self.assertEqual(list(ok.headers_to_remove), removed)
         fields = resp.dynamic_metadata.fields
         self.assertEqual(fields["cluster"].string_value, cluster)

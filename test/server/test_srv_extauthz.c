@@ -7,9 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pol_config.h"
-#include "envoy/service/auth/v3/external_auth.pb-c.h"
 #include "checkreq_builder.h"
+#include "envoy/service/auth/v3/external_auth.pb-c.h"
+#include "pol_config.h"
 #include "srv_checkreq.h"
 #include "srv_extauthz.h"
 #include "srv_pbarena.h"
@@ -31,7 +31,6 @@ static void teardown(void)
 }
 
 TestSuite(srv_extauthz, .init = setup, .fini = teardown);
-
 
 /* Packs with protobuf-c and reads the bytes back with srv_checkreq, so every
  * test goes through the wire format. */
@@ -368,9 +367,11 @@ Test(srv_extauthz, allow_response_fields)
     assert_header(ok->headers, ok->n_headers, "x-tokengate-subject", "system:serviceaccount:shop:checkout");
     assert_header(ok->headers, ok->n_headers, "x-tokengate-namespace", "shop");
     assert_header(ok->headers, ok->n_headers, "x-tokengate-service-account", "checkout");
-    cr_assert_eq(ok->n_headers_to_remove, 2);
+    cr_assert_eq(ok->n_headers_to_remove, 3);
     cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
     cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-peer", "no binding: a client's copy is removed");
+    cr_assert_str_eq(ok->headers_to_remove[2], "x-tokengate-shadow-reason",
+                     "not shadowed: a client's copy is removed");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     cr_assert_null(ok->dynamic_metadata, "the deprecated ok_response.dynamic_metadata would override");
@@ -392,8 +393,9 @@ Test(srv_extauthz, allow_with_forward_token_keeps_authorization)
 
     cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
     check_resp *r = unpack_resp(buf, len);
-    cr_assert_eq(r->ok_response->n_headers_to_remove, 1);
+    cr_assert_eq(r->ok_response->n_headers_to_remove, 2);
     cr_assert_str_eq(r->ok_response->headers_to_remove[0], "x-tokengate-peer");
+    cr_assert_str_eq(r->ok_response->headers_to_remove[1], "x-tokengate-shadow-reason");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
 }
 
@@ -411,9 +413,32 @@ Test(srv_extauthz, allow_with_bound_peer_sends_it_upstream)
     check_resp *r = unpack_resp(buf, len);
     Envoy__Service__Auth__V3__OkHttpResponse *ok = r->ok_response;
     cr_assert_eq(ok->n_headers, 5);
-    assert_header(ok->headers, ok->n_headers, "x-tokengate-peer", "spiffe://cluster.local/ns/shop/sa/checkout");
-    cr_assert_eq(ok->n_headers_to_remove, 1);
+    assert_header(ok->headers, ok->n_headers, "x-tokengate-peer",
+                  "spiffe://cluster.local/ns/shop/sa/checkout");
+    cr_assert_eq(ok->n_headers_to_remove, 2);
     cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
+    cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-shadow-reason");
+    envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+}
+
+/* A shadow denial tells upstream its reason (and does not remove it). */
+Test(srv_extauthz, shadow_denied_allow_sends_its_reason_upstream)
+{
+    pol_cluster c = test_cluster(false);
+    pol_decision d = allow_decision(&c);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    d.shadow_denied = true;
+    d.shadow_status.reason = AUTHZ_REASON_FORBIDDEN;
+    cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
+    check_resp *r = unpack_resp(buf, len);
+    Envoy__Service__Auth__V3__OkHttpResponse *ok = r->ok_response;
+    cr_assert_eq(ok->n_headers, 5);
+    assert_header(ok->headers, ok->n_headers, "x-tokengate-shadow-reason", "forbidden");
+    cr_assert_eq(ok->n_headers_to_remove, 2);
+    cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
+    cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-peer");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
 }
 
@@ -689,7 +714,7 @@ Test(srv_extauthz, end_to_end_allow_and_cross_cluster_replay)
               res.decision.status.message);
     check_resp *r = unpack_resp(res.response, res.response_len);
     cr_assert_eq(r->status->code, 0);
-    cr_assert_eq(r->ok_response->n_headers_to_remove, 2);
+    cr_assert_eq(r->ok_response->n_headers_to_remove, 3);
     assert_header(r->ok_response->headers, r->ok_response->n_headers, "x-tokengate-subject",
                   "system:serviceaccount:shop:checkout");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
@@ -760,7 +785,8 @@ static hv_option *oracle_header(const char *key, const char *value)
     hv->value = (char *)value;
     envoy__config__core__v3__header_value_option__init(o);
     o->header = hv;
-    o->append_action = ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD;
+    o->append_action =
+        ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD;
     return o;
 }
 
@@ -786,7 +812,8 @@ static size_t oracle_allow(const pol_decision *d, uint8_t *out)
     Google__Protobuf__Struct meta = GOOGLE__PROTOBUF__STRUCT__INIT;
     Google__Protobuf__Struct__FieldsEntry *fields[5];
     hv_option *headers[4];
-    char *remove[] = {(char *)"authorization", (char *)"x-tokengate-peer"};
+    char *remove[] = {(char *)"authorization", (char *)"x-tokengate-peer",
+                      (char *)"x-tokengate-shadow-reason"};
     char *cluster = dup_slice(d->cluster->name);
 
     headers[0] = oracle_header("x-tokengate-cluster", cluster);
@@ -796,7 +823,7 @@ static size_t oracle_allow(const pol_decision *d, uint8_t *out)
     ok.headers = headers;
     ok.n_headers = 4;
     ok.headers_to_remove = d->cluster->forward_token ? remove + 1 : remove;
-    ok.n_headers_to_remove = d->cluster->forward_token ? 1 : 2;
+    ok.n_headers_to_remove = d->cluster->forward_token ? 2 : 3;
     meta.fields = fields;
     oracle_field(&meta, "cluster", cluster);
     oracle_field(&meta, "subject", dup_slice(d->subject));
@@ -810,8 +837,8 @@ static size_t oracle_allow(const pol_decision *d, uint8_t *out)
     return envoy__service__auth__v3__check_response__pack(&resp, out);
 }
 
-static size_t oracle_deny(const pol_decision *d, const char *status_message, const char *www, const char *body,
-                          uint8_t *out)
+static size_t oracle_deny(const pol_decision *d, const char *status_message, const char *www,
+                          const char *body, uint8_t *out)
 {
     check_resp resp = ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__INIT;
     Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
@@ -888,11 +915,12 @@ Test(srv_extauthz, writer_matches_protobuf_c_on_deny)
     pol_decision d = deny_decision(&c, AUTHZ_REASON_EXPIRED, "exp \"1\" \\ now\x01");
 
     cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_FULL, &arena, &buf, &len), 0);
-    assert_bytes(buf, len, want,
-                 oracle_deny(&d, "expired: exp \"1\" \\ now?",
-                             "Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\"expired\"",
-                             "{\"allowed\":false,\"reason\":\"expired\",\"message\":\"exp \\\"1\\\" \\\\ now?\"}",
-                             want));
+    assert_bytes(
+        buf, len, want,
+        oracle_deny(&d, "expired: exp \"1\" \\ now?",
+                    "Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\"expired\"",
+                    "{\"allowed\":false,\"reason\":\"expired\",\"message\":\"exp \\\"1\\\" \\\\ now?\"}",
+                    want));
     d = deny_decision(NULL, AUTHZ_REASON_SOURCE_NOT_ALLOWED, "");
     cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_FULL, &arena, &buf, &len), 0);
     assert_bytes(buf, len, want,
