@@ -61,6 +61,7 @@ LOADER_LISTS = {
 # Lists of a key's allowed string values: -> that key, whose schema is an enum.
 LOADER_CHOICES = {
     ("parse_top", "deny_details"): "deny_details",
+    ("parse_top", "http_styles"): "http_style",
 }
 
 
