@@ -245,8 +245,8 @@ static int answer_request(srv_http_conn *c)
     in.header_count = c->line_count;
     srv_httpauth_decide(w->snap, &in, (int64_t)time(NULL), &ctx, &view, &d);
     srv_worker_record_decision(w, &ctx, view.request_id, &view.req, &d, t0);
-    if (srv_httpauth_answer(&d, w->snap->server.deny_details, close, &w->decide_arena, &answer,
-                            &answer_len) != 0) {
+    if (srv_httpauth_answer(&d, w->snap->server.deny_details, close, c->parser.method == HTTP_HEAD,
+                            &w->decide_arena, &answer, &answer_len) != 0) {
         close = true;
     }
     rc = send_plain(c, answer, answer_len);

@@ -304,7 +304,7 @@ static authz_slice status_line(int32_t status)
 }
 
 /* Writes |r| (srv_extauthz_describe's) as an HTTP/1.1 answer. */
-static void write_answer(writer *wr, const srv_checkresp *r, bool close)
+static void write_answer(writer *wr, const srv_checkresp *r, bool close, bool head)
 {
     char length[24];
     int n = snprintf(length, sizeof(length), "%zu", r->allow ? (size_t)0 : r->body.len);
@@ -333,7 +333,7 @@ static void write_answer(writer *wr, const srv_checkresp *r, bool close)
     }
     put_header(wr, AUTHZ_SLICE_LIT("content-length"), (authz_slice){length, n > 0 ? (size_t)n : 0});
     put(wr, AUTHZ_SLICE_LIT("\r\n"));
-    if (!r->allow) {
+    if (!r->allow && !head) {
         put(wr, r->body);
     }
 }
@@ -361,8 +361,8 @@ static const char FALLBACK[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                "content-length: 70\r\n"
                                "\r\n" FALLBACK_BODY;
 
-int srv_httpauth_answer(const pol_decision *d, pol_deny_details details, bool close, authz_arena *arena,
-                        uint8_t **out, size_t *out_len)
+int srv_httpauth_answer(const pol_decision *d, pol_deny_details details, bool close, bool head,
+                        authz_arena *arena, uint8_t **out, size_t *out_len)
 {
     srv_checkresp r;
     writer wr = {NULL, 0, 0, false};
@@ -371,13 +371,14 @@ int srv_httpauth_answer(const pol_decision *d, pol_deny_details details, bool cl
         wr.cap = answer_bound(&r);
         wr.buf = authz_arena_alloc(arena, wr.cap);
         if (wr.buf != NULL) {
-            write_answer(&wr, &r, close);
+            write_answer(&wr, &r, close, head);
         }
     }
     if (wr.buf == NULL || wr.bad) {
         /* Fail closed with a fixed deny; the caller closes the connection. */
         *out = (uint8_t *)(uintptr_t)FALLBACK;
-        *out_len = sizeof(FALLBACK) - 1u;
+        /* A HEAD request's answer has no body, whatever its content-length says. */
+        *out_len = sizeof(FALLBACK) - 1u - (head ? sizeof(FALLBACK_BODY) - 1u : 0u);
         return 1;
     }
     *out = (uint8_t *)wr.buf;

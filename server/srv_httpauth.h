@@ -77,13 +77,14 @@ void srv_httpauth_decide(const pol_snapshot *snap, const srv_httpauth_request *i
  * cluster forwards tokens, and absent claim headers); or the deny's status
  * (401, 403, 400 malformed_request, 503 internal_error), its headers
  * (x-tokengate-reason, www-authenticate, content-type) and JSON body.
- * |close| adds "connection: close". A header value holding a control byte
+ * |close| adds "connection: close"; |head| (a HEAD request) leaves the body
+ * out, keeping its content-length (RFC 9110 9.3.2). A header value holding a control byte
  * is never written (no response splitting): that answer, like an arena that
  * runs out, becomes the fixed 503 internal_error answer with "connection:
  * close". Sets *out / *out_len (arena-owned or constant) and returns 0, or
  * 1 when it is that fixed answer (the caller closes after sending it). */
-int srv_httpauth_answer(const pol_decision *d, pol_deny_details details, bool close, authz_arena *arena,
-                        uint8_t **out, size_t *out_len);
+int srv_httpauth_answer(const pol_decision *d, pol_deny_details details, bool close, bool head,
+                        authz_arena *arena, uint8_t **out, size_t *out_len);
 
 /* The fixed answer for a request that is not HTTP this listener serves
  * (|status| 400, 408, 413, 414 or 431; anything else is sent as 400),

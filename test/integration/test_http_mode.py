@@ -470,6 +470,20 @@ class DirectStyleTests(unittest.TestCase):
         statuses = re.findall(rb"HTTP/1\.1 (\d{3})", out)
         self.assertEqual(statuses, [b"200"] * 20 + [b"401"])
 
+    def test_head_answer_has_no_body(self):
+        # A HEAD request's answer carries no body: the next answer on the
+        # connection must still parse.
+        conn = http.client.HTTPConnection("127.0.0.1", self.envoy.http_port, timeout=10)
+        try:
+            for method in ("HEAD", "GET", "HEAD"):
+                conn.request(method, "/clusters/cluster-a/x", headers={"X-Forwarded-For": "127.0.0.1"})
+                resp = conn.getresponse()
+                body = resp.read()
+                self.assertEqual((resp.status, resp.getheader("x-tokengate-reason")), (401, "missing_token"))
+                self.assertEqual(body == b"", method == "HEAD")
+        finally:
+            conn.close()
+
     def test_bounds(self):
         # A body over the limit: 413 and close, never decided.
         out = self.raw(self.envoy, b"POST /clusters/cluster-a/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
