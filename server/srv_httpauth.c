@@ -309,7 +309,8 @@ static void write_answer(writer *wr, const srv_checkresp *r, bool close, bool he
     char length[24];
     int n = snprintf(length, sizeof(length), "%zu", r->allow ? (size_t)0 : r->body.len);
 
-    put(wr, status_line(r->allow ? 200 : r->http_status));
+    /* A deny is never a 2xx, whatever the decision's reason says. */
+    put(wr, status_line(r->allow ? 200 : r->http_status >= 400 ? r->http_status : 503));
     for (size_t i = 0; i < r->n_headers; i++) {
         put_header(wr, r->headers[i].key, r->headers[i].value);
     }
