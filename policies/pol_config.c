@@ -1390,6 +1390,10 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "watch_config",
                                        "tls",
                                        "deny_details",
+                                       "http_listen",
+                                       "http_style",
+                                       "http_trusted_proxy_hops",
+                                       "http_trust_x_real_ip",
                                        "clusters",
                                        "rules",
                                        NULL};
@@ -1422,6 +1426,15 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
     int details = (int)snap->server.deny_details;
     get_choice(ctx, root, "", "deny_details", deny_details, &details);
     snap->server.deny_details = (pol_deny_details)details;
+    get_string(ctx, root, "", "http_listen", false, check_listen, &snap->server.http_listen);
+    /* Indexed by pol_http_style. */
+    static const char *const http_styles[] = {"envoy", "forwarded", "original", NULL};
+    int style = (int)snap->server.http_style;
+    get_choice(ctx, root, "", "http_style", http_styles, &style);
+    snap->server.http_style = (pol_http_style)style;
+    /* At least 1: the HTTP listener's peer is the proxy, never the client. */
+    get_size(ctx, root, "", "http_trusted_proxy_hops", 1, 16, &snap->server.http_trusted_proxy_hops);
+    get_bool(ctx, root, "", "http_trust_x_real_ip", &snap->server.http_trust_x_real_ip);
     const json_t *cache = json_object_get(root, "token_cache");
     if (cache && is_object(ctx, cache, "token_cache")) {
         static const char *const cache_keys[] = {"size", NULL};
@@ -1500,6 +1513,7 @@ static pol_snapshot *snapshot_new(const char *path)
     snap->server.max_buffered_bytes_per_worker = 64u * 1024u * 1024u;
     snap->server.log_decisions = true;
     snap->server.deny_details = POL_DENY_DETAILS_GENERIC;
+    snap->server.http_trusted_proxy_hops = 1;
     if (!dup_slice(path, strlen(path), false, &snap->path) ||
         !dup_slice("127.0.0.1:9191", strlen("127.0.0.1:9191"), false, &snap->server.listen)) {
         pol_snapshot_release(snap);

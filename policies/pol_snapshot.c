@@ -70,6 +70,7 @@ void pol_snapshot_release(pol_snapshot *snap)
     free((void *)snap->path.ptr);
     free((void *)snap->server.listen.ptr);
     free((void *)snap->server.admin_listen.ptr);
+    free((void *)snap->server.http_listen.ptr);
     free((void *)snap->server.tls.cert_file.ptr);
     free((void *)snap->server.tls.key_file.ptr);
     free((void *)snap->server.tls.client_ca_file.ptr);

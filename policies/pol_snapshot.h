@@ -111,6 +111,14 @@ typedef enum pol_deny_details {
     POL_DENY_DETAILS_FULL,        /* the decision's detailed message, for trusted callers */
 } pol_deny_details;
 
+/* How the HTTP authorization listener learns the original request
+ * (config "http_style"; see server/srv_httpauth.h). */
+typedef enum pol_http_style {
+    POL_HTTP_STYLE_ENVOY = 0,  /* request line and Host (Envoy's http_service) */
+    POL_HTTP_STYLE_FORWARDED,  /* X-Forwarded-Method/-Uri/-Host (Caddy, Traefik) */
+    POL_HTTP_STYLE_ORIGINAL,   /* X-Original-Method, X-Original-URL/-URI (ingress-nginx) */
+} pol_http_style;
+
 /* Server settings: read by server/, validated here with everything else. */
 typedef struct pol_server_settings {
     authz_slice listen;           /* "host:port", default "127.0.0.1:9191" */
@@ -130,6 +138,10 @@ typedef struct pol_server_settings {
     bool watch_config;            /* reload when the config file changes, default false */
     pol_tls_settings tls;         /* off by default */
     pol_deny_details deny_details; /* default generic */
+    authz_slice http_listen;      /* "host:port" of the HTTP authorization listener; empty (default) = none */
+    pol_http_style http_style;    /* default envoy */
+    size_t http_trusted_proxy_hops; /* 1-16, default 1: the N-th X-Forwarded-For entry from the right */
+    bool http_trust_x_real_ip;    /* the source is X-Real-IP (set by the proxy), default false */
 } pol_server_settings;
 
 typedef struct pol_snapshot {

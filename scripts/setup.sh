@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what tokengate needs from Debian's packages, and nothing that is
 # already there. Usage: scripts/setup.sh [build|test|bench|demo|image]
-#   build  compiler toolchain and libraries (default; libmicrohttpd for the admin endpoint)
-#   test   + Criterion, python3-grpcio, h2load and the tools the tests use
+#   build  compiler toolchain and libraries (default; libmicrohttpd for the admin endpoint,
+#          http-parser for the HTTP authorization listener)
+#   test   + Criterion, python3-grpcio, h2load, nginx-light and caddy (the HTTP mode's real
+#          proxies) and the tools the tests use
 #   bench  + nghttpd, perf tools and what the benchmark script uses
 #   demo   build + the Python gRPC client scripts/demo.sh uses
 #   image  build + buildah, for scripts/image.sh (and the image test, which
@@ -12,14 +14,14 @@ set -euo pipefail
 level=${1:-build}
 pkgs=(build-essential cmake pkg-config ca-certificates openssl
       libssl-dev libjansson-dev libnghttp2-dev libuv1-dev libmicrohttpd-dev
-      protobuf-c-compiler libprotobuf-c-dev)
+      protobuf-c-compiler libprotobuf-c-dev libhttp-parser-dev)
 case "$level" in
   build) ;;
   test|bench)
     # grpc_tools imports pkg_resources, which --no-install-recommends leaves out.
     pkgs+=(libcriterion-dev python3 python3-grpcio python3-grpc-tools
            python3-protobuf python3-pkg-resources python3-hpack nghttp2-client procps iproute2
-           python3-yaml python3-jsonschema groff-base python3-prometheus-client)
+           python3-yaml python3-jsonschema groff-base python3-prometheus-client nginx-light caddy)
     [ "$level" = bench ] && pkgs+=(nghttp2-server util-linux time valgrind)
     ;;
   demo) pkgs+=(python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pkg-resources) ;;

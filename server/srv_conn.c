@@ -771,17 +771,11 @@ static void on_conn_closed(uv_handle_t *handle)
     if (c->next != NULL) {
         c->next->prev = c->prev;
     }
-    w->conn_count--;
-    srv_counter_set(&w->metrics.connections, w->conn_count);
     srv_tls_conn_free(c->tls);
     free(c->out);
     free(c->inflight);
     free(c);
-    if (w->draining && w->conn_count == 0 && w->timers_open) {
-        uv_close((uv_handle_t *)&w->goaway_timer, NULL);
-        uv_close((uv_handle_t *)&w->force_timer, NULL);
-        w->timers_open = false;
-    }
+    srv_worker_conn_closed(w);
 }
 
 static void conn_close(srv_conn *c)

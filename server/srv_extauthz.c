@@ -20,9 +20,7 @@ static bool is_space(char c)
     return c == ' ' || c == '\t';
 }
 
-/* The |hops|-th comma-separated entry from the right of |xff| (1 = last),
- * trimmed; empty when there are fewer entries. */
-static authz_slice xff_from_right(authz_slice xff, size_t hops)
+authz_slice srv_extauthz_xff_from_right(authz_slice xff, size_t hops)
 {
     authz_slice none = {NULL, 0};
     size_t end = xff.len;
@@ -79,8 +77,8 @@ void srv_extauthz_view_request(const srv_checkreq *msg, size_t trusted_proxy_hop
     if (trusted_proxy_hops == 0) {
         view->req.source = msg->peer_address;
     } else if (!on_several_lines(msg, SRV_CHECKREQ_H_FORWARDED_FOR)) {
-        view->req.source =
-            xff_from_right(srv_checkreq_header_value(msg, SRV_CHECKREQ_H_FORWARDED_FOR), trusted_proxy_hops);
+        view->req.source = srv_extauthz_xff_from_right(
+            srv_checkreq_header_value(msg, SRV_CHECKREQ_H_FORWARDED_FOR), trusted_proxy_hops);
     }
     view->req.authorization = srv_checkreq_header_value(msg, SRV_CHECKREQ_H_AUTHORIZATION);
     view->req.authorization_repeated = on_several_lines(msg, SRV_CHECKREQ_H_AUTHORIZATION);
@@ -285,27 +283,37 @@ static int describe_deny(const pol_decision *d, pol_deny_details details, authz_
     return 0;
 }
 
+int srv_extauthz_describe(const pol_decision *d, pol_deny_details details, authz_arena *arena,
+                          srv_checkresp *r)
+{
+    bool allowed = d->allowed && d->status.reason == AUTHZ_REASON_OK;
+
+    memset(r, 0, sizeof(*r));
+    /* A deny must carry a non-zero code: an absent status means allow. */
+    r->code = allowed ? 0 : authz_reason_grpc_code(d->status.reason);
+    if (!allowed && r->code == 0) {
+        r->code = authz_reason_grpc_code(AUTHZ_REASON_INTERNAL_ERROR);
+    }
+    if (allowed) {
+        describe_allow(d, r);
+    } else if (describe_deny(d, details, arena, r) != 0) {
+        return -1;
+    }
+    add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("reason"),
+             slice_of(authz_reason_name(allowed ? AUTHZ_REASON_OK : d->status.reason)));
+    return 0;
+}
+
 int srv_extauthz_build_response(const pol_decision *d, pol_deny_details details, authz_arena *arena,
                                 uint8_t **out, size_t *out_len)
 {
     srv_checkresp r;
-    bool allowed = d->allowed && d->status.reason == AUTHZ_REASON_OK;
     uint8_t *buf;
     size_t size;
 
-    memset(&r, 0, sizeof(r));
-    /* A deny must carry a non-zero code: an absent status means allow. */
-    r.code = allowed ? 0 : authz_reason_grpc_code(d->status.reason);
-    if (!allowed && r.code == 0) {
-        r.code = authz_reason_grpc_code(AUTHZ_REASON_INTERNAL_ERROR);
-    }
-    if (allowed) {
-        describe_allow(d, &r);
-    } else if (describe_deny(d, details, arena, &r) != 0) {
+    if (srv_extauthz_describe(d, details, arena, &r) != 0) {
         return -1;
     }
-    add_pair(r.meta, &r.n_meta, AUTHZ_SLICE_LIT("reason"),
-             slice_of(authz_reason_name(allowed ? AUTHZ_REASON_OK : d->status.reason)));
     size = srv_checkresp_size(&r);
     buf = authz_arena_alloc(arena, size);
     if (buf == NULL) {

@@ -16,6 +16,7 @@
 #include "pol_decide.h"
 #include "pol_snapshot.h"
 #include "srv_checkreq.h"
+#include "srv_checkresp.h"
 
 /* What the adapter reads of a CheckRequest besides the decision inputs. */
 typedef struct srv_extauthz_view {
@@ -44,6 +45,18 @@ typedef struct srv_extauthz_view {
  *   unknowable) leaves the source unknown (empty), which the decision denies
  *   whenever CIDRs apply: a client could otherwise pick its own address. */
 void srv_extauthz_view_request(const srv_checkreq *msg, size_t trusted_proxy_hops, srv_extauthz_view *view);
+
+/* The |hops|-th comma-separated entry from the right of |xff| (1 = the
+ * last), trimmed of spaces and tabs, borrowing |xff|; empty (ptr NULL) when
+ * there are fewer entries. */
+authz_slice srv_extauthz_xff_from_right(authz_slice xff, size_t hops);
+
+/* Describes the answer to |d| in |r| (what srv_extauthz_build_response
+ * packs, and what the HTTP listener writes as status, headers and body),
+ * with strings in |arena| or borrowed from |d|. Returns 0, or -1 when the
+ * arena runs out. */
+int srv_extauthz_describe(const pol_decision *d, pol_deny_details details, authz_arena *arena,
+                          srv_checkresp *r);
 
 /* Builds the CheckResponse for |d| and packs it into |arena|:
  * - always status.code = authz_reason_grpc_code (0 on allow);

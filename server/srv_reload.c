@@ -51,10 +51,12 @@ static int keep_fixed_settings(const pol_snapshot *cur, pol_snapshot *next)
     pol_server_settings *s = &next->server;
     int changed = !authz_slice_eq(s->listen, cur->server.listen) ||
                   !authz_slice_eq(s->admin_listen, cur->server.admin_listen) ||
+                  !authz_slice_eq(s->http_listen, cur->server.http_listen) ||
                   s->workers != cur->server.workers || s->watch_config != cur->server.watch_config;
 
     if (keep_slice(&s->listen, cur->server.listen) != 0 ||
-        keep_slice(&s->admin_listen, cur->server.admin_listen) != 0) {
+        keep_slice(&s->admin_listen, cur->server.admin_listen) != 0 ||
+        keep_slice(&s->http_listen, cur->server.http_listen) != 0) {
         return -1;
     }
     s->workers = cur->server.workers;
@@ -83,7 +85,8 @@ static void log_success(const srv_reload *r, const pol_snapshot *next, bool fixe
     if (fixed_changed) {
         char note[512];
         snprintf(note, sizeof(note),
-                 "listen, admin_listen, workers and watch_config cannot change on reload: kept listen %.*s "
+                 "listen, admin_listen, http_listen, workers and watch_config cannot change on reload: kept "
+                 "listen %.*s "
                  "and workers %zu (restart to change them)",
                  (int)next->server.listen.len, next->server.listen.ptr, next->server.workers);
         json_object_set_new(f, "note", json_string(note));

@@ -174,25 +174,6 @@ static int answer_fallback(srv_rpc_call *call)
     return respond_message(call, call->fallback + SRV_GRPC_PREFIX_LEN, n, true);
 }
 
-/* The worker's metrics for one decided Check (a fallback answer is the
- * internal_error deny its decision already says or is counted as). */
-static void count_check(srv_worker *w, const pol_decide_ctx *ctx, const pol_decision *d, uint64_t ns)
-{
-    srv_metrics *m = &w->metrics;
-
-    srv_decision_kind kind = !d->allowed        ? SRV_DECISION_DENY
-                             : d->shadow_denied ? SRV_DECISION_SHADOW_DENY
-                                                : SRV_DECISION_ALLOW;
-
-    srv_metrics_count_check(m, w->snap, d, kind, ns);
-    if (ctx->cache_outcome == POL_CACHE_HIT) {
-        srv_counter_add(&m->cache_hits, 1);
-    } else if (ctx->cache_outcome == POL_CACHE_MISS) {
-        srv_counter_add(&m->cache_misses, 1);
-        srv_counter_set(&m->cache_entries, pol_token_cache_count(w->cache));
-    }
-}
-
 static int run_check(srv_rpc_call *call, srv_worker *w)
 {
     pol_decide_ctx ctx = {.arena = &w->decide_arena, .cache = w->cache};
@@ -207,11 +188,7 @@ static int run_check(srv_rpc_call *call, srv_worker *w)
     if (deadline_passed(call)) {
         return respond_error(call, SRV_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
     }
-    count_check(w, &ctx, &res.decision, uv_hrtime() - t0);
-    if (w->snap->server.log_decisions) {
-        srv_log_decision(&w->log, res.view.request_id, &res.view.req, &res.decision,
-                         (uv_hrtime() - t0) / 1000u);
-    }
+    srv_worker_record_decision(w, &ctx, res.view.request_id, &res.view.req, &res.decision, t0);
     if (rc == -2) {
         return answer_fallback(call);
     }

@@ -131,6 +131,41 @@ static void log_startup(const char *config, const pol_snapshot *snap, int port, 
     srv_event_emit("startup", f);
 }
 
+/* Adds the HTTP authorization listener (http_listen) to every worker and
+ * prints its line. Returns 0, or -1 after saying why on stderr. */
+static int listen_http(serve_state *st, const pol_snapshot *snap, const char *config, size_t nworkers)
+{
+    struct sockaddr_storage addr;
+    char err[512], host[HOST_MAX], port[16];
+    int bound = -1;
+
+    if (parse_listen(snap->server.http_listen, &addr, host, sizeof(host), port, sizeof(port)) != 0) {
+        fprintf(stderr, "tokengate serve: %s: http_listen: cannot resolve \"%.*s\"\n", config,
+                (int)snap->server.http_listen.len, snap->server.http_listen.ptr);
+        return -1;
+    }
+    if (srv_worker_probe_addr((struct sockaddr *)&addr, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tokengate serve: http_listen %s:%s: %s\n", host, port, err);
+        return -1;
+    }
+    for (size_t i = 0; i < nworkers; i++) {
+        if (srv_worker_listen_http(&st->workers[i], (struct sockaddr *)&addr, err, sizeof(err)) != 0) {
+            fprintf(stderr, "tokengate serve: http_listen %s:%s: %s\n", host, port, err);
+            return -1;
+        }
+        if (bound < 0) {
+            bound = srv_worker_http_port(&st->workers[i]);
+            set_port(&addr, bound);
+        }
+    }
+    fprintf(stderr, "tokengate: http listening on %s%s%s:%d style=%s\n",
+            addr.ss_family == AF_INET6 ? "[" : "", host, addr.ss_family == AF_INET6 ? "]" : "", bound,
+            snap->server.http_style == POL_HTTP_STYLE_FORWARDED  ? "forwarded"
+            : snap->server.http_style == POL_HTTP_STYLE_ORIGINAL ? "original"
+                                                                 : "envoy");
+    return 0;
+}
+
 static size_t cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -232,6 +267,9 @@ int srv_serve_main(int argc, char **argv)
             bound_port = srv_worker_port(&st.workers[i]);
             set_port(&addr, bound_port);
         }
+    }
+    if (snap->server.http_listen.len > 0 && listen_http(&st, snap, config, nworkers) != 0) {
+        goto stop;
     }
     st.loop = uv_default_loop();
     if (uv_signal_init(st.loop, &st.sigterm) != 0 || uv_signal_init(st.loop, &st.sigint) != 0) {

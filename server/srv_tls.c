@@ -55,6 +55,7 @@ struct srv_tls_conn {
     size_t in_len;
     const char *failure; /* why our callbacks refused the handshake, for the log */
     struct sockaddr_storage peer;
+    bool http1; /* the HTTP authorization listener's: ALPN http/1.1 or none, never h2 */
     bool established;
 };
 
@@ -151,7 +152,8 @@ static int on_client_hello(SSL *ssl, int *alert, void *arg)
     srv_tls_conn *t = SSL_get_app_data(ssl);
 
     (void)arg;
-    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) == 1) {
+    if (t->http1 ||
+        SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) == 1) {
         return SSL_CLIENT_HELLO_SUCCESS;
     }
     t->failure = "client offered no ALPN (h2 is required)";
@@ -159,11 +161,14 @@ static int on_client_hello(SSL *ssl, int *alert, void *arg)
     return SSL_CLIENT_HELLO_ERROR;
 }
 
-/* Selects "h2" from the client's list (RFC 7301 wire format), or refuses. */
+/* Selects "h2" (or "http/1.1" on the HTTP listener) from the client's list
+ * (RFC 7301 wire format), or refuses. */
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                    unsigned int inlen, void *arg)
 {
     srv_tls_conn *t = SSL_get_app_data(ssl);
+    const char *want = t->http1 ? "http/1.1" : "h2";
+    size_t want_len = strlen(want);
 
     (void)arg;
     for (unsigned int i = 0; i < inlen;) {
@@ -171,14 +176,14 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, c
         if (len > inlen - i - 1) {
             break;
         }
-        if (len == 2 && in[i + 1] == 'h' && in[i + 2] == '2') {
+        if (len == want_len && memcmp(in + i + 1, want, want_len) == 0) {
             *out = in + i + 1;
-            *outlen = 2;
+            *outlen = (unsigned char)len;
             return SSL_TLSEXT_ERR_OK;
         }
         i += 1 + len;
     }
-    t->failure = "client's ALPN does not offer h2";
+    t->failure = t->http1 ? "client's ALPN does not offer http/1.1" : "client's ALPN does not offer h2";
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
@@ -553,12 +558,17 @@ static void log_refusal(const srv_tls_conn *t)
     }
 }
 
-static bool alpn_is_h2(const SSL *ssl)
+/* The protocol the connection may speak was agreed: h2, or on the HTTP
+ * listener http/1.1 or no ALPN at all. */
+static bool alpn_agreed(const srv_tls_conn *t)
 {
     const unsigned char *proto = NULL;
     unsigned int len = 0;
 
-    SSL_get0_alpn_selected(ssl, &proto, &len);
+    SSL_get0_alpn_selected(t->ssl, &proto, &len);
+    if (t->http1) {
+        return len == 0 || (len == 8 && memcmp(proto, "http/1.1", 8) == 0);
+    }
     return len == 2 && proto[0] == 'h' && proto[1] == '2';
 }
 
@@ -578,8 +588,8 @@ int srv_tls_conn_recv(srv_tls_conn *t, const uint8_t *data, size_t len)
             return -1;
         }
         /* The callbacks refused anything else; this keeps it fail-closed. */
-        if (!alpn_is_h2(t->ssl)) {
-            t->failure = "no ALPN h2 negotiated";
+        if (!alpn_agreed(t)) {
+            t->failure = t->http1 ? "ALPN other than http/1.1 negotiated" : "no ALPN h2 negotiated";
             log_refusal(t);
             return -1;
         }
@@ -616,6 +626,11 @@ int srv_tls_conn_send(srv_tls_conn *t, const uint8_t *data, size_t len)
         return -1;
     }
     return 0;
+}
+
+void srv_tls_conn_speak_http1(srv_tls_conn *t)
+{
+    t->http1 = true;
 }
 
 bool srv_tls_conn_established(const srv_tls_conn *t)

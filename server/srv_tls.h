@@ -84,6 +84,12 @@ int srv_tls_conn_recv(srv_tls_conn *t, const uint8_t *data, size_t len);
  * records to |cipher_out|. Returns 0 or -1 (the connection must close). */
 int srv_tls_conn_send(srv_tls_conn *t, const uint8_t *data, size_t len);
 
+/* Makes |t| a connection of the HTTP authorization listener (before its
+ * first byte): ALPN "http/1.1" is selected when offered, a ClientHello
+ * without ALPN is accepted, and one offering only other protocols (h2) is
+ * refused. Certificates and client certificate checks are the same. */
+void srv_tls_conn_speak_http1(srv_tls_conn *t);
+
 /* True once the handshake completed with ALPN h2 (and the client
  * certificate checks passed): application bytes may flow. */
 bool srv_tls_conn_established(const srv_tls_conn *t);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "srv_conn.h"
+#include "srv_http.h"
 
 /* Between the GOAWAY notice and the final GOAWAY: long enough for streams
  * the client already sent to arrive (about one round trip). */
@@ -20,6 +21,15 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     /* Accept errors (EMFILE, a peer gone before accept) only cost that connection. */
     (void)srv_conn_accept(w);
+}
+
+static void on_http_connection(uv_stream_t *listener, int status)
+{
+    srv_worker *w = listener->data;
+    if (status < 0) {
+        return;
+    }
+    (void)srv_http_accept(w);
 }
 
 static socklen_t addr_len(const struct sockaddr *addr)
@@ -145,18 +155,90 @@ int srv_worker_init(srv_worker *w, size_t index, const struct sockaddr *addr, po
     return 0;
 }
 
-int srv_worker_port(const srv_worker *w)
+static int tcp_port(const uv_tcp_t *tcp)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
 
-    if (uv_tcp_getsockname(&w->listener, (struct sockaddr *)&ss, &len) != 0) {
+    if (uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &len) != 0) {
         return -1;
     }
     if (ss.ss_family == AF_INET6) {
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int srv_worker_port(const srv_worker *w)
+{
+    return tcp_port(&w->listener);
+}
+
+int srv_worker_http_port(const srv_worker *w)
+{
+    return w->http_listener_open ? tcp_port(&w->http_listener) : -1;
+}
+
+int srv_worker_listen_http(srv_worker *w, const struct sockaddr *addr, char *err, size_t err_size)
+{
+    int fd = open_socket(addr, err, err_size);
+    int rc;
+
+    if (fd < 0) {
+        return -1;
+    }
+    rc = uv_tcp_init(&w->loop, &w->http_listener);
+    if (rc != 0) {
+        snprintf(err, err_size, "uv_tcp_init: %s", uv_strerror(rc));
+        close(fd);
+        return -1;
+    }
+    w->http_listener_open = true;
+    w->http_listener.data = w;
+    rc = uv_tcp_open(&w->http_listener, fd);
+    if (rc != 0) {
+        snprintf(err, err_size, "uv_tcp_open: %s", uv_strerror(rc));
+        close(fd);
+        return -1;
+    }
+    rc = uv_listen((uv_stream_t *)&w->http_listener, 1024, on_http_connection);
+    if (rc != 0) {
+        snprintf(err, err_size, "listen: %s", uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+void srv_worker_conn_closed(srv_worker *w)
+{
+    w->conn_count--;
+    srv_counter_set(&w->metrics.connections, w->conn_count);
+    if (w->draining && w->conn_count == 0 && w->timers_open) {
+        uv_close((uv_handle_t *)&w->goaway_timer, NULL);
+        uv_close((uv_handle_t *)&w->force_timer, NULL);
+        w->timers_open = false;
+    }
+}
+
+void srv_worker_record_decision(srv_worker *w, const pol_decide_ctx *ctx, authz_slice request_id,
+                                const pol_request *req, const pol_decision *d, uint64_t t0_ns)
+{
+    srv_metrics *m = &w->metrics;
+    srv_decision_kind kind = !d->allowed        ? SRV_DECISION_DENY
+                             : d->shadow_denied ? SRV_DECISION_SHADOW_DENY
+                                                : SRV_DECISION_ALLOW;
+    uint64_t ns = uv_hrtime() - t0_ns;
+
+    srv_metrics_count_check(m, w->snap, d, kind, ns);
+    if (ctx->cache_outcome == POL_CACHE_HIT) {
+        srv_counter_add(&m->cache_hits, 1);
+    } else if (ctx->cache_outcome == POL_CACHE_MISS) {
+        srv_counter_add(&m->cache_misses, 1);
+        srv_counter_set(&m->cache_entries, pol_token_cache_count(w->cache));
+    }
+    if (w->snap->server.log_decisions) {
+        srv_log_decision(&w->log, request_id, req, d, ns / 1000u);
+    }
 }
 
 static void on_goaway_timer(uv_timer_t *t)
@@ -167,6 +249,7 @@ static void on_goaway_timer(uv_timer_t *t)
 static void on_force_timer(uv_timer_t *t)
 {
     srv_conn_close_all(t->data);
+    srv_http_close_all(t->data);
 }
 
 static void on_wake(uv_async_t *async)
@@ -186,15 +269,20 @@ static void on_wake(uv_async_t *async)
         uv_close((uv_handle_t *)&w->listener, NULL);
         w->listener_open = false;
     }
+    if (w->http_listener_open) {
+        uv_close((uv_handle_t *)&w->http_listener, NULL);
+        w->http_listener_open = false;
+    }
     if (w->conn_count == 0) {
         return;
     }
-    srv_conn_notice_all(w);
     uv_timer_init(&w->loop, &w->goaway_timer);
     uv_timer_init(&w->loop, &w->force_timer);
     w->goaway_timer.data = w;
     w->force_timer.data = w;
     w->timers_open = true;
+    srv_conn_notice_all(w);
+    srv_http_drain_all(w);
     uv_timer_start(&w->goaway_timer, on_goaway_timer, GOAWAY_NOTICE_MS, 0);
     uv_timer_start(&w->force_timer, on_force_timer, SRV_DRAIN_DEADLINE_MS, 0);
 }
@@ -286,6 +374,10 @@ void srv_worker_destroy(srv_worker *w)
         if (w->listener_open) {
             uv_close((uv_handle_t *)&w->listener, NULL);
             w->listener_open = false;
+        }
+        if (w->http_listener_open) {
+            uv_close((uv_handle_t *)&w->http_listener, NULL);
+            w->http_listener_open = false;
         }
         /* Runs pending close callbacks; the thread (if any) has ended. */
         uv_run(&w->loop, UV_RUN_NOWAIT);

@@ -30,6 +30,7 @@
 
 typedef struct srv_conn srv_conn;
 typedef struct srv_stream srv_stream;
+typedef struct srv_http_conn srv_http_conn;
 
 /* Bytes held for requests not yet decided, and the bound on them. */
 typedef struct srv_budget {
@@ -47,6 +48,8 @@ typedef struct srv_worker {
     size_t index;
     uv_loop_t loop;
     uv_tcp_t listener;
+    uv_tcp_t http_listener; /* the HTTP authorization listener, with http_listen */
+    bool http_listener_open;
     uv_async_t wake;   /* drain request from the main thread */
     uv_async_t reload; /* a new snapshot waits in next_snap */
     bool reload_open;
@@ -64,12 +67,13 @@ typedef struct srv_worker {
     pol_token_cache *cache;            /* verified tokens, this worker's own; NULL when off */
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
-    srv_mempool h2_mem; /* every allocation of this worker's nghttp2 sessions */
-    srv_tls *tls;       /* borrowed from srv_serve, set before start: the listener's TLS; NULL = h2c */
-    size_t max_conns;   /* this worker's share of max_connections */
-    size_t conn_count;
-    srv_conn *conns;          /* open connections (doubly linked) */
-    srv_stream *free_streams; /* reusable streams */
+    srv_mempool h2_mem;        /* every allocation of this worker's nghttp2 sessions */
+    srv_tls *tls;              /* borrowed from srv_serve, set before start: the listener's TLS; NULL = h2c */
+    size_t max_conns;          /* this worker's share of max_connections */
+    size_t conn_count;         /* both listeners' connections: max_conns bounds them together */
+    srv_conn *conns;           /* open connections (doubly linked) */
+    srv_http_conn *http_conns; /* open HTTP/1.1 connections (doubly linked) */
+    srv_stream *free_streams;  /* reusable streams */
     size_t free_count;
     srv_budget request_bytes;            /* over all connections: max_buffered_bytes_per_worker */
     authz_arena decide_arena;            /* one decision at a time: reset after each answer */
@@ -95,6 +99,24 @@ int srv_worker_init(srv_worker *w, size_t index, const struct sockaddr *addr, po
 
 /* The port the worker's socket is bound to (for "port 0" configs). */
 int srv_worker_port(const srv_worker *w);
+
+/* Adds the HTTP authorization listener (srv_http): a second SO_REUSEPORT
+ * socket bound to |addr| on the same loop, after srv_worker_init and before
+ * srv_worker_start. Returns 0, or -1 with |err| set. */
+int srv_worker_listen_http(srv_worker *w, const struct sockaddr *addr, char *err, size_t err_size);
+
+/* The port of the HTTP listener, or -1 when there is none. */
+int srv_worker_http_port(const srv_worker *w);
+
+/* A connection of either listener has closed (its handles are released):
+ * counts it off and, when draining ends with it, closes the drain timers. */
+void srv_worker_conn_closed(srv_worker *w);
+
+/* What every front door does with a decision it made: the worker's metrics
+ * (decision, duration since |t0_ns|, token cache outcome of |ctx|) and, with
+ * log_decisions, the decision log line for |req| and |d|. */
+void srv_worker_record_decision(srv_worker *w, const pol_decide_ctx *ctx, authz_slice request_id,
+                                const pol_request *req, const pol_decision *d, uint64_t t0_ns);
 
 /* Starts the worker thread. Returns 0 or -1. */
 int srv_worker_start(srv_worker *w);

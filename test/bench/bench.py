@@ -136,6 +136,67 @@ class Tokengate:
 LAT_CLIENTS, LAT_STREAMS = 32, 4
 
 
+def cpu_seconds_tree(pid):
+    """CPU of |pid| and its children (nginx's master and worker)."""
+    total = cpu_seconds(pid)
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            total += sum(cpu_seconds(int(c)) for c in f.read().split())
+    return total
+
+
+def h1load(url, requests, headers, expect_2xx=True):
+    """h2load --h1: 16 keep-alive HTTP/1.1 connections, one request in flight
+    each. Returns (req/s, output); every answer must be a 2xx."""
+    cmd = ["taskset", "-c", CLIENT_CPU, "h2load", "--h1", "-n", str(requests), "-c", "16", "-m", "1"]
+    for hdr in headers:
+        cmd += ["-H", hdr]
+    out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True).stdout
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    if expect_2xx and (codes is None or int(codes.group(1)) != requests):
+        raise SystemExit("wrong answers over HTTP/1.1:\n" + out)
+    return float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1)), out
+
+
+def http_listener_cost(folder, base, token, n):
+    """A cached Check over the HTTP listener (envoy style, keep-alive) vs nginx
+    serving a static 200 on the same core, both with h2load --h1. Returns
+    {"tokengate": (req/s, CPU us/req), "nginx": (...)}."""
+    out = {}
+    http_port = h.free_port()
+    server = Tokengate(folder, "http", dict(base, http_listen=f"127.0.0.1:{http_port}", http_style="envoy"))
+    wait_port(http_port)
+    url = f"http://127.0.0.1:{http_port}/clusters/cluster-a/api/items"
+    headers = ["Authorization: Bearer " + token, "X-Forwarded-For: 10.1.2.3"]
+    h1load(url, 2000, headers)
+    before = cpu_seconds(server.proc.pid)
+    rate, _ = h1load(url, n, headers)
+    out["tokengate"] = (rate, (cpu_seconds(server.proc.pid) - before) / n * 1e6)
+    server.stop()
+    prefix = os.path.join(folder, "nginx")
+    os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
+    ng_port = h.free_port()
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(f"""daemon off; worker_processes 1; pid nginx.pid; error_log stderr crit;
+events {{ worker_connections 1024; }}
+http {{ access_log off; client_body_temp_path tmp/b; proxy_temp_path tmp/p; fastcgi_temp_path tmp/f;
+  uwsgi_temp_path tmp/u; scgi_temp_path tmp/s; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{ng_port}; location / {{ return 200; }} }} }}
+""")
+    nginx = subprocess.Popen(["taskset", "-c", SERVER_CPU, "nginx", "-p", prefix, "-c",
+                              os.path.join(prefix, "nginx.conf")], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    wait_port(ng_port)
+    url = f"http://127.0.0.1:{ng_port}/api/items"
+    h1load(url, 2000, headers)
+    before = cpu_seconds_tree(nginx.pid)
+    rate, _ = h1load(url, n, headers)
+    out["nginx"] = (rate, (cpu_seconds_tree(nginx.pid) - before) / n * 1e6)
+    nginx.terminate()
+    nginx.wait()
+    return out
+
+
 def latency_run(folder, port, body, requests, rate, expect_data):
     """Per-request latencies (us, sorted) and the achieved rate at |rate|
     req/s: h2load --rps paces each client, --log-file records every request's
@@ -247,6 +308,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="20,000 requests a run, for a smoke check")
     ap.add_argument("--observability", action="store_true",
                     help="only the metrics + decision log cost figure (issue 8)")
+    ap.add_argument("--http", action="store_true",
+                    help="only the HTTP listener figure (cached Check over HTTP/1.1 vs nginx's static 200)")
     ap.add_argument("--no-churn", action="store_true",
                     help="skip the 100,000-entry cache under churn (it signs 150,000 tokens)")
     ap.add_argument("--strict", action="store_true",
@@ -309,6 +372,17 @@ def main():
                           "observability_instructions_off": ins_off}, sort_keys=True))
         shutil.rmtree(folder, ignore_errors=True)
         sys.exit(1 if args.strict and not all(meets(r[1], r[2]) for r in (obs_row, obs_ins_row)) else 0)
+
+    http_cost = http_listener_cost(folder, base, token_es, n)
+    (tg_rate, tg_cpu), (ng_rate, ng_cpu) = http_cost["tokengate"], http_cost["nginx"]
+    http_row = ("HTTP listener cached Check req/s / nginx static 200", tg_rate / ng_rate, ">= 0.8",
+                f"{tg_rate:.0f} / {ng_rate:.0f} (CPU {tg_cpu:.2f} / {ng_cpu:.2f} us/req; h2load --h1, 16 keep-alive)")
+    if args.http:
+        print(f"| {http_row[0]:52} | {http_row[1]:8.3f} | {http_row[2]:7} | {http_row[3]}")
+        print(json.dumps({"requests": n, "http_rps": tg_rate, "http_cpu_us": tg_cpu, "nginx_rps": ng_rate,
+                          "nginx_cpu_us": ng_cpu}, sort_keys=True))
+        shutil.rmtree(folder, ignore_errors=True)
+        sys.exit(1 if args.strict and not meets(http_row[1], http_row[2]) else 0)
 
     results = {}
     # 1. cached path vs nghttpd with a same-size body.
@@ -434,6 +508,7 @@ def main():
          f"frees {results['heap']['frees_per_check']:.4f}; tg_malloc_count, 50,000 vs 100,000 Checks"),
         obs_row,
         obs_ins_row,
+        http_row,
     ]
     if "churn" in results:
         ch = results["churn"]

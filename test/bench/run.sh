@@ -2,7 +2,7 @@
 # The performance benchmark of issue "check path at the speed of HTTP/2 and of
 # the signature math": builds Release, then runs bench.py, which pins the
 # server to CPU 0 and h2load to CPU 1 and prints one table plus a JSON line.
-# Usage: test/bench/run.sh [--requests N] [--quick] [--observability]
+# Usage: test/bench/run.sh [--requests N] [--quick] [--observability] [--http]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

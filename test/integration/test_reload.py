@@ -123,7 +123,7 @@ class ReloadTest(unittest.TestCase, h.DecisionAsserts):
         os.replace(tmp, self.server.config_path)
         event = self.sighup()
         self.assertEqual(event["result"], "success")
-        self.assertIn("listen, admin_listen, workers and watch_config cannot change on reload", event["note"])
+        self.assertIn("listen, admin_listen, http_listen, workers and watch_config cannot change on reload", event["note"])
         self.assertIn(self.server.target, event["note"])
         # Still serving on the old port, with the rest of the new config.
         self.wait_outcome("forbidden")

@@ -597,5 +597,49 @@ class TlsConfigTest(unittest.TestCase):
         self.assert_error(tls_config(self.pki) | {"ciphers": "ALL"}, "tls.ciphers: unknown key")
 
 
+class HttpListenerTlsTest(unittest.TestCase):
+    """The HTTP authorization listener with "tls": the same certificate and
+    client checks as the gRPC listener, ALPN http/1.1 or none, never h2."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = h.new_folder("tg-tls-http-")
+        cls.pki = Pki(cls.folder)
+        cls.world = h.World(cls.folder)
+        cls.http_port = h.free_port()
+        cfg = cls.world.config(tls=tls_config(cls.pki, client_ca=True, sans=[ENVOY_SAN]),
+                               http_listen=f"127.0.0.1:{cls.http_port}", http_style="envoy")
+        cls.server = TlsServer(cls.folder, cfg, "tls-http", cls.pki.credentials("envoy")).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        shutil.rmtree(cls.folder, ignore_errors=True)
+
+    def exchange(self, ctx):
+        with socket.create_connection(("127.0.0.1", self.http_port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as sock:
+                sock.sendall(b"GET /clusters/cluster-a/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return data
+                    data += chunk
+
+    def test_http1_and_no_alpn_are_served(self):
+        for alpn in (("http/1.1",), None, ("h2", "http/1.1")):
+            out = self.exchange(self.pki.ssl_context(alpn=alpn, client="envoy"))
+            self.assertTrue(out.startswith(b"HTTP/1.1 401 Unauthorized\r\n"), (alpn, out[:60]))
+            self.assertIn(b"x-tokengate-reason: missing_token\r\n", out)
+
+    def test_refused_handshakes(self):
+        for ctx in (self.pki.ssl_context(alpn=("h2",), client="envoy"),  # h2 is the gRPC listener's
+                    self.pki.ssl_context(alpn=("http/1.1",)),  # no client certificate
+                    self.pki.ssl_context(alpn=("http/1.1",), client="other")):  # SAN not allowed
+            with self.assertRaises((ssl.SSLError, ConnectionError)):
+                self.exchange(ctx)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -63,6 +63,7 @@ LOADER_LISTS = {
 LOADER_CHOICES = {
     ("parse_top", "deny_details"): "deny_details",
     ("get_peer_binding", "modes"): "clusters.peer_binding.mode",
+    ("parse_top", "http_styles"): "http_style",
 }
 
 
