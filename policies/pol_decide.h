@@ -23,14 +23,14 @@
 /* What the decision reads of a request. All slices are borrowed for the
  * duration of pol_decide; absent values have ptr NULL or len 0. */
 typedef struct pol_request {
-    authz_slice authorization; /* the Authorization header value */
+    authz_slice authorization;   /* the Authorization header value */
     bool authorization_repeated; /* more than one Authorization header line: two credentials, malformed */
     /* Trusted routing hint: context_extensions["cluster"]. ptr NULL: the
      * route named no cluster (the host decides); ptr set and len 0: it named
      * an empty one, which is no cluster (unknown_cluster). */
     authz_slice cluster;
-    authz_slice host;          /* :authority / Host, port allowed */
-    authz_slice source;        /* IP literal of the client */
+    authz_slice host;   /* :authority / Host, port allowed */
+    authz_slice source; /* IP literal of the client */
     authz_slice method;
     authz_slice path;
     /* The headers the rules' conditions name: one entry per
@@ -58,10 +58,10 @@ typedef struct pol_decision {
     const pol_cluster *issuer_cluster; /* cluster whose key verified the token, or NULL */
     const pol_rule *rule;              /* rule that decided, or NULL */
     uint64_t generation;               /* the snapshot that decided */
-    bool shadow_denied;                /* allowed only because a shadow-mode rule or cluster did not enforce */
-    authz_status shadow_status;        /* with shadow_denied: the denial that was not enforced */
-    authz_slice path;                  /* the normalized path the rules saw (arena); empty without rules */
-    authz_slice subject;               /* system:serviceaccount:<ns>:<sa>; allowed requests only */
+    bool shadow_denied;         /* allowed only because a shadow-mode rule or cluster did not enforce */
+    authz_status shadow_status; /* with shadow_denied: the denial that was not enforced */
+    authz_slice path;           /* the normalized path the rules saw (arena); empty without rules */
+    authz_slice subject;        /* system:serviceaccount:<ns>:<sa>; allowed requests only */
     /* The same for any token whose signature verified, allowed or denied by a
      * later check (empty before that, or without the kubernetes.io claims):
      * who was refused, for the decision log. Never sent to the client. */
@@ -76,6 +76,10 @@ typedef struct pol_decision {
      * POL_CLAIM_VALUE_MAX_BYTES) denies with malformed_token instead. */
     pol_claim_value claim_headers[POL_MAX_CLAIM_HEADERS];
     size_t claim_header_count;
+    /* unknown_key for a token whose kid no key of its issuer's clusters
+     * holds: its (unverified) iss, in the arena; empty otherwise. server/
+     * asks for the remote keys of those clusters to be fetched again. */
+    authz_slice kid_miss_issuer;
     authz_slice token;     /* the bearer credential, borrowed from the request; empty when none */
     bool has_token_digest; /* token_digest holds authz_bearer_digest(token) */
     uint8_t token_digest[AUTHZ_BEARER_DIGEST_LEN]; /* from the token cache's key: logs need not hash again */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tokengate needs from Debian's packages, and nothing that is
 # already there. Usage: scripts/setup.sh [build|test|bench|demo|image]
-#   build  compiler toolchain and libraries (default; libmicrohttpd for the admin endpoint)
+#   build  compiler toolchain and libraries (default; libmicrohttpd for the admin endpoint,
+#          libcurl for remote keys)
 #   test   + Criterion, python3-grpcio, h2load and the tools the tests use
 #   bench  + nghttpd, perf tools and what the benchmark script uses
 #   demo   build + the Python gRPC client scripts/demo.sh uses
@@ -11,7 +12,7 @@ set -euo pipefail
 
 level=${1:-build}
 pkgs=(build-essential cmake pkg-config ca-certificates openssl
-      libssl-dev libjansson-dev libnghttp2-dev libuv1-dev libmicrohttpd-dev
+      libssl-dev libjansson-dev libnghttp2-dev libuv1-dev libmicrohttpd-dev libcurl4-openssl-dev
       protobuf-c-compiler libprotobuf-c-dev)
 case "$level" in
   build) ;;

@@ -7,6 +7,7 @@
 
 #include "srv_extauthz.h"
 #include "srv_health.h"
+#include "srv_keyfetch.h"
 #include "srv_log.h"
 
 #define NV_STATIC(n, v)                                                                                      \
@@ -206,6 +207,9 @@ static int run_check(srv_rpc_call *call, srv_worker *w)
     }
     if (deadline_passed(call)) {
         return respond_error(call, SRV_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    }
+    if (res.decision.kid_miss_issuer.len > 0 && w->keyfetch != NULL) {
+        srv_keyfetch_kid_miss(w->keyfetch, w->snap, res.decision.kid_miss_issuer);
     }
     count_check(w, &ctx, &res.decision, uv_hrtime() - t0);
     if (w->snap->server.log_decisions) {

@@ -66,7 +66,8 @@ typedef struct srv_worker {
     nghttp2_option *option;
     srv_mempool h2_mem; /* every allocation of this worker's nghttp2 sessions */
     srv_tls *tls;       /* borrowed from srv_serve, set before start: the listener's TLS; NULL = h2c */
-    size_t max_conns;   /* this worker's share of max_connections */
+    struct srv_keyfetch *keyfetch; /* borrowed, set before start: told of kid misses; NULL = none */
+    size_t max_conns;              /* this worker's share of max_connections */
     size_t conn_count;
     srv_conn *conns;          /* open connections (doubly linked) */
     srv_stream *free_streams; /* reusable streams */
