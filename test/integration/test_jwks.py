@@ -28,7 +28,8 @@ WAIT = 15.0
 class KeyServer:
     """An HTTPS server on a free loopback port. |routes| maps a path to
     (status, body bytes, extra headers); |mode| breaks every answer:
-    "ok", "500", "truncated" (half the body), "empty" ({"keys":[]}).
+    "ok", "500", "truncated" (half the body), "empty" ({"keys":[]}), "huge"
+    (padded past the 1 MiB bound).
     |requests| records (path, authorization header, time) of each GET."""
 
     def __init__(self, pki):
@@ -61,9 +62,12 @@ class KeyServer:
                     body = body[: len(body) // 2]
                 elif mode == "empty":
                     body = b'{"keys":[]}'
+                elif mode == "huge":
+                    body = body[:-1] + b',"padding":"' + b"x" * (1536 * 1024) + b'"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
+                if mode != "huge":  # no length announced: the bound must hold while reading
+                    self.send_header("Content-Length", str(len(body)))
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.end_headers()
@@ -246,6 +250,7 @@ class RemoteKeysTest(RemoteKeysBase):
         server = self.start(self.remote_cluster())
         good = self.wait_loaded(self.key1)
         cases = [("500", "HTTP status 500"), ("truncated", "JWKS"), ("empty", "no signing key"),
+                 ("huge", "larger than 1048576 bytes"),
                  ("tls", "certificate"), ("gone", "onnect")]
         for mode, cause in cases:
             with self.subTest(mode=mode):
