@@ -333,7 +333,7 @@ class RemoteKeysTest(RemoteKeysBase):
         self.keys.serve_json("/openid/v1/other-jwks", jwks_of(self.key1))
         liar = self.keys.url("/liar")
         self.keys.serve_json("/liar/.well-known/openid-configuration",
-                             {"issuer": self.keys.url("/someone-else"), "jwks_uri": self.keys.url("/jwks")})
+                             {"issuer": self.keys.url("/LIAR"), "jwks_uri": self.keys.url("/jwks")})  # byte for byte: case counts
         self.start(self.remote_cluster(name="found", issuer=issuer, jwks_uri=None, discovery=True,
                                        hosts=["api.found.test"]),
                    self.remote_cluster(name="liar", issuer=liar, jwks_uri=None, discovery=True,
