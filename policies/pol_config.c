@@ -863,8 +863,8 @@ static const char *check_https_url(authz_slice s)
 static void parse_remote_source(cfg_ctx *ctx, const json_t *obj, const char *path, pol_cluster *c)
 {
     pol_remote_source *src = &c->source;
-    static const char *const extras[] = {"ca_file", "bearer_token_file", "refresh_seconds",
-                                         "fetch_timeout_seconds", NULL};
+    const char *const extras[] = {"ca_file", "bearer_token_file", "refresh_seconds", "fetch_timeout_seconds",
+                                  NULL};
 
     src->fetch_timeout_seconds = 10;
     get_string(ctx, obj, path, "jwks_uri", false, check_https_url, &src->jwks_uri);
