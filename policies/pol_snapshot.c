@@ -159,7 +159,27 @@ void pol_remote_keys_release(pol_remote_keys *keys)
     free(keys);
 }
 
-pol_snapshot *pol_snapshot_with_remote_keys(pol_snapshot *from, pol_remote_keys *const *remote)
+/* The first key of |rk| that a cluster of |snap| other than |self| holds
+ * (from its files or already attached), with that cluster in *other. */
+static const authz_key *shared_key(const pol_snapshot *snap, size_t self, const pol_remote_keys *rk,
+                                   const pol_cluster **other)
+{
+    for (size_t k = 0; k < rk->keys.count; k++) {
+        for (size_t i = 0; i < snap->cluster_count; i++) {
+            const pol_cluster *c = &snap->clusters[i];
+            for (size_t j = 0; i != self && j < pol_cluster_key_count(c); j++) {
+                if (authz_key_same_material(&rk->keys.keys[k], pol_cluster_key(c, j))) {
+                    *other = c;
+                    return &rk->keys.keys[k];
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+pol_snapshot *pol_snapshot_with_remote_keys(pol_snapshot *from, pol_remote_keys *const *remote, char *err,
+                                            size_t err_size)
 {
     pol_snapshot *snap = malloc(sizeof *snap);
     pol_cluster *clusters = malloc(from->cluster_count * sizeof *clusters);
@@ -176,10 +196,28 @@ pol_snapshot *pol_snapshot_with_remote_keys(pol_snapshot *from, pol_remote_keys 
     memcpy(clusters, from->clusters, from->cluster_count * sizeof *clusters);
     snap->clusters = clusters;
     snap->key_count = 0;
+    if (err_size > 0)
+        err[0] = '\0';
+    for (size_t i = 0; i < snap->cluster_count; i++)
+        clusters[i].remote_keys = NULL;
+    /* One key, one cluster, as for key files: a fetched set holding another
+     * cluster's key stays out (the key would say the wrong cluster issued a
+     * token), and the cluster keeps no fetched keys until it is fixed. */
     for (size_t i = 0; i < snap->cluster_count; i++) {
-        clusters[i].remote_keys = remote[i] ? pol_remote_keys_acquire(remote[i]) : NULL;
-        snap->key_count += pol_cluster_key_count(&clusters[i]);
+        const pol_cluster *other = NULL;
+        const authz_key *key = remote[i] ? shared_key(snap, i, remote[i], &other) : NULL;
+        if (key && err_size > 0 && err[0] == '\0') {
+            snprintf(err, err_size,
+                     "cluster %.*s: fetched key kid %.*s (%s) from %.*s is also a key of cluster %.*s",
+                     (int)clusters[i].name.len, clusters[i].name.ptr,
+                     (int)(key->kid_len > 100 ? 100 : key->kid_len), key->kid, authz_key_describe(key),
+                     (int)remote[i]->uri.len, remote[i]->uri.ptr, (int)other->name.len, other->name.ptr);
+        }
+        if (remote[i] && !key)
+            clusters[i].remote_keys = pol_remote_keys_acquire(remote[i]);
     }
+    for (size_t i = 0; i < snap->cluster_count; i++)
+        snap->key_count += pol_cluster_key_count(&clusters[i]);
     snap->base = pol_snapshot_acquire(from->base ? from->base : from);
     /* The same clock as pol_config_load's generations, and never backwards. */
     if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)

@@ -209,9 +209,12 @@ void pol_remote_keys_release(pol_remote_keys *keys);
  * remote_keys, taken from |remote| (|from|->cluster_count entries, each
  * NULL or borrowed; the snapshot takes its own references), and a new
  * generation greater than |from|'s, so token caches drop what |from|
- * verified. Everything else is shared with |from|'s base. NULL when out
- * of memory. */
-pol_snapshot *pol_snapshot_with_remote_keys(pol_snapshot *from, pol_remote_keys *const *remote);
+ * verified. Everything else is shared with |from|'s base. A set holding a
+ * key (same material) of another cluster, from its files or fetched, is
+ * left out (one key, one cluster) and the first such set is described in
+ * |err| ("" when none). NULL when out of memory. */
+pol_snapshot *pol_snapshot_with_remote_keys(pol_snapshot *from, pol_remote_keys *const *remote, char *err,
+                                            size_t err_size);
 
 /* Takes a reference; returns |snap|. */
 pol_snapshot *pol_snapshot_acquire(pol_snapshot *snap);

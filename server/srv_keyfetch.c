@@ -208,6 +208,7 @@ pol_snapshot *srv_keyfetch_attach(srv_keyfetch *f, pol_snapshot *snap)
     pol_remote_keys **remote;
     pol_snapshot *out;
     bool any_remote = false;
+    char err[512];
 
     for (size_t i = 0; i < snap->cluster_count; i++) {
         any_remote = any_remote || snap->clusters[i].remote;
@@ -228,9 +229,14 @@ pol_snapshot *srv_keyfetch_attach(srv_keyfetch *f, pol_snapshot *snap)
             }
         }
     }
-    out = pol_snapshot_with_remote_keys(snap, remote);
+    out = pol_snapshot_with_remote_keys(snap, remote, err, sizeof(err));
     uv_mutex_unlock(&f->lock);
     free(remote);
+    if (err[0] != '\0') {
+        json_t *ev = json_object();
+        json_object_set_new(ev, "error", json_string(err));
+        srv_event_emit("keys_refused", ev);
+    }
     return out;
 }
 
@@ -423,7 +429,8 @@ static int http_get(fetch_job *job, const char *url, body_buf *b)
         snprintf(job->cause, sizeof(job->cause), "%.300s: document larger than %u bytes", url,
                  SRV_KEYFETCH_MAX_BODY_BYTES);
     } else if (rc != CURLE_OK) {
-        snprintf(job->cause, sizeof(job->cause), "%.300s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        snprintf(job->cause, sizeof(job->cause), "%.300s: %s", url,
+                 errbuf[0] ? errbuf : curl_easy_strerror(rc));
     } else if (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200) {
         snprintf(job->cause, sizeof(job->cause), "%.300s: HTTP status %ld", url, status);
     } else {
@@ -471,8 +478,8 @@ static int discover(fetch_job *job, atomic_bool *stop)
                  doc == NULL ? jerr.text : "another JSON value");
     } else if (!json_is_string(iss) || json_string_length(iss) != strlen(job->issuer) ||
                memcmp(json_string_value(iss), job->issuer, strlen(job->issuer)) != 0) {
-        snprintf(job->cause, sizeof(job->cause), "%.300s: issuer %.200s is not the cluster's issuer %.200s", url,
-                 json_is_string(iss) ? json_string_value(iss) : "(none)", job->issuer);
+        snprintf(job->cause, sizeof(job->cause), "%.300s: issuer %.200s is not the cluster's issuer %.200s",
+                 url, json_is_string(iss) ? json_string_value(iss) : "(none)", job->issuer);
     } else if (!json_is_string(uri) || strncmp(json_string_value(uri), "https://", 8) != 0 ||
                json_string_length(uri) >= sizeof(job->uri) ||
                strlen(json_string_value(uri)) != json_string_length(uri)) {

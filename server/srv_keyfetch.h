@@ -66,7 +66,9 @@ int srv_keyfetch_configure(srv_keyfetch *f, const pol_snapshot *snap);
 
 /* |snap| with the last good key set of each of its remote clusters (main
  * thread): a new snapshot with one reference for the caller, or |snap| with
- * a new reference when it has no remote cluster. NULL when out of memory. */
+ * a new reference when it has no remote cluster. A set holding another
+ * cluster's key is left out and logged as a {"event":"keys_refused"} line.
+ * NULL when out of memory. */
 pol_snapshot *srv_keyfetch_attach(srv_keyfetch *f, pol_snapshot *snap);
 
 /* Starts the fetch thread. Returns 0 or -1. */

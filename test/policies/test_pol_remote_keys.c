@@ -88,8 +88,10 @@ static pol_remote_keys *fetched(EVP_PKEY *key, const char *kid)
 static pol_snapshot *with_keys(pol_snapshot *snap, pol_remote_keys *rk)
 {
     pol_remote_keys *remote[2] = {rk, NULL};
-    pol_snapshot *out = pol_snapshot_with_remote_keys(snap, remote);
+    char err[512];
+    pol_snapshot *out = pol_snapshot_with_remote_keys(snap, remote, err, sizeof err);
     cr_assert(out);
+    cr_expect_eq(err[0], '\0', "%s", err);
     return out;
 }
 
@@ -209,4 +211,25 @@ Test(pol_remote_keys, fetched_documents_are_checked_like_jwks_files)
     cr_expect(slice_is(rk->uri, URI_R));
     cr_expect_eq(rk->keys.count, 1);
     pol_remote_keys_release(rk);
+}
+
+Test(pol_remote_keys, a_fetched_key_of_another_cluster_stays_out)
+{
+    /* r's endpoint publishes f's key (under another kid): one key, one cluster. */
+    pol_remote_keys *rk = fetched(key_f, "not-f1");
+    pol_remote_keys *remote[2] = {rk, NULL};
+    char err[512];
+    pol_snapshot *s = pol_snapshot_with_remote_keys(base, remote, err, sizeof err);
+    pol_remote_keys_release(rk);
+    cr_assert(s);
+    cr_expect(strstr(err, "cluster r: fetched key kid not-f1") && strstr(err, "is also a key of cluster f"),
+              "%s", err);
+    const pol_cluster *r = pol_snapshot_find_cluster(s, authz_slice_from_cstr("r"));
+    cr_expect_eq(pol_cluster_key_count(r), 0);
+    char *t = token(key_f, ISS_R, "not-f1");
+    pol_decision d = decide(s, NULL, "r", t);
+    cr_expect_not(d.allowed);
+    cr_expect_eq(d.status.reason, AUTHZ_REASON_UNKNOWN_KEY);
+    free(t);
+    pol_snapshot_release(s);
 }
