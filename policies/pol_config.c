@@ -1139,8 +1139,7 @@ static void check_cluster_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
                         continue;
                     snprintf(path, sizeof path, "clusters[%zu].hosts[%zu]", i, h);
                     json_t *shown = json_stringn(a->hosts[h].ptr, a->hosts[h].len);
-                    cfg_fail(ctx, path, shown,
-                             "host of cluster %.*s already belongs to cluster %.*s (clusters[%zu])",
+                    cfg_fail(ctx, path, shown, "host of cluster %.*s already belongs to cluster %.*s (clusters[%zu])",
                              (int)a->name.len, a->name.ptr, (int)b->name.len, b->name.ptr, j);
                     json_decref(shown);
                 }
@@ -1292,9 +1291,10 @@ static void get_header_conditions(cfg_ctx *ctx, const json_t *obj, const char *p
 
 static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, pol_snapshot *snap, pol_rule *r)
 {
-    static const char *const keys[] = {
-        "name",         "clusters", "path_prefix", "ignore_case", "methods", "namespaces", "service_accounts",
-        "source_cidrs", "headers",  "mode",        NULL};
+    static const char *const keys[] = {"name",    "clusters",   "path_prefix",      "ignore_case",
+                                       "methods", "namespaces", "service_accounts", "source_cidrs",
+                                       "headers", "mode",
+                                       NULL};
     if (!is_object(ctx, obj, path))
         return;
     check_keys(ctx, obj, path, keys);

@@ -779,10 +779,10 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
             goto cleanup;
         out->shadow_denied = true;
         out->shadow_status = out->status;
-        trace_step(
-            ctx, "shadow", true, "%s %.*s is in shadow mode: would deny (%s), allowed",
-            target->shadow ? "cluster" : "rule", shown(target->shadow ? target->name : out->rule->name),
-            target->shadow ? target->name.ptr : out->rule->name.ptr, authz_reason_name(out->status.reason));
+        trace_step(ctx, "shadow", true, "%s %.*s is in shadow mode: would deny (%s), allowed",
+                   target->shadow ? "cluster" : "rule", shown(target->shadow ? target->name : out->rule->name),
+                   target->shadow ? target->name.ptr : out->rule->name.ptr,
+                   authz_reason_name(out->status.reason));
     }
 
     /* 10. Allow. */

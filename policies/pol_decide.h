@@ -23,14 +23,14 @@
 /* What the decision reads of a request. All slices are borrowed for the
  * duration of pol_decide; absent values have ptr NULL or len 0. */
 typedef struct pol_request {
-    authz_slice authorization;   /* the Authorization header value */
+    authz_slice authorization; /* the Authorization header value */
     bool authorization_repeated; /* more than one Authorization header line: two credentials, malformed */
     /* Trusted routing hint: context_extensions["cluster"]. ptr NULL: the
      * route named no cluster (the host decides); ptr set and len 0: it named
      * an empty one, which is no cluster (unknown_cluster). */
     authz_slice cluster;
-    authz_slice host;   /* :authority / Host, port allowed */
-    authz_slice source; /* IP literal of the client */
+    authz_slice host;          /* :authority / Host, port allowed */
+    authz_slice source;        /* IP literal of the client */
     authz_slice method;
     authz_slice path;
     /* The headers the rules' conditions name: one entry per
@@ -58,10 +58,10 @@ typedef struct pol_decision {
     const pol_cluster *issuer_cluster; /* cluster whose key verified the token, or NULL */
     const pol_rule *rule;              /* rule that decided, or NULL */
     uint64_t generation;               /* the snapshot that decided */
-    bool shadow_denied;         /* allowed only because a shadow-mode rule or cluster did not enforce */
-    authz_status shadow_status; /* with shadow_denied: the denial that was not enforced */
-    authz_slice path;           /* the normalized path the rules saw (arena); empty without rules */
-    authz_slice subject;        /* system:serviceaccount:<ns>:<sa>; allowed requests only */
+    bool shadow_denied;                /* allowed only because a shadow-mode rule or cluster did not enforce */
+    authz_status shadow_status;        /* with shadow_denied: the denial that was not enforced */
+    authz_slice path;                  /* the normalized path the rules saw (arena); empty without rules */
+    authz_slice subject;               /* system:serviceaccount:<ns>:<sa>; allowed requests only */
     /* The same for any token whose signature verified, allowed or denied by a
      * later check (empty before that, or without the kubernetes.io claims):
      * who was refused, for the decision log. Never sent to the client. */
