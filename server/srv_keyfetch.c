@@ -208,7 +208,7 @@ pol_snapshot *srv_keyfetch_attach(srv_keyfetch *f, pol_snapshot *snap)
     pol_remote_keys **remote;
     pol_snapshot *out;
     bool any_remote = false;
-    char err[512];
+    char err[512] = "";
 
     for (size_t i = 0; i < snap->cluster_count; i++) {
         any_remote = any_remote || snap->clusters[i].remote;
