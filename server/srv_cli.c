@@ -517,10 +517,11 @@ static json_t *key_list(const pol_cluster *c)
         const authz_key *key = pol_cluster_key(c, k);
         const pol_key_file *file = k < c->keys.count ? pol_cluster_key_file(c, k) : NULL;
         bool fetched = k >= c->keys.count;
+        /* "url" (where a fetched key came from) for fetched keys only. */
         json_t *entry =
-            json_pack("{s:o, s:s, s:o, s:o}", "kid", config_string((authz_slice){key->kid, key->kid_len}),
+            json_pack("{s:o, s:s, s:o, s:o*}", "kid", config_string((authz_slice){key->kid, key->kid_len}),
                       "type", authz_key_describe(key), "file", file ? config_string(file->name) : json_null(),
-                      "url", fetched ? config_string(c->remote_keys->uri) : json_null());
+                      "url", fetched ? config_string(c->remote_keys->uri) : NULL);
         if (json_array_append_new(out, entry) != 0) {
             json_decref(out);
             out = NULL;
@@ -546,11 +547,12 @@ static json_t *claim_header_list(const pol_cluster *c)
     return out;
 }
 
-/* Where a cluster fetches keys (never the bearer token); null without. */
+/* Where a cluster fetches keys (never the bearer token); NULL (the key is
+ * left out) without. */
 static json_t *remote_source(const pol_cluster *c)
 {
     if (!c->remote)
-        return json_null();
+        return NULL;
     return json_pack("{s:o, s:b, s:o, s:I}", "jwks_uri",
                      c->source.discovery ? json_null() : config_string(c->source.jwks_uri), "discovery",
                      c->source.discovery, "ca_file",
@@ -560,7 +562,7 @@ static json_t *remote_source(const pol_cluster *c)
 
 static json_t *cluster_json(const pol_cluster *c)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(c->name), "issuer",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o*}", "name", config_string(c->name), "issuer",
                      config_string(c->issuer), "audiences", string_list(c->audiences, c->audience_count),
                      "hosts", string_list(c->hosts, c->host_count), "source_cidrs",
                      cidr_list(c->source_cidrs, c->source_cidr_count), "claim_to_headers",
