@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "authz_cidr.h"
 #include "authz_jwt.h"
@@ -840,6 +841,71 @@ static void get_file_path(cfg_ctx *ctx, const json_t *obj, const char *parent, c
     out->len = strlen(full);
 }
 
+/* An https URL with a host, printable ASCII, at most 2048 bytes: keys are
+ * fetched over TLS only (plain http would let the network choose them). */
+static const char *check_https_url(authz_slice s)
+{
+    static const char scheme[] = "https://";
+    if (s.len > 2048)
+        return "longer than 2048 bytes";
+    if (s.len <= sizeof scheme - 1 || memcmp(s.ptr, scheme, sizeof scheme - 1) != 0)
+        return "must be an https:// URL";
+    if (s.ptr[sizeof scheme - 1] == '/')
+        return "names no host";
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] <= ' ' || s.ptr[i] > '~')
+            return "must be printable ASCII without spaces";
+    }
+    return NULL;
+}
+
+/* Remote keys: "jwks_uri" or "discovery", with "ca_file",
+ * "bearer_token_file", "refresh_seconds", "fetch_timeout_seconds". */
+static void parse_remote_source(cfg_ctx *ctx, const json_t *obj, const char *path, pol_cluster *c)
+{
+    pol_remote_source *src = &c->source;
+    const char *const extras[] = {"ca_file", "bearer_token_file", "refresh_seconds", "fetch_timeout_seconds",
+                                  NULL};
+
+    src->fetch_timeout_seconds = 10;
+    get_string(ctx, obj, path, "jwks_uri", false, check_https_url, &src->jwks_uri);
+    get_bool(ctx, obj, path, "discovery", &src->discovery);
+    get_file_path(ctx, obj, path, "ca_file", false, &src->ca_file);
+    get_file_path(ctx, obj, path, "bearer_token_file", false, &src->bearer_token_file);
+    get_int(ctx, obj, path, "refresh_seconds", 60, 86400, &src->refresh_seconds);
+    get_int(ctx, obj, path, "fetch_timeout_seconds", 1, 60, &src->fetch_timeout_seconds);
+    c->remote = src->discovery || json_object_get(obj, "jwks_uri") != NULL;
+    /* Read at every fetch; a missing one is a mistake to report now. */
+    const authz_slice *files[] = {&src->ca_file, &src->bearer_token_file};
+    const char *file_keys[] = {"ca_file", "bearer_token_file"};
+    for (size_t i = 0; i < 2; i++) {
+        if (files[i]->ptr && access(files[i]->ptr, R_OK) != 0) {
+            char key_path[PATH_TEXT_MAX];
+            path_key(key_path, path, file_keys[i]);
+            cfg_fail(ctx, key_path, json_object_get(obj, file_keys[i]), "%s: %s", files[i]->ptr,
+                     strerror(errno));
+        }
+    }
+    if (src->discovery && json_object_get(obj, "jwks_uri")) {
+        char key_path[PATH_TEXT_MAX];
+        path_key(key_path, path, "jwks_uri");
+        cfg_fail(ctx, key_path, json_object_get(obj, "jwks_uri"),
+                 "give jwks_uri or discovery, not both (discovery finds the jwks_uri)");
+    }
+    if (src->discovery && c->issuer.ptr && check_https_url(c->issuer) != NULL) {
+        char key_path[PATH_TEXT_MAX];
+        path_key(key_path, path, "issuer");
+        cfg_fail(ctx, key_path, json_object_get(obj, "issuer"), "discovery needs an https:// issuer");
+    }
+    for (size_t i = 0; !c->remote && extras[i]; i++) {
+        if (json_object_get(obj, extras[i])) {
+            char key_path[PATH_TEXT_MAX];
+            path_key(key_path, path, extras[i]);
+            cfg_fail(ctx, key_path, json_object_get(obj, extras[i]), "needs jwks_uri or discovery");
+        }
+    }
+}
+
 /* "tls": {"cert_file", "key_file", "client_ca_file", "allowed_client_sans"}. */
 static void parse_tls(cfg_ctx *ctx, const json_t *root, pol_tls_settings *tls)
 {
@@ -1041,6 +1107,12 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
                                        "claim_to_headers",
                                        "mode",
                                        "peer_binding",
+                                       "jwks_uri",
+                                       "discovery",
+                                       "ca_file",
+                                       "bearer_token_file",
+                                       "refresh_seconds",
+                                       "fetch_timeout_seconds",
                                        NULL};
     authz_keyset_init(&c->keys);
     if (!dup_slice("boundCIDRs", strlen("boundCIDRs"), false, &c->cidr_claim)) {
@@ -1079,9 +1151,12 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
             load_key_file(ctx, c, json_array_get(arr, i), key_path, false);
         }
     }
-    if (!jwks && !pems)
-        cfg_fail(ctx, path, NULL, "needs jwks_file or public_key_files");
-    else if (c->keys.count == 0 && ctx->errors == errors_before_keys)
+    parse_remote_source(ctx, obj, path, c);
+    /* A cluster with remote keys may start without any: it denies its
+     * tokens (unknown_key) and keeps /readyz at 503 until they load. */
+    if (!jwks && !pems && !c->remote)
+        cfg_fail(ctx, path, NULL, "needs jwks_file, public_key_files, jwks_uri or discovery");
+    else if ((jwks || pems) && c->keys.count == 0 && ctx->errors == errors_before_keys)
         cfg_fail(ctx, path, NULL, "no signing key was loaded");
 }
 

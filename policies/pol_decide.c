@@ -86,8 +86,8 @@ static size_t kidless_candidates(const pol_snapshot *snap, const authz_jwt *jwt)
         const pol_cluster *c = &snap->clusters[i];
         if (!issuer_candidate(c, jwt))
             continue;
-        for (size_t k = 0; k < c->keys.count; k++)
-            count += authz_key_allows_alg(&c->keys.keys[k], jwt->alg) ? 1u : 0u;
+        for (size_t k = 0; k < pol_cluster_key_count(c); k++)
+            count += authz_key_allows_alg(pol_cluster_key(c, k), jwt->alg) ? 1u : 0u;
     }
     return count;
 }
@@ -101,8 +101,8 @@ static void unknown_kid(const pol_snapshot *snap, const authz_jwt *jwt, authz_st
         const pol_cluster *c = &snap->clusters[i];
         if (issuer_candidate(c, jwt))
             continue;
-        for (size_t k = 0; k < c->keys.count; k++) {
-            if (!kid_matches(&c->keys.keys[k], jwt))
+        for (size_t k = 0; k < pol_cluster_key_count(c); k++) {
+            if (!kid_matches(pol_cluster_key(c, k), jwt))
                 continue;
             authz_status_set(status, AUTHZ_REASON_UNKNOWN_KEY,
                              "token iss %.*s differs from issuer %.*s of cluster %.*s, which holds kid %.*s",
@@ -142,8 +142,8 @@ static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluste
         const pol_cluster *c = pass == 0 ? target : &snap->clusters[pass - 1];
         if ((pass > 0 && c == target) || !issuer_candidate(c, jwt))
             continue;
-        for (size_t k = 0; k < c->keys.count; k++) {
-            const authz_key *key = &c->keys.keys[k];
+        for (size_t k = 0; k < pol_cluster_key_count(c); k++) {
+            const authz_key *key = pol_cluster_key(c, k);
             if (jwt->kid.present && !kid_matches(key, jwt))
                 continue;
             matched++;
@@ -650,6 +650,15 @@ static int claim_headers(const pol_cluster *c, const authz_jwt *jwt, const pol_d
     return 0;
 }
 
+/* Index of |key| among pol_cluster_key(c, ...): what the token cache keeps. */
+static size_t key_index(const pol_cluster *c, const authz_key *key)
+{
+    size_t k = 0;
+    while (k + 1 < pol_cluster_key_count(c) && pol_cluster_key(c, k) != key)
+        k++;
+    return k;
+}
+
 /* "allowed <subject>" without printf: this runs on every allowed request. */
 static void status_allowed(authz_status *status, authz_slice subject)
 {
@@ -726,7 +735,7 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     bound_cidrs bound = {0, NULL, 0};
     if (hit) {
         signer = &snap->clusters[hit->cluster_index];
-        key = &signer->keys.keys[hit->key_index];
+        key = pol_cluster_key(signer, hit->key_index);
         pol_cached_token_view(hit, signer->issuer, &jwt);
         bound = (bound_cidrs){hit->bound_rc, hit->bound, hit->bound_count};
         trace_step(ctx, "signature", true, "verified earlier with key kid %s of cluster %.*s (token cache)",
@@ -738,8 +747,11 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
             goto cleanup;
         }
         signer = parse_and_verify(snap, target, token, ctx, ctx->arena, &jwt, &key, &out->status);
-        if (!signer)
+        if (!signer) {
+            if (out->status.reason == AUTHZ_REASON_UNKNOWN_KEY && jwt.kid.present)
+                out->kid_miss_issuer = jwt.iss.value;
             goto cleanup;
+        }
         size_t count = 0;
         bound.rc =
             authz_jwt_cidr_claim(&jwt, signer->cidr_claim.ptr, bound_list, AUTHZ_JWT_MAX_CIDRS, &count);
@@ -754,8 +766,8 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
         if (keyed && signer->claim_header_count == 0 && jwt.exp.state == AUTHZ_JWT_TIME_VALID &&
             req->now < jwt.exp.seconds)
             (void)pol_token_cache_put(ctx->cache, snap->generation, cache_key, &jwt,
-                                      pol_snapshot_cluster_index(snap, signer),
-                                      (size_t)(key - signer->keys.keys), bound.rc, bound.list, bound.count);
+                                      pol_snapshot_cluster_index(snap, signer), key_index(signer, key),
+                                      bound.rc, bound.list, bound.count);
     }
     const authz_jwt *jp = &jwt;
     out->issuer_cluster = signer;

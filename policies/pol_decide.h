@@ -86,6 +86,10 @@ typedef struct pol_decision {
      * empty when none). Allowed and BOUND: sent upstream as x-tokengate-peer. */
     pol_peer_result peer_result;
     authz_slice peer;
+    /* unknown_key for a token whose kid no key of its issuer's clusters
+     * holds: its (unverified) iss, in the arena; empty otherwise. server/
+     * asks for the remote keys of those clusters to be fetched again. */
+    authz_slice kid_miss_issuer;
     authz_slice token;     /* the bearer credential, borrowed from the request; empty when none */
     bool has_token_digest; /* token_digest holds authz_bearer_digest(token) */
     uint8_t token_digest[AUTHZ_BEARER_DIGEST_LEN]; /* from the token cache's key: logs need not hash again */

@@ -1,6 +1,9 @@
 #include "pol_snapshot.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 pol_snapshot *pol_snapshot_acquire(pol_snapshot *snap)
 {
@@ -35,6 +38,10 @@ static void free_cluster(pol_cluster *c)
     }
     free(c->claim_headers);
     free((void *)c->peer.trust_domain.ptr);
+    free((void *)c->source.jwks_uri.ptr);
+    free((void *)c->source.ca_file.ptr);
+    free((void *)c->source.bearer_token_file.ptr);
+    pol_remote_keys_release(c->remote_keys);
 }
 
 static void free_rule(pol_rule *r)
@@ -59,6 +66,15 @@ void pol_snapshot_release(pol_snapshot *snap)
     /* acq_rel: the freeing thread must see every reader's last use. */
     if (atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (snap->base) {
+        /* Only the clusters array and its remote key references are ours. */
+        for (size_t i = 0; i < snap->cluster_count; i++)
+            pol_remote_keys_release(snap->clusters[i].remote_keys);
+        free(snap->clusters);
+        pol_snapshot_release(snap->base);
+        free(snap);
+        return;
+    }
     for (size_t i = 0; i < snap->cluster_count; i++)
         free_cluster(&snap->clusters[i]);
     free(snap->clusters);
@@ -101,4 +117,114 @@ const pol_key_file *pol_cluster_key_file(const pol_cluster *cluster, size_t key_
 size_t pol_snapshot_cluster_index(const pol_snapshot *snap, const pol_cluster *cluster)
 {
     return (size_t)(cluster - snap->clusters);
+}
+
+pol_remote_keys *pol_remote_keys_new(const char *json, size_t len, authz_slice uri, char *err,
+                                     size_t err_size)
+{
+    pol_remote_keys *rk = calloc(1, sizeof *rk);
+    char *uri_copy = malloc(uri.len + 1u);
+    if (!rk || !uri_copy) {
+        snprintf(err, err_size, "out of memory");
+        goto fail;
+    }
+    atomic_init(&rk->refs, 1);
+    authz_keyset_init(&rk->keys);
+    memcpy(uri_copy, uri.ptr, uri.len);
+    uri_copy[uri.len] = '\0';
+    rk->uri = (authz_slice){uri_copy, uri.len};
+    uri_copy = NULL;
+    if (authz_keyset_add_jwks(&rk->keys, json, len, AUTHZ_KEY_DEFAULT_MAX_KEYS, err, err_size) != 0)
+        goto fail;
+    if (rk->keys.count == 0) {
+        snprintf(err, err_size, "JWKS holds no signing key");
+        goto fail;
+    }
+    return rk;
+fail:
+    free(uri_copy);
+    pol_remote_keys_release(rk);
+    return NULL;
+}
+
+pol_remote_keys *pol_remote_keys_acquire(pol_remote_keys *keys)
+{
+    atomic_fetch_add_explicit(&keys->refs, 1, memory_order_relaxed);
+    return keys;
+}
+
+void pol_remote_keys_release(pol_remote_keys *keys)
+{
+    if (!keys || atomic_fetch_sub_explicit(&keys->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    authz_keyset_free(&keys->keys);
+    free((void *)keys->uri.ptr);
+    free(keys);
+}
+
+/* The first key of |rk| that a cluster of |snap| other than |self| holds
+ * (from its files or already attached), with that cluster in *other. */
+static const authz_key *shared_key(const pol_snapshot *snap, size_t self, const pol_remote_keys *rk,
+                                   const pol_cluster **other)
+{
+    for (size_t k = 0; k < rk->keys.count; k++) {
+        for (size_t i = 0; i < snap->cluster_count; i++) {
+            const pol_cluster *c = &snap->clusters[i];
+            for (size_t j = 0; i != self && j < pol_cluster_key_count(c); j++) {
+                if (authz_key_same_material(&rk->keys.keys[k], pol_cluster_key(c, j))) {
+                    *other = c;
+                    return &rk->keys.keys[k];
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+pol_snapshot *pol_snapshot_with_remote_keys(pol_snapshot *from, pol_remote_keys *const *remote, char *err,
+                                            size_t err_size)
+{
+    pol_snapshot *snap = malloc(sizeof *snap);
+    pol_cluster *clusters = malloc(from->cluster_count * sizeof *clusters);
+    struct timespec ts;
+    uint64_t now = 0;
+
+    if (!snap || !clusters) {
+        free(snap);
+        free(clusters);
+        return NULL;
+    }
+    memcpy(snap, from, sizeof *snap);
+    atomic_init(&snap->refs, 1);
+    memcpy(clusters, from->clusters, from->cluster_count * sizeof *clusters);
+    snap->clusters = clusters;
+    snap->key_count = 0;
+    if (err_size > 0)
+        err[0] = '\0';
+    for (size_t i = 0; i < snap->cluster_count; i++)
+        clusters[i].remote_keys = NULL;
+    /* One key, one cluster, as for key files: a fetched set holding another
+     * cluster's key stays out (the key would say the wrong cluster issued a
+     * token), and the cluster keeps no fetched keys until it is fixed. */
+    for (size_t i = 0; i < snap->cluster_count; i++) {
+        const pol_cluster *other = NULL;
+        const authz_key *key = remote[i] ? shared_key(snap, i, remote[i], &other) : NULL;
+        if (key && err_size > 0 && err[0] == '\0') {
+            snprintf(err, err_size,
+                     "cluster %.*s: fetched key kid %.*s (%s) from %.*s is also a key of cluster %.*s",
+                     (int)clusters[i].name.len, clusters[i].name.ptr,
+                     (int)(key->kid_len > 100 ? 100 : key->kid_len), key->kid, authz_key_describe(key),
+                     (int)remote[i]->uri.len, remote[i]->uri.ptr, (int)other->name.len, other->name.ptr);
+        }
+        if (remote[i] && !key)
+            clusters[i].remote_keys = pol_remote_keys_acquire(remote[i]);
+    }
+    for (size_t i = 0; i < snap->cluster_count; i++)
+        snap->key_count += pol_cluster_key_count(&clusters[i]);
+    snap->base = pol_snapshot_acquire(from->base ? from->base : from);
+    /* The same clock as pol_config_load's generations, and never backwards. */
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+        now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    snap->generation = now > from->generation ? now : from->generation + 1u;
+    return snap;
 }

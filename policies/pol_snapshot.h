@@ -37,6 +37,25 @@ typedef struct pol_claim_header {
 #define POL_MAX_CLAIM_HEADERS 16u
 #define POL_CLAIM_VALUE_MAX_BYTES 4096u
 
+/* Where a cluster fetches keys from (jwks_uri or discovery): server/
+ * srv_keyfetch does the fetching; policies/ only validates the settings. */
+typedef struct pol_remote_source {
+    authz_slice jwks_uri;          /* owned, https://...; empty with discovery */
+    bool discovery;                /* jwks_uri from <issuer>/.well-known/openid-configuration */
+    authz_slice ca_file;           /* resolved, owned; empty = the system's trust store */
+    authz_slice bearer_token_file; /* resolved, owned; empty = no Authorization header */
+    int64_t refresh_seconds;       /* 0 = Cache-Control max-age clamped to 60..86400, else 3600 */
+    int64_t fetch_timeout_seconds; /* whole fetch, default 10 */
+} pol_remote_source;
+
+/* Keys fetched for one cluster: parsed once, immutable, shared by every
+ * snapshot that holds them (reference-counted). */
+typedef struct pol_remote_keys {
+    atomic_size_t refs;
+    authz_keyset keys; /* at least one key */
+    authz_slice uri;   /* owned: the URL the key set came from */
+} pol_remote_keys;
+
 typedef struct pol_cluster {
     authz_slice name;           /* owned bytes */
     authz_slice issuer;         /* owned bytes */
@@ -57,6 +76,11 @@ typedef struct pol_cluster {
     size_t claim_header_count;
     bool shadow;                /* "mode": "shadow": rule denials are logged, not enforced */
     pol_peer_binding peer;      /* "peer_binding"; mode UNSET = off */
+    bool remote;                /* jwks_uri or discovery is set: |source| says where */
+    pol_remote_source source;
+    /* Owned reference, NULL until the first good fetch. Its keys follow
+     * |keys| in key indexes (pol_cluster_key). */
+    pol_remote_keys *remote_keys;
 } pol_cluster;
 
 /* A rule's condition on one request header. */
@@ -165,7 +189,47 @@ typedef struct pol_snapshot {
     size_t key_count;             /* over all clusters */
     authz_slice *warnings;        /* owned: "<file>: <json path>: <problem>" lines of the load */
     size_t warning_count;
+    /* Own reference, or NULL: a snapshot made by pol_snapshot_with_remote_keys
+     * borrows everything but its clusters array (and their remote_keys)
+     * from |base|, the snapshot pol_config_load built. */
+    struct pol_snapshot *base;
 } pol_snapshot;
+
+/* Keys of |c|: its files' keys, then its fetched ones. */
+static inline size_t pol_cluster_key_count(const pol_cluster *c)
+{
+    return c->keys.count + (c->remote_keys ? c->remote_keys->keys.count : 0u);
+}
+
+/* Key |index| (< pol_cluster_key_count) of |c|, borrowed from |c|. */
+static inline const authz_key *pol_cluster_key(const pol_cluster *c, size_t index)
+{
+    return index < c->keys.count ? &c->keys.keys[index] : &c->remote_keys->keys.keys[index - c->keys.count];
+}
+
+/* Parses the JWKS document |json| (|len| bytes, the caller bounds it) with
+ * the limits of jwks_file into a new key set with one reference; |uri|
+ * (copied) says where it came from. A document without any signing key is
+ * refused. Returns NULL with |err| set. */
+pol_remote_keys *pol_remote_keys_new(const char *json, size_t len, authz_slice uri, char *err,
+                                     size_t err_size);
+
+/* Takes a reference; returns |keys|. */
+pol_remote_keys *pol_remote_keys_acquire(pol_remote_keys *keys);
+
+/* Drops a reference and frees with the last one. NULL is a no-op. */
+void pol_remote_keys_release(pol_remote_keys *keys);
+
+/* A new snapshot (one reference) equal to |from| but for each cluster's
+ * remote_keys, taken from |remote| (|from|->cluster_count entries, each
+ * NULL or borrowed; the snapshot takes its own references), and a new
+ * generation greater than |from|'s, so token caches drop what |from|
+ * verified. Everything else is shared with |from|'s base. A set holding a
+ * key (same material) of another cluster, from its files or fetched, is
+ * left out (one key, one cluster) and the first such set is described in
+ * |err| ("" when none). NULL when out of memory. */
+pol_snapshot *pol_snapshot_with_remote_keys(pol_snapshot *from, pol_remote_keys *const *remote, char *err,
+                                            size_t err_size);
 
 /* Takes a reference; returns |snap|. */
 pol_snapshot *pol_snapshot_acquire(pol_snapshot *snap);

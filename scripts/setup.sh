@@ -2,7 +2,7 @@
 # Installs what tokengate needs from Debian's packages, and nothing that is
 # already there. Usage: scripts/setup.sh [build|test|bench|demo|image]
 #   build  compiler toolchain and libraries (default; libmicrohttpd for the admin endpoint,
-#          http-parser for the HTTP authorization listener)
+#          http-parser for the HTTP authorization listener, libcurl for remote keys)
 #   test   + Criterion, python3-grpcio, h2load, nginx-light and caddy (the HTTP mode's real
 #          proxies) and the tools the tests use
 #   bench  + nghttpd, perf tools and what the benchmark script uses
@@ -13,7 +13,7 @@ set -euo pipefail
 
 level=${1:-build}
 pkgs=(build-essential cmake pkg-config ca-certificates openssl
-      libssl-dev libjansson-dev libnghttp2-dev libuv1-dev libmicrohttpd-dev
+      libssl-dev libjansson-dev libnghttp2-dev libuv1-dev libmicrohttpd-dev libcurl4-openssl-dev
       protobuf-c-compiler libprotobuf-c-dev libhttp-parser-dev)
 case "$level" in
   build) ;;

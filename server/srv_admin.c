@@ -13,6 +13,7 @@
 
 #include "authz_time.h"
 #include "srv_cli.h"
+#include "srv_keyfetch.h"
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 #define PROMETHEUS_TEXT "text/plain; version=0.0.4; charset=utf-8"
@@ -64,7 +65,10 @@ static void write_config_metrics(FILE *out, const srv_admin *a, const pol_snapsh
             }
             fputc(ch == '\n' ? 'n' : ch, out);
         }
-        fprintf(out, "\"} %zu\n", c->keys.count);
+        fprintf(out, "\"} %zu\n", pol_cluster_key_count(c));
+    }
+    if (a->reload->keyfetch != NULL) {
+        srv_keyfetch_write_metrics(a->reload->keyfetch, out);
     }
     fprintf(out,
             "# HELP tokengate_config_reloads_total Config reloads, by result.\n"
@@ -169,7 +173,7 @@ static enum MHD_Result serve_readyz(struct MHD_Connection *conn, srv_admin *a)
         snprintf(why, sizeof(why), "not ready: draining\n");
     }
     for (size_t i = 0; why[0] == '\0' && i < snap->cluster_count; i++) {
-        if (snap->clusters[i].keys.count == 0) {
+        if (pol_cluster_key_count(&snap->clusters[i]) == 0) {
             snprintf(why, sizeof(why), "not ready: cluster %.*s has no keys\n",
                      (int)(snap->clusters[i].name.len > 200 ? 200 : snap->clusters[i].name.len),
                      snap->clusters[i].name.ptr);

@@ -518,16 +518,19 @@ static json_t *cidr_list(const authz_cidr *items, size_t count)
     return out;
 }
 
-/* Each key's kid, type and file; never key material. */
+/* Each key's kid, type and file or URL; never key material. */
 static json_t *key_list(const pol_cluster *c)
 {
     json_t *out = json_array();
-    for (size_t k = 0; out && k < c->keys.count; k++) {
-        const authz_key *key = &c->keys.keys[k];
-        const pol_key_file *file = pol_cluster_key_file(c, k);
+    for (size_t k = 0; out && k < pol_cluster_key_count(c); k++) {
+        const authz_key *key = pol_cluster_key(c, k);
+        const pol_key_file *file = k < c->keys.count ? pol_cluster_key_file(c, k) : NULL;
+        bool fetched = k >= c->keys.count;
+        /* "url" (where a fetched key came from) for fetched keys only. */
         json_t *entry =
-            json_pack("{s:o, s:s, s:o}", "kid", config_string((authz_slice){key->kid, key->kid_len}), "type",
-                      authz_key_describe(key), "file", file ? config_string(file->name) : json_null());
+            json_pack("{s:o, s:s, s:o, s:o*}", "kid", config_string((authz_slice){key->kid, key->kid_len}),
+                      "type", authz_key_describe(key), "file", file ? config_string(file->name) : json_null(),
+                      "url", fetched ? config_string(c->remote_keys->uri) : NULL);
         if (json_array_append_new(out, entry) != 0) {
             json_decref(out);
             out = NULL;
@@ -573,14 +576,27 @@ static json_t *peer_binding_json(const pol_peer_binding *b, bool rule)
     return out;
 }
 
+/* Where a cluster fetches keys (never the bearer token); NULL (the key is
+ * left out) without. */
+static json_t *remote_source(const pol_cluster *c)
+{
+    if (!c->remote)
+        return NULL;
+    return json_pack("{s:o, s:b, s:o, s:I}", "jwks_uri",
+                     c->source.discovery ? json_null() : config_string(c->source.jwks_uri), "discovery",
+                     c->source.discovery, "ca_file",
+                     c->source.ca_file.ptr ? config_string(c->source.ca_file) : json_null(),
+                     "refresh_seconds", (json_int_t)c->source.refresh_seconds);
+}
+
 static json_t *cluster_json(const pol_cluster *c)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(c->name), "issuer",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o*}", "name", config_string(c->name), "issuer",
                      config_string(c->issuer), "audiences", string_list(c->audiences, c->audience_count),
                      "hosts", string_list(c->hosts, c->host_count), "source_cidrs",
                      cidr_list(c->source_cidrs, c->source_cidr_count), "claim_to_headers",
                      claim_header_list(c), "peer_binding", peer_binding_json(&c->peer, false), "keys",
-                     key_list(c));
+                     key_list(c), "remote_keys", remote_source(c));
 }
 
 /* A rule's header conditions, names lower-case, ["*"] for any value; null

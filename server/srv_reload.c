@@ -7,6 +7,7 @@
 
 #include "pol_config.h"
 #include "srv_event.h"
+#include "srv_keyfetch.h"
 #include "srv_tls.h"
 
 #define RELOAD_ERR_SIZE 4096u
@@ -94,13 +95,47 @@ static void log_success(const srv_reload *r, const pol_snapshot *next, bool fixe
     srv_event_emit("config_reload", f);
 }
 
+/* Hands |next| (whose reference is taken over) to every worker and makes it
+ * the snapshot in force. */
+static void publish(srv_reload *r, pol_snapshot *next)
+{
+    pol_snapshot *old;
+    size_t share = (next->server.max_connections + r->worker_count - 1) / r->worker_count;
+
+    for (size_t i = 0; i < r->worker_count; i++) {
+        srv_worker_publish(&r->workers[i], next, share);
+    }
+    uv_mutex_lock(&r->lock);
+    old = r->current;
+    r->current = next;
+    uv_mutex_unlock(&r->lock);
+    pol_snapshot_release(old);
+}
+
+/* A cluster's fetched key set changed: the snapshot in force with the
+ * fetcher's key sets becomes a new snapshot, published like a reload. */
+static void on_keys_changed(uv_async_t *async)
+{
+    srv_reload *r = async->data;
+    pol_snapshot *next = srv_keyfetch_attach(r->keyfetch, r->current);
+    json_t *f;
+
+    if (next == NULL) {
+        return; /* out of memory: the next change tries again */
+    }
+    publish(r, next);
+    f = json_object();
+    json_object_set_new(f, "generation", json_integer((json_int_t)next->generation));
+    json_object_set_new(f, "keys", json_integer((json_int_t)next->key_count));
+    srv_event_emit("keys_update", f);
+}
+
 int srv_reload_now(srv_reload *r)
 {
     pol_snapshot *next = NULL;
-    pol_snapshot *old;
+    pol_snapshot *loaded;
     char err[RELOAD_ERR_SIZE];
     int fixed;
-    size_t share;
 
     if (stat(r->config_path, &r->seen) != 0) {
         memset(&r->seen, 0, sizeof(r->seen));
@@ -133,15 +168,16 @@ int srv_reload_now(srv_reload *r)
         log_failure(r, err);
         return -1;
     }
-    share = (next->server.max_connections + r->worker_count - 1) / r->worker_count;
-    for (size_t i = 0; i < r->worker_count; i++) {
-        srv_worker_publish(&r->workers[i], next, share);
+    /* Remote clusters keep their last good keys and are fetched again. */
+    loaded = next;
+    next = srv_keyfetch_configure(r->keyfetch, loaded) == 0 ? srv_keyfetch_attach(r->keyfetch, loaded) : NULL;
+    pol_snapshot_release(loaded);
+    if (next == NULL) {
+        atomic_fetch_add(&r->failures, 1);
+        log_failure(r, "out of memory");
+        return -1;
     }
-    uv_mutex_lock(&r->lock);
-    old = r->current;
-    r->current = next;
-    uv_mutex_unlock(&r->lock);
-    pol_snapshot_release(old);
+    publish(r, next);
     atomic_store(&r->last_success_time, (int_least64_t)time(NULL));
     atomic_fetch_add(&r->successes, 1);
     log_success(r, next, fixed == 1);
@@ -210,10 +246,11 @@ static void on_sighup(uv_signal_t *sig, int signum)
 }
 
 int srv_reload_init(srv_reload *r, uv_loop_t *loop, const char *config_path, pol_snapshot *snap,
-                    srv_worker *workers, size_t worker_count)
+                    srv_worker *workers, size_t worker_count, struct srv_keyfetch *keyfetch)
 {
     memset(r, 0, sizeof(*r));
     r->config_path = config_path;
+    r->keyfetch = keyfetch;
     r->workers = workers;
     r->worker_count = worker_count;
     r->current = pol_snapshot_acquire(snap);
@@ -224,6 +261,14 @@ int srv_reload_init(srv_reload *r, uv_loop_t *loop, const char *config_path, pol
         return -1;
     }
     r->lock_ready = true;
+    if (uv_async_init(loop, &r->keys_changed, on_keys_changed) != 0) {
+        return -1;
+    }
+    r->keys_changed.data = r;
+    r->keys_changed_open = true;
+    /* It must not keep the loop alive at shutdown: the fetcher may send it
+     * until it is stopped, after the loop ends (srv_reload_free closes it). */
+    uv_unref((uv_handle_t *)&r->keys_changed);
     if (uv_signal_init(loop, &r->sighup) != 0) {
         return -1;
     }
@@ -256,8 +301,13 @@ void srv_reload_close(srv_reload *r)
     }
 }
 
-void srv_reload_free(srv_reload *r)
+void srv_reload_free(srv_reload *r, uv_loop_t *loop)
 {
+    if (r->keys_changed_open) {
+        uv_close((uv_handle_t *)&r->keys_changed, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        r->keys_changed_open = false;
+    }
     pol_snapshot_release(r->current);
     r->current = NULL;
     if (r->lock_ready) {

@@ -23,6 +23,9 @@ typedef struct srv_reload {
     srv_worker *workers;     /* borrowed, |worker_count| started workers */
     size_t worker_count;
     struct srv_tls *tls; /* borrowed: the listener's TLS context (NULL = h2c), rebuilt with each reload */
+    struct srv_keyfetch *keyfetch; /* borrowed: remote keys; follows each reload, kept across it */
+    uv_async_t keys_changed;       /* the fetcher has a new key set: publish a snapshot with it */
+    bool keys_changed_open;
     uv_mutex_t lock; /* guards |current| against readers on other threads */
     bool lock_ready;
     pol_snapshot *current; /* own reference: the snapshot in force (last good) */
@@ -38,10 +41,12 @@ typedef struct srv_reload {
 } srv_reload;
 
 /* Takes a reference on |snap| (the startup snapshot) and listens for SIGHUP
- * on |loop|. |workers| must stay valid until srv_reload_close. Returns 0 or
- * -1 (then srv_reload_free alone is due). */
+ * on |loop|, and for key sets fetched by |keyfetch| (borrowed; it must be
+ * given &r->keys_changed and be stopped before srv_reload_free). |workers|
+ * must stay valid until srv_reload_close. Returns 0 or -1 (then
+ * srv_reload_free alone is due). */
 int srv_reload_init(srv_reload *r, uv_loop_t *loop, const char *config_path, pol_snapshot *snap,
-                    srv_worker *workers, size_t worker_count);
+                    srv_worker *workers, size_t worker_count, struct srv_keyfetch *keyfetch);
 
 /* Loads the config now and, if it is good, publishes it to every worker.
  * Returns 0 when the new snapshot is in force, -1 when it was refused. Main
@@ -61,7 +66,8 @@ int srv_reload_watch(srv_reload *r, uv_loop_t *loop);
 /* Stops listening for SIGHUP and file changes (before the workers drain). */
 void srv_reload_close(srv_reload *r);
 
-/* Releases the snapshot reference (after the loop has ended). */
-void srv_reload_free(srv_reload *r);
+/* Releases the snapshot reference and closes keys_changed (after the loop
+ * has ended and the fetcher has stopped; runs |loop| once for the close). */
+void srv_reload_free(srv_reload *r, uv_loop_t *loop);
 
 #endif

@@ -12,6 +12,7 @@
 #include "srv_admin.h"
 #include "srv_cli.h"
 #include "srv_event.h"
+#include "srv_keyfetch.h"
 #include "srv_reload.h"
 #include "srv_tls.h"
 #include "srv_worker.h"
@@ -27,6 +28,7 @@ typedef struct serve_state {
     srv_tls *tls; /* the listener's TLS (srv_tls_reload swaps its certificates); NULL = h2c */
     size_t started;
     srv_reload reload;
+    srv_keyfetch keyfetch;
     srv_admin admin;
     atomic_bool stopping;
 } serve_state;
@@ -222,6 +224,12 @@ int srv_serve_main(int argc, char **argv)
         fprintf(stderr, "tokengate serve: %s\n", err);
         return 2;
     }
+    /* Before any thread: it initialises libcurl. */
+    if (srv_keyfetch_init(&st.keyfetch, &st.reload.keys_changed) != 0 ||
+        srv_keyfetch_configure(&st.keyfetch, snap) != 0) {
+        fputs("tokengate serve: cannot prepare the key fetcher\n", stderr);
+        goto cleanup;
+    }
     if (parse_listen(snap->server.listen, &addr, host, sizeof(host), port, sizeof(port)) != 0) {
         fprintf(stderr, "tokengate serve: %s: listen: cannot resolve \"%.*s\"\n", config,
                 (int)snap->server.listen.len, snap->server.listen.ptr);
@@ -262,6 +270,7 @@ int srv_serve_main(int argc, char **argv)
             goto stop;
         }
         st.workers[i].tls = st.tls;
+        st.workers[i].keyfetch = &st.keyfetch;
         if (bound_port < 0) {
             /* With port 0 the first socket picks it; the others share it. */
             bound_port = srv_worker_port(&st.workers[i]);
@@ -281,13 +290,19 @@ int srv_serve_main(int argc, char **argv)
     uv_signal_start(&st.sigterm, on_signal, SIGTERM);
     uv_signal_start(&st.sigint, on_signal, SIGINT);
     /* SIGHUP callbacks run in uv_run below, once every worker has started. */
-    if (srv_reload_init(&st.reload, st.loop, config, snap, st.workers, nworkers) != 0) {
+    if (srv_reload_init(&st.reload, st.loop, config, snap, st.workers, nworkers, &st.keyfetch) != 0) {
         fputs("tokengate serve: cannot install the SIGHUP handler\n", stderr);
         goto stop;
     }
     st.reload.tls = st.tls;
     if (snap->server.watch_config && srv_reload_watch(&st.reload, st.loop) != 0) {
         fprintf(stderr, "tokengate serve: %s: watch_config: cannot watch the file's folder\n", config);
+        on_signal(&st.sigterm, SIGTERM);
+        uv_run(st.loop, UV_RUN_DEFAULT);
+        goto stop;
+    }
+    if (srv_keyfetch_start(&st.keyfetch) != 0) {
+        fputs("tokengate serve: cannot start the key fetch thread\n", stderr);
         on_signal(&st.sigterm, SIGTERM);
         uv_run(st.loop, UV_RUN_DEFAULT);
         goto stop;
@@ -331,19 +346,23 @@ stop:
     for (size_t i = 0; i < st.started; i++) {
         srv_worker_join(&st.workers[i]);
     }
+    /* After the workers (their kid misses wake it) and before the reload's
+     * keys_changed goes (the fetcher sends it). */
+    srv_keyfetch_stop(&st.keyfetch);
     /* /readyz said "draining" until here. */
     srv_admin_stop(&st.admin);
     for (size_t i = 0; i < nworkers; i++) {
         srv_worker_destroy(&st.workers[i]);
     }
+    srv_reload_free(&st.reload, st.loop);
     if (st.loop != NULL) {
         uv_loop_close(st.loop);
     }
-    srv_reload_free(&st.reload);
     if (rc == 0) {
         fputs("tokengate: stopped\n", stderr);
     }
 cleanup:
+    srv_keyfetch_free(&st.keyfetch);
     srv_tls_free(st.tls);
     free(st.workers);
     pol_snapshot_release(snap);

@@ -8,6 +8,7 @@
 
 #include "srv_conn.h"
 #include "srv_http.h"
+#include "srv_keyfetch.h"
 
 /* Between the GOAWAY notice and the final GOAWAY: long enough for streams
  * the client already sent to arrive (about one round trip). */
@@ -229,6 +230,11 @@ void srv_worker_record_decision(srv_worker *w, const pol_decide_ctx *ctx, authz_
                                                 : SRV_DECISION_ALLOW;
     uint64_t ns = uv_hrtime() - t0_ns;
 
+    /* A kid no key holds: its clusters' remote keys are fetched again
+     * (rate-limited by the fetcher); the answer does not wait for it. */
+    if (d->kid_miss_issuer.len > 0 && w->keyfetch != NULL) {
+        srv_keyfetch_kid_miss(w->keyfetch, w->snap, d->kid_miss_issuer);
+    }
     srv_metrics_count_check(m, w->snap, d, kind, ns);
     if (ctx->cache_outcome == POL_CACHE_HIT) {
         srv_counter_add(&m->cache_hits, 1);

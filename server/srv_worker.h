@@ -67,13 +67,14 @@ typedef struct srv_worker {
     pol_token_cache *cache;            /* verified tokens, this worker's own; NULL when off */
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
-    srv_mempool h2_mem;        /* every allocation of this worker's nghttp2 sessions */
-    srv_tls *tls;              /* borrowed from srv_serve, set before start: the listener's TLS; NULL = h2c */
-    size_t max_conns;          /* this worker's share of max_connections */
-    size_t conn_count;         /* both listeners' connections: max_conns bounds them together */
-    srv_conn *conns;           /* open connections (doubly linked) */
-    srv_http_conn *http_conns; /* open HTTP/1.1 connections (doubly linked) */
-    srv_stream *free_streams;  /* reusable streams */
+    srv_mempool h2_mem;            /* every allocation of this worker's nghttp2 sessions */
+    srv_tls *tls;                  /* borrowed from srv_serve, set before start: the listener's TLS; NULL = h2c */
+    struct srv_keyfetch *keyfetch; /* borrowed, set before start: told of kid misses; NULL = none */
+    size_t max_conns;              /* this worker's share of max_connections */
+    size_t conn_count;             /* both listeners' connections: max_conns bounds them together */
+    srv_conn *conns;               /* open connections (doubly linked) */
+    srv_http_conn *http_conns;     /* open HTTP/1.1 connections (doubly linked) */
+    srv_stream *free_streams;      /* reusable streams */
     size_t free_count;
     srv_budget request_bytes;            /* over all connections: max_buffered_bytes_per_worker */
     authz_arena decide_arena;            /* one decision at a time: reset after each answer */

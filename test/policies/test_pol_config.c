@@ -396,7 +396,7 @@ Test(pol_config, key_file_too_big)
 Test(pol_config, cluster_without_keys)
 {
     expect_error("{\"clusters\":[{\"name\":\"a\",\"issuer\":\"i\",\"audiences\":[\"x\"]}]}",
-                 "clusters[0]: needs jwks_file or public_key_files");
+                 "clusters[0]: needs jwks_file, public_key_files, jwks_uri or discovery");
 }
 
 Test(pol_config, jwks_without_signing_keys)

@@ -238,6 +238,7 @@ class Agreement(unittest.TestCase):
             set_path(config["clusters"][0], path, pick(spec))
         cluster = config["clusters"][0]
         cluster.update(source_cidrs=["10.0.0.0/8", "fd00::/8"], forward_token=True, cidr_claim="cidrs",
+                       jwks_uri="https://a.example/openid/v1/jwks",
                        enforce_warnafter=True,
                        claim_to_headers=[{"claim": "kubernetes.io.pod.name", "header": "X-Pod-Name"},
                                          {"claim": "roles", "header": "x-roles"}])
@@ -253,7 +254,8 @@ class Agreement(unittest.TestCase):
 
     def test_generated_valid_configs_load(self):
         for label, pick in (("minimum", lambda s: s["minimum"]), ("maximum", lambda s: s["maximum"]),
-                            ("default", lambda s: s["default"])):
+                            # refresh_seconds has none: Cache-Control decides.
+                            ("default", lambda s: s.get("default", s["minimum"]))):
             with self.subTest(values=label):
                 config = self.generated(pick)
                 VALIDATOR.validate(config)
@@ -269,6 +271,14 @@ class Agreement(unittest.TestCase):
         ("$schema not a string", lambda c: c.update({"$schema": 1})),
         ("no clusters", lambda c: c.update(clusters=[])),
         ("cluster without keys", lambda c: c["clusters"][1].pop("public_key_files")),
+        ("plain http jwks_uri", lambda c: c["clusters"][0].update(jwks_uri="http://a.example/keys")),
+        ("jwks_uri beside discovery",
+         lambda c: c["clusters"][0].update(jwks_uri="https://a.example/keys", discovery=True)),
+        ("refresh without a remote source", lambda c: c["clusters"][0].update(refresh_seconds=300)),
+        ("refresh below a minute",
+         lambda c: c["clusters"][0].update(jwks_uri="https://a.example/keys", refresh_seconds=59)),
+        ("discovery false alone", lambda c: (c["clusters"][1].pop("public_key_files"),
+                                             c["clusters"][1].update(discovery=False))),
         ("empty audiences", lambda c: c["clusters"][0].update(audiences=[])),
         ("cluster name with a space", lambda c: c["clusters"][0].update(name="a b")),
         ("host with a port", lambda c: c["clusters"][0].update(hosts=["api.a.example:443"])),
