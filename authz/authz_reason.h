@@ -29,6 +29,12 @@ typedef enum authz_reason {
     /* 3 INVALID_ARGUMENT, HTTP 400: the request itself cannot be judged safely
      * (a path that does not normalize). Appended: the values above are stable. */
     AUTHZ_REASON_MALFORMED_REQUEST,
+    /* 7, HTTP 403: a genuine identity-provider token at a cluster its
+     * provider is not trusted for. */
+    AUTHZ_REASON_PROVIDER_NOT_ALLOWED,
+    /* 16, HTTP 401: an identity-provider token failing a claim validation
+     * rule (or email_verified false with an email username). */
+    AUTHZ_REASON_CLAIM_MISMATCH,
     AUTHZ_REASON_COUNT
 } authz_reason;
 
