@@ -14,9 +14,9 @@
 
 #include "authz_slice.h"
 
-#define SRV_CHECKRESP_HEADERS_MAX 21u /* 4 identity + claim_to_headers + x-tokengate-shadow-reason */
-#define SRV_CHECKRESP_REMOVE_MAX 16u
-#define SRV_CHECKRESP_META_MAX 5u
+#define SRV_CHECKRESP_HEADERS_MAX 24u /* 7 identity + claim_to_headers + x-tokengate-shadow-reason */
+#define SRV_CHECKRESP_REMOVE_MAX 19u  /* claim_to_headers + 3 identity headers */
+#define SRV_CHECKRESP_META_MAX 6u
 
 /* A header (HeaderValueOption) or a dynamic_metadata string field. */
 typedef struct srv_checkresp_pair {

@@ -340,12 +340,37 @@ static void print_report(const cli_opts *o, const explain_trace *t, const pol_de
                json_string_value(json_object_get(step, "check")),
                json_string_value(json_object_get(step, "detail")));
     }
+    if (d->provider)
+        printf("identity provider: %.*s user: %.*s groups: %.*s\n", (int)d->provider->name.len,
+               d->provider->name.ptr, (int)d->username.len, d->username.ptr, (int)d->groups.len,
+               d->groups.len > 0 ? d->groups.ptr : "");
+    if (d->rule)
+        printf("rule: %.*s\n", (int)d->rule->name.len, d->rule->name.ptr);
     if (d->allowed)
         printf("subject: %.*s\n", (int)d->subject.len, d->subject.ptr);
     else if (d->verified_subject.len > 0)
         printf("verified subject (denied): %.*s\n", (int)d->verified_subject.len, d->verified_subject.ptr);
     printf("decision: %s reason: %s message: %s\n", d->allowed ? "ALLOW" : "DENY",
            authz_reason_name(d->status.reason), d->status.message);
+}
+
+/* A provider token's groups as an array; null for other tokens. */
+static json_t *group_list(const pol_decision *d)
+{
+    if (!d->provider || !d->username.ptr)
+        return json_null();
+    json_t *out = json_array();
+    size_t start = 0;
+    for (size_t i = 0; out && d->groups.len > 0 && i <= d->groups.len; i++) {
+        if (i < d->groups.len && d->groups.ptr[i] != ',')
+            continue;
+        if (json_array_append_new(out, printable_string(d->groups.ptr + start, i - start)) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+        start = i + 1;
+    }
+    return out;
 }
 
 static int print_json_report(const explain_trace *t, const pol_decision *d)
@@ -360,6 +385,13 @@ static int print_json_report(const explain_trace *t, const pol_decision *d)
         "verified_subject", slice_or_null(d->verified_subject), "namespace", slice_or_null(d->namespace_name),
         "service_account", slice_or_null(d->service_account), "pod", slice_or_null(d->pod_name), "node",
         slice_or_null(d->node_name), "checks", t->checks, "header", t->header, "claims", t->claims);
+    if (report && (json_object_set_new(report, "provider",
+                                       d->provider ? slice_or_null(d->provider->name) : json_null()) != 0 ||
+                   json_object_set_new(report, "username", slice_or_null(d->username)) != 0 ||
+                   json_object_set_new(report, "groups", group_list(d)) != 0)) {
+        json_decref(report);
+        report = NULL;
+    }
     if (!report) {
         fprintf(stderr, "tokengate: cannot build the JSON report\n");
         return -1;
@@ -583,13 +615,14 @@ static json_t *rule_json(const pol_snapshot *snap, const pol_rule *r)
             clusters = NULL;
         }
     }
-    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o}", "name", config_string(r->name),
-                     "clusters", clusters, "path_prefix",
+    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name",
+                     config_string(r->name), "clusters", clusters, "path_prefix",
                      r->path_prefix.len ? config_string(r->path_prefix) : json_null(), "ignore_case",
                      r->ignore_case, "methods", string_list(r->methods, r->method_count), "headers",
                      header_conditions(snap, r), "namespaces", string_list(r->namespaces, r->namespace_count),
                      "service_accounts", string_list(r->service_accounts, r->service_account_count),
-                     "source_cidrs", cidr_list(r->source_cidrs, r->source_cidr_count));
+                     "source_cidrs", cidr_list(r->source_cidrs, r->source_cidr_count), "users",
+                     string_list(r->users, r->user_count), "groups", string_list(r->groups, r->group_count));
 }
 
 json_t *srv_cli_config_json(const pol_snapshot *snap)

@@ -39,12 +39,12 @@ OVERWRITE_IF_EXISTS_OR_ADD = 2
 UNAUTHENTICATED_REASONS = (
     "missing_token", "malformed_token", "unsupported_alg", "unknown_key", "bad_signature",
     "unknown_issuer", "cluster_mismatch", "audience_mismatch", "expired", "not_yet_valid",
-    "missing_claim", "stale_token",
+    "missing_claim", "stale_token", "claim_mismatch",
 )
 # Reasons decided before a signature verified: no claim may be trusted.
 UNVERIFIED_REASONS = ("missing_token", "malformed_token", "unsupported_alg", "unknown_key", "bad_signature",
                       "unknown_issuer", "malformed_request")
-FORBIDDEN_REASONS = ("unknown_cluster", "source_not_allowed", "forbidden")
+FORBIDDEN_REASONS = ("unknown_cluster", "source_not_allowed", "forbidden", "provider_not_allowed")
 # The request itself cannot be judged (a path that does not normalize): HTTP 400.
 INVALID_REASONS = ("malformed_request",)
 
@@ -417,6 +417,10 @@ def new_folder(prefix):
 
 # ---- assertions ------------------------------------------------------------------
 
+# Headers of an identity-provider token's allow, removed for service accounts.
+PROVIDER_HEADERS = ["x-tokengate-user", "x-tokengate-groups", "x-tokengate-provider"]
+
+
 def header_dict(options):
     return {o.header.key.lower(): o.header.value for o in options}
 
@@ -438,10 +442,12 @@ class DecisionAsserts:
         for option in ok.headers:
             self.assertEqual(option.append_action, OVERWRITE_IF_EXISTS_OR_ADD, option.header.key)
             self.assertEqual(option.header.raw_value, b"", "replies must use value, not raw_value")
+        # A service account's token: the provider identity headers are removed.
         if forward_token:
             self.assertNotIn("authorization", list(ok.headers_to_remove))
         else:
-            self.assertEqual(list(ok.headers_to_remove), ["authorization"])
+            self.assertEqual(list(ok.headers_to_remove), ["authorization"] + PROVIDER_HEADERS)
+        self.assertTrue(set(PROVIDER_HEADERS) <= set(ok.headers_to_remove))
         fields = resp.dynamic_metadata.fields
         self.assertEqual(fields["cluster"].string_value, cluster)
         self.assertEqual(fields["subject"].string_value, subject)

@@ -7,9 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pol_config.h"
-#include "envoy/service/auth/v3/external_auth.pb-c.h"
 #include "checkreq_builder.h"
+#include "envoy/service/auth/v3/external_auth.pb-c.h"
+#include "pol_config.h"
 #include "srv_checkreq.h"
 #include "srv_extauthz.h"
 #include "srv_pbarena.h"
@@ -31,7 +31,6 @@ static void teardown(void)
 }
 
 TestSuite(srv_extauthz, .init = setup, .fini = teardown);
-
 
 /* Packs with protobuf-c and reads the bytes back with srv_checkreq, so every
  * test goes through the wire format. */
@@ -368,8 +367,13 @@ Test(srv_extauthz, allow_response_fields)
     assert_header(ok->headers, ok->n_headers, "x-tokengate-subject", "system:serviceaccount:shop:checkout");
     assert_header(ok->headers, ok->n_headers, "x-tokengate-namespace", "shop");
     assert_header(ok->headers, ok->n_headers, "x-tokengate-service-account", "checkout");
-    cr_assert_eq(ok->n_headers_to_remove, 1);
+    /* A service account's token: the provider identity headers are removed,
+     * so a client's own copies never reach the upstream. */
+    cr_assert_eq(ok->n_headers_to_remove, 4);
     cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
+    cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-user");
+    cr_assert_str_eq(ok->headers_to_remove[2], "x-tokengate-groups");
+    cr_assert_str_eq(ok->headers_to_remove[3], "x-tokengate-provider");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     cr_assert_null(ok->dynamic_metadata, "the deprecated ok_response.dynamic_metadata would override");
@@ -391,7 +395,7 @@ Test(srv_extauthz, allow_with_forward_token_keeps_authorization)
 
     cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
     check_resp *r = unpack_resp(buf, len);
-    cr_assert_eq(r->ok_response->n_headers_to_remove, 0);
+    cr_assert_eq(r->ok_response->n_headers_to_remove, 3, "only the provider identity headers");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
 }
 
@@ -667,7 +671,7 @@ Test(srv_extauthz, end_to_end_allow_and_cross_cluster_replay)
               res.decision.status.message);
     check_resp *r = unpack_resp(res.response, res.response_len);
     cr_assert_eq(r->status->code, 0);
-    cr_assert_eq(r->ok_response->n_headers_to_remove, 1);
+    cr_assert_eq(r->ok_response->n_headers_to_remove, 4);
     assert_header(r->ok_response->headers, r->ok_response->n_headers, "x-tokengate-subject",
                   "system:serviceaccount:shop:checkout");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
@@ -738,7 +742,8 @@ static hv_option *oracle_header(const char *key, const char *value)
     hv->value = (char *)value;
     envoy__config__core__v3__header_value_option__init(o);
     o->header = hv;
-    o->append_action = ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD;
+    o->append_action =
+        ENVOY__CONFIG__CORE__V3__HEADER_VALUE_OPTION__HEADER_APPEND_ACTION__OVERWRITE_IF_EXISTS_OR_ADD;
     return o;
 }
 
@@ -764,7 +769,8 @@ static size_t oracle_allow(const pol_decision *d, uint8_t *out)
     Google__Protobuf__Struct meta = GOOGLE__PROTOBUF__STRUCT__INIT;
     Google__Protobuf__Struct__FieldsEntry *fields[5];
     hv_option *headers[4];
-    char *remove[] = {(char *)"authorization"};
+    char *remove[] = {(char *)"authorization", (char *)"x-tokengate-user", (char *)"x-tokengate-groups",
+                      (char *)"x-tokengate-provider"};
     char *cluster = dup_slice(d->cluster->name);
 
     headers[0] = oracle_header("x-tokengate-cluster", cluster);
@@ -773,10 +779,8 @@ static size_t oracle_allow(const pol_decision *d, uint8_t *out)
     headers[3] = oracle_header("x-tokengate-service-account", dup_slice(d->service_account));
     ok.headers = headers;
     ok.n_headers = 4;
-    if (!d->cluster->forward_token) {
-        ok.headers_to_remove = remove;
-        ok.n_headers_to_remove = 1;
-    }
+    ok.headers_to_remove = d->cluster->forward_token ? remove + 1 : remove;
+    ok.n_headers_to_remove = d->cluster->forward_token ? 3 : 4;
     meta.fields = fields;
     oracle_field(&meta, "cluster", cluster);
     oracle_field(&meta, "subject", dup_slice(d->subject));
@@ -790,8 +794,8 @@ static size_t oracle_allow(const pol_decision *d, uint8_t *out)
     return envoy__service__auth__v3__check_response__pack(&resp, out);
 }
 
-static size_t oracle_deny(const pol_decision *d, const char *status_message, const char *www, const char *body,
-                          uint8_t *out)
+static size_t oracle_deny(const pol_decision *d, const char *status_message, const char *www,
+                          const char *body, uint8_t *out)
 {
     check_resp resp = ENVOY__SERVICE__AUTH__V3__CHECK_RESPONSE__INIT;
     Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
@@ -868,11 +872,12 @@ Test(srv_extauthz, writer_matches_protobuf_c_on_deny)
     pol_decision d = deny_decision(&c, AUTHZ_REASON_EXPIRED, "exp \"1\" \\ now\x01");
 
     cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_FULL, &arena, &buf, &len), 0);
-    assert_bytes(buf, len, want,
-                 oracle_deny(&d, "expired: exp \"1\" \\ now?",
-                             "Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\"expired\"",
-                             "{\"allowed\":false,\"reason\":\"expired\",\"message\":\"exp \\\"1\\\" \\\\ now?\"}",
-                             want));
+    assert_bytes(
+        buf, len, want,
+        oracle_deny(&d, "expired: exp \"1\" \\ now?",
+                    "Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\"expired\"",
+                    "{\"allowed\":false,\"reason\":\"expired\",\"message\":\"exp \\\"1\\\" \\\\ now?\"}",
+                    want));
     d = deny_decision(NULL, AUTHZ_REASON_SOURCE_NOT_ALLOWED, "");
     cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_FULL, &arena, &buf, &len), 0);
     assert_bytes(buf, len, want,
