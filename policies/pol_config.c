@@ -1255,7 +1255,7 @@ static void parse_claim_rules(cfg_ctx *ctx, const json_t *obj, const char *paren
  * providers fetch keys too. */
 static void refuse_remote_keys(cfg_ctx *ctx, const json_t *obj, const char *path)
 {
-    static const char *const remote[] = {"jwks_uri", "discovery", "ca_file", NULL};
+    const char *const remote[] = {"jwks_uri", "discovery", "ca_file", NULL};
     for (size_t i = 0; remote[i]; i++) {
         const json_t *v = json_object_get(obj, remote[i]);
         if (!v)
