@@ -386,6 +386,46 @@ Test(srv_extauthz, allow_response_fields)
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
 }
 
+/* An identity provider's user: user, groups and provider set; the service
+ * account headers removed; no groups, and x-tokengate-groups is removed too. */
+Test(srv_extauthz, allow_provider_user_headers)
+{
+    pol_cluster c = test_cluster(false);
+    pol_provider provider;
+    memset(&provider, 0, sizeof(provider));
+    provider.name = AUTHZ_SLICE_LIT("dex");
+    pol_decision d = allow_decision(&c);
+    d.issuer_cluster = NULL;
+    d.provider = &provider;
+    d.subject = d.username = AUTHZ_SLICE_LIT("corp:alice@example.com");
+    d.groups = AUTHZ_SLICE_LIT("corp:admins,corp:dev");
+    d.namespace_name = d.service_account = (authz_slice){NULL, 0};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    for (int with_groups = 1; with_groups >= 0; with_groups--) {
+        if (!with_groups)
+            d.groups = (authz_slice){NULL, 0};
+        cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
+        check_resp *r = unpack_resp(buf, len);
+        Envoy__Service__Auth__V3__OkHttpResponse *ok = r->ok_response;
+        cr_assert_eq(ok->n_headers, with_groups ? 5u : 4u);
+        assert_header(ok->headers, ok->n_headers, "x-tokengate-subject", "corp:alice@example.com");
+        assert_header(ok->headers, ok->n_headers, "x-tokengate-user", "corp:alice@example.com");
+        assert_header(ok->headers, ok->n_headers, "x-tokengate-provider", "dex");
+        if (with_groups)
+            assert_header(ok->headers, ok->n_headers, "x-tokengate-groups", "corp:admins,corp:dev");
+        cr_assert_eq(ok->n_headers_to_remove, with_groups ? 3u : 4u);
+        cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
+        cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-namespace");
+        cr_assert_str_eq(ok->headers_to_remove[2], "x-tokengate-service-account");
+        if (!with_groups)
+            cr_assert_str_eq(ok->headers_to_remove[3], "x-tokengate-groups");
+        cr_assert_str_eq(meta_get(r, "provider"), "dex");
+        envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+    }
+}
+
 Test(srv_extauthz, allow_with_forward_token_keeps_authorization)
 {
     pol_cluster c = test_cluster(true);
