@@ -700,6 +700,9 @@ static int check_provider_token(const pol_snapshot *snap, const pol_cluster *tar
                                  .now = req->now,
                                  .clock_skew = snap->clock_skew};
     static const char *const checks[] = {"issuer", "expiry", "audience", "claim_rules"};
+    static const char *const passed[] = {
+        "iss is the issuer", "exp, nbf and iat are within the clock skew", "aud holds an audience",
+        "no kubernetes.io claim, claim_validation_rules and email_verified hold"};
     for (size_t i = 0; i < 4; i++) {
         int rc = i == 0   ? authz_claims_check_issuer(jwt, &policy, &out->status)
                  : i == 1 ? authz_claims_check_time(jwt, &policy, &out->status)
@@ -709,7 +712,8 @@ static int check_provider_token(const pol_snapshot *snap, const pol_cluster *tar
             trace_fail(ctx, checks[i], &out->status);
             return -1;
         }
-        trace_step(ctx, checks[i], true, "as identity provider %.*s requires", shown(p->name), p->name.ptr);
+        trace_step(ctx, checks[i], true, "%s of identity provider %.*s", passed[i], shown(p->name),
+                   p->name.ptr);
     }
     if (!ctx->arena ||
         pol_provider_identity(p, jwt, ctx->arena, &out->username, &out->groups, &out->status) != 0) {

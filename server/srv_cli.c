@@ -342,8 +342,8 @@ static void print_report(const cli_opts *o, const explain_trace *t, const pol_de
     }
     if (d->provider)
         printf("identity provider: %.*s user: %.*s groups: %.*s\n", (int)d->provider->name.len,
-               d->provider->name.ptr, (int)d->username.len, d->username.ptr, (int)d->groups.len,
-               d->groups.len > 0 ? d->groups.ptr : "");
+               d->provider->name.ptr, (int)d->username.len, d->username.len > 0 ? d->username.ptr : "",
+               (int)d->groups.len, d->groups.len > 0 ? d->groups.ptr : "");
     if (d->rule)
         printf("rule: %.*s\n", (int)d->rule->name.len, d->rule->name.ptr);
     if (d->allowed)
@@ -695,6 +695,8 @@ int srv_cli_check_main(int argc, char **argv)
         printf("ok: %s: %zu cluster%s, %zu key%s, %zu rule%s", o.config, snap->cluster_count,
                snap->cluster_count == 1 ? "" : "s", snap->key_count, snap->key_count == 1 ? "" : "s",
                snap->rule_count, snap->rule_count == 1 ? "" : "s");
+        if (snap->provider_count > 0)
+            printf(", %zu identity provider%s", snap->provider_count, snap->provider_count == 1 ? "" : "s");
         if (snap->server.tls.enabled)
             printf(snap->server.tls.client_ca_file.len > 0 ? ", mutual TLS" : ", TLS");
         if (w > 0)
