@@ -25,6 +25,8 @@ static const char *const reason_names[AUTHZ_REASON_COUNT] = {
     [AUTHZ_REASON_MALFORMED_REQUEST] = "malformed_request",
     [AUTHZ_REASON_PEER_MISMATCH] = "peer_mismatch",
     [AUTHZ_REASON_PEER_MISSING] = "peer_missing",
+    [AUTHZ_REASON_PROVIDER_NOT_ALLOWED] = "provider_not_allowed",
+    [AUTHZ_REASON_CLAIM_MISMATCH] = "claim_mismatch",
 };
 
 /* One line per reason; test_authz_reason fails when a reason has none. */
@@ -48,6 +50,8 @@ static const char *const public_messages[AUTHZ_REASON_COUNT] = {
     [AUTHZ_REASON_MALFORMED_REQUEST] = "the request cannot be judged safely",
     [AUTHZ_REASON_PEER_MISMATCH] = "the token belongs to another workload than the caller",
     [AUTHZ_REASON_PEER_MISSING] = "the caller presented no mesh identity",
+    [AUTHZ_REASON_PROVIDER_NOT_ALLOWED] = "the token's identity provider is not trusted for this cluster",
+    [AUTHZ_REASON_CLAIM_MISMATCH] = "the token's claims do not meet the identity provider's rules",
     [AUTHZ_REASON_INTERNAL_ERROR] = "the request could not be authorized; try again later",
 };
 
@@ -71,10 +75,12 @@ int authz_reason_grpc_code(authz_reason reason)
 {
     if (reason == AUTHZ_REASON_OK)
         return 0;
-    if (reason >= AUTHZ_REASON_MISSING_TOKEN && reason <= AUTHZ_REASON_STALE_TOKEN)
+    if ((reason >= AUTHZ_REASON_MISSING_TOKEN && reason <= AUTHZ_REASON_STALE_TOKEN) ||
+        reason == AUTHZ_REASON_CLAIM_MISMATCH)
         return 16;
     if ((reason >= AUTHZ_REASON_UNKNOWN_CLUSTER && reason <= AUTHZ_REASON_FORBIDDEN) ||
-        reason == AUTHZ_REASON_PEER_MISMATCH || reason == AUTHZ_REASON_PEER_MISSING)
+        reason == AUTHZ_REASON_PEER_MISMATCH || reason == AUTHZ_REASON_PEER_MISSING ||
+        reason == AUTHZ_REASON_PROVIDER_NOT_ALLOWED)
         return 7;
     if (reason == AUTHZ_REASON_MALFORMED_REQUEST)
         return 3;

@@ -33,6 +33,12 @@ typedef enum authz_reason {
      * names another workload than the token, or is absent where required. */
     AUTHZ_REASON_PEER_MISMATCH,
     AUTHZ_REASON_PEER_MISSING,
+    /* 7, HTTP 403: a genuine identity-provider token at a cluster its
+     * provider is not trusted for. */
+    AUTHZ_REASON_PROVIDER_NOT_ALLOWED,
+    /* 16, HTTP 401: an identity-provider token failing a claim validation
+     * rule (or email_verified false with an email username). */
+    AUTHZ_REASON_CLAIM_MISMATCH,
     AUTHZ_REASON_COUNT
 } authz_reason;
 

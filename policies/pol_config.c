@@ -981,17 +981,25 @@ static void check_peer_tightens(cfg_ctx *ctx, const json_t *obj, const char *pat
 
 /* ---- clusters ----------------------------------------------------------- */
 
-/* Remembers that keys [first, c->keys.count) came from file |name| named
- * at |path|, for reports. */
-static void record_key_file(cfg_ctx *ctx, pol_cluster *c, authz_slice name, const char *path, size_t first)
+/* Where loaded keys go: a cluster's or an identity provider's key set and
+ * the record of the files they came from. */
+typedef struct key_sink {
+    authz_keyset *keys;
+    pol_key_file **files;
+    size_t *file_count;
+} key_sink;
+
+/* Remembers that keys [first, sink->keys->count) came from file |name|
+ * named at |path|, for reports. */
+static void record_key_file(cfg_ctx *ctx, key_sink sink, authz_slice name, const char *path, size_t first)
 {
-    pol_key_file *grown = realloc(c->key_files, (c->key_file_count + 1) * sizeof *grown);
+    pol_key_file *grown = realloc(*sink.files, (*sink.file_count + 1) * sizeof *grown);
     if (!grown) {
         cfg_fail(ctx, path, NULL, "out of memory");
         return;
     }
-    c->key_files = grown;
-    pol_key_file *f = &c->key_files[c->key_file_count];
+    *sink.files = grown;
+    pol_key_file *f = &grown[*sink.file_count];
     memset(f, 0, sizeof *f);
     if (!dup_slice(name.ptr, name.len, false, &f->name) ||
         !dup_slice(path, strlen(path), false, &f->json_path)) {
@@ -1000,8 +1008,8 @@ static void record_key_file(cfg_ctx *ctx, pol_cluster *c, authz_slice name, cons
         return;
     }
     f->first_key = first;
-    f->key_count = c->keys.count - first;
-    c->key_file_count++;
+    f->key_count = sink.keys->count - first;
+    (*sink.file_count)++;
 }
 
 /* The hint for a key file that failed to load as |jwks| (else PEM): the
@@ -1016,7 +1024,7 @@ static const char *key_file_hint(bool jwks, const char *data, size_t len)
     return NULL;
 }
 
-static void load_key_file(cfg_ctx *ctx, pol_cluster *c, const json_t *v, const char *path, bool jwks)
+static void load_key_file(cfg_ctx *ctx, key_sink sink, const json_t *v, const char *path, bool jwks)
 {
     authz_slice name;
     if (!string_value(ctx, v, path, NULL, &name))
@@ -1024,7 +1032,7 @@ static void load_key_file(cfg_ctx *ctx, pol_cluster *c, const json_t *v, const c
     char *full = resolve_path(ctx, name.ptr);
     char *data = NULL;
     size_t len = 0;
-    size_t first = c->keys.count;
+    size_t first = sink.keys->count;
     char why[256];
     if (!full) {
         cfg_fail(ctx, path, v, "path too long or out of memory");
@@ -1034,15 +1042,38 @@ static void load_key_file(cfg_ctx *ctx, pol_cluster *c, const json_t *v, const c
         cfg_fail(ctx, path, v, "%s: %s", full, why);
         goto cleanup;
     }
-    int rc = jwks ? authz_keyset_add_jwks(&c->keys, data, len, AUTHZ_KEY_DEFAULT_MAX_KEYS, why, sizeof why)
-                  : authz_keyset_add_pem(&c->keys, data, len, AUTHZ_KEY_DEFAULT_MAX_KEYS, why, sizeof why);
+    int rc = jwks ? authz_keyset_add_jwks(sink.keys, data, len, AUTHZ_KEY_DEFAULT_MAX_KEYS, why, sizeof why)
+                  : authz_keyset_add_pem(sink.keys, data, len, AUTHZ_KEY_DEFAULT_MAX_KEYS, why, sizeof why);
     if (rc != 0)
         cfg_fail_hint(ctx, path, v, key_file_hint(jwks, data, len), "%s: %s", full, why);
     else
-        record_key_file(ctx, c, name, path, first);
+        record_key_file(ctx, sink, name, path, first);
 cleanup:
     free(data);
     free(full);
+}
+
+/* The key files of a cluster or provider: "jwks_file" and
+ * "public_key_files" of |obj| into |sink|. Returns false when neither is
+ * given. */
+static bool load_key_files(cfg_ctx *ctx, const json_t *obj, const char *path, key_sink sink)
+{
+    char key_path[PATH_TEXT_MAX];
+    const json_t *jwks = json_object_get(obj, "jwks_file");
+    if (jwks) {
+        path_key(key_path, path, "jwks_file");
+        load_key_file(ctx, sink, jwks, key_path, true);
+    }
+    const json_t *pems = json_object_get(obj, "public_key_files");
+    if (pems) {
+        char list_path[PATH_TEXT_MAX];
+        const json_t *arr = get_array(ctx, obj, path, "public_key_files", false, false, LIST_MAX, list_path);
+        for (size_t i = 0; arr && i < json_array_size(arr); i++) {
+            path_index(key_path, list_path, i);
+            load_key_file(ctx, sink, json_array_get(arr, i), key_path, false);
+        }
+    }
+    return jwks || pems;
 }
 
 /* "claim_to_headers": [{"claim": "a.b", "header": "x-b"}, ...], at most
@@ -1136,27 +1167,14 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
     get_peer_binding(ctx, obj, path, &c->peer);
 
     size_t errors_before_keys = ctx->errors;
-    char key_path[PATH_TEXT_MAX];
-    const json_t *jwks = json_object_get(obj, "jwks_file");
-    if (jwks) {
-        path_key(key_path, path, "jwks_file");
-        load_key_file(ctx, c, jwks, key_path, true);
-    }
-    const json_t *pems = json_object_get(obj, "public_key_files");
-    if (pems) {
-        char list_path[PATH_TEXT_MAX];
-        const json_t *arr = get_array(ctx, obj, path, "public_key_files", false, false, LIST_MAX, list_path);
-        for (size_t i = 0; arr && i < json_array_size(arr); i++) {
-            path_index(key_path, list_path, i);
-            load_key_file(ctx, c, json_array_get(arr, i), key_path, false);
-        }
-    }
+    key_sink sink = {&c->keys, &c->key_files, &c->key_file_count};
+    bool has_files = load_key_files(ctx, obj, path, sink);
     parse_remote_source(ctx, obj, path, c);
     /* A cluster with remote keys may start without any: it denies its
      * tokens (unknown_key) and keeps /readyz at 503 until they load. */
-    if (!jwks && !pems && !c->remote)
+    if (!has_files && !c->remote)
         cfg_fail(ctx, path, NULL, "needs jwks_file, public_key_files, jwks_uri or discovery");
-    else if ((jwks || pems) && c->keys.count == 0 && ctx->errors == errors_before_keys)
+    else if (has_files && c->keys.count == 0 && ctx->errors == errors_before_keys)
         cfg_fail(ctx, path, NULL, "no signing key was loaded");
 }
 
@@ -1195,7 +1213,8 @@ static void check_cluster_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
                         continue;
                     snprintf(path, sizeof path, "clusters[%zu].hosts[%zu]", i, h);
                     json_t *shown = json_stringn(a->hosts[h].ptr, a->hosts[h].len);
-                    cfg_fail(ctx, path, shown, "host of cluster %.*s already belongs to cluster %.*s (clusters[%zu])",
+                    cfg_fail(ctx, path, shown,
+                             "host of cluster %.*s already belongs to cluster %.*s (clusters[%zu])",
                              (int)a->name.len, a->name.ptr, (int)b->name.len, b->name.ptr, j);
                     json_decref(shown);
                 }
@@ -1212,6 +1231,292 @@ static void check_cluster_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
             }
         }
     }
+}
+
+/* ---- identity providers --------------------------------------------------- */
+
+#define PREFIX_MAX_BYTES 256u
+#define MAX_REQUIRED_VALUES 64u
+#define MAX_CLAIM_RULES 64u
+
+/* A username or groups prefix: may be empty; printable ASCII without a
+ * comma (x-tokengate-groups joins groups with commas); never "system:",
+ * which Kubernetes reserves for its own identities. */
+static const char *check_prefix(authz_slice s)
+{
+    if (s.len > PREFIX_MAX_BYTES)
+        return "is too long";
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < 0x20 || s.ptr[i] > 0x7e || s.ptr[i] == ',')
+            return "may only contain printable ASCII without ','";
+    }
+    if (authz_slice_has_prefix(s, AUTHZ_SLICE_LIT("system:")))
+        return "must not start with \"system:\" (reserved for Kubernetes identities)";
+    return NULL;
+}
+
+/* A user or group a rule names: printable ASCII, no comma (a group holding
+ * one is refused at decision time, so it could never match). */
+static const char *check_principal(authz_slice s)
+{
+    if (s.len > PREFIX_MAX_BYTES + POL_MAX_GROUP_BYTES)
+        return "is too long";
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < 0x20 || s.ptr[i] > 0x7e || s.ptr[i] == ',')
+            return "may only contain printable ASCII without ','";
+    }
+    return NULL;
+}
+
+/* "claim_mappings.username" or ".groups": {"claim", "prefix"}; the prefix
+ * is required with a claim and may be "" (as in kube-apiserver's
+ * structured authentication config). */
+static void parse_claim_mapping(cfg_ctx *ctx, const json_t *mappings, const char *parent, const char *key,
+                                authz_slice *claim, authz_slice *prefix)
+{
+    static const char *const keys[] = {"claim", "prefix", NULL};
+    char path[PATH_TEXT_MAX];
+    path_key(path, parent, key);
+    const json_t *obj = json_object_get(mappings, key);
+    if (!obj || !is_object(ctx, obj, path))
+        return;
+    check_keys(ctx, obj, path, keys);
+    free((void *)claim->ptr);
+    *claim = (authz_slice){NULL, 0};
+    get_string(ctx, obj, path, "claim", true, check_claim_path, claim);
+    char prefix_path[PATH_TEXT_MAX];
+    path_key(prefix_path, path, "prefix");
+    const json_t *v = json_object_get(obj, "prefix");
+    if (!v) {
+        cfg_missing(ctx, obj, prefix_path, "prefix");
+        return;
+    }
+    if (!json_is_string(v)) {
+        cfg_fail(ctx, prefix_path, v, "must be a string (\"\" for none)");
+        return;
+    }
+    authz_slice s = {json_string_value(v), json_string_length(v)};
+    const char *problem = check_prefix(s);
+    if (problem) {
+        cfg_fail(ctx, prefix_path, v, "%s", problem);
+        return;
+    }
+    free((void *)prefix->ptr);
+    if (!dup_slice(s.ptr, s.len, false, prefix))
+        cfg_fail(ctx, prefix_path, NULL, "out of memory");
+}
+
+/* One required value: a string, a boolean or a number. */
+static bool required_value(cfg_ctx *ctx, const json_t *v, const char *path, pol_required_value *out)
+{
+    memset(out, 0, sizeof *out);
+    if (json_is_boolean(v)) {
+        out->kind = POL_VALUE_BOOL;
+        out->boolean = json_is_true(v);
+    } else if (json_is_number(v)) {
+        out->kind = POL_VALUE_NUMBER;
+        out->number = json_number_value(v);
+    } else if (json_is_string(v)) {
+        out->kind = POL_VALUE_STRING;
+        if (!dup_slice(json_string_value(v), json_string_length(v), false, &out->text)) {
+            cfg_fail(ctx, path, NULL, "out of memory");
+            return false;
+        }
+    } else {
+        cfg_fail(ctx, path, v, "must be a string, a boolean or a number");
+        return false;
+    }
+    return true;
+}
+
+/* "claim_validation_rules": [{"claim", "required_value" | "required_values"}]. */
+static void parse_claim_rules(cfg_ctx *ctx, const json_t *obj, const char *parent, pol_provider *p)
+{
+    static const char *const keys[] = {"claim", "required_value", "required_values", NULL};
+    char path[PATH_TEXT_MAX];
+    const json_t *arr =
+        get_array(ctx, obj, parent, "claim_validation_rules", false, false, MAX_CLAIM_RULES, path);
+    if (!arr)
+        return;
+    p->claim_rules = calloc(json_array_size(arr), sizeof *p->claim_rules);
+    if (!p->claim_rules) {
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        char item_path[PATH_TEXT_MAX], values_path[PATH_TEXT_MAX];
+        path_index(item_path, path, i);
+        const json_t *item = json_array_get(arr, i);
+        if (!is_object(ctx, item, item_path))
+            continue;
+        check_keys(ctx, item, item_path, keys);
+        pol_claim_rule *r = &p->claim_rules[p->claim_rule_count++];
+        get_string(ctx, item, item_path, "claim", true, check_claim_path, &r->claim);
+        const json_t *one = json_object_get(item, "required_value");
+        const json_t *many = json_object_get(item, "required_values");
+        if (!one == !many) {
+            cfg_fail(ctx, item_path, NULL, "needs exactly one of required_value and required_values");
+            continue;
+        }
+        if (many)
+            many = get_array(ctx, item, item_path, "required_values", false, false, MAX_REQUIRED_VALUES,
+                             values_path);
+        else
+            path_key(values_path, item_path, "required_value");
+        size_t n = many ? json_array_size(many) : (one ? 1u : 0u);
+        r->one_of = many != NULL;
+        r->values = n > 0 ? calloc(n, sizeof *r->values) : NULL;
+        if (n > 0 && !r->values) {
+            cfg_fail(ctx, values_path, NULL, "out of memory");
+            continue;
+        }
+        for (size_t k = 0; k < n; k++) {
+            char value_path[PATH_TEXT_MAX];
+            if (many)
+                path_index(value_path, values_path, k);
+            else
+                snprintf(value_path, sizeof value_path, "%s", values_path);
+            if (required_value(ctx, many ? json_array_get(many, k) : one, value_path,
+                               &r->values[r->value_count]))
+                r->value_count++;
+        }
+    }
+}
+
+/* Keys remote key sources take on a cluster; refused on a provider until
+ * providers fetch keys too. */
+static void refuse_remote_keys(cfg_ctx *ctx, const json_t *obj, const char *path)
+{
+    const char *const remote[] = {"jwks_uri", "discovery", "ca_file", NULL};
+    for (size_t i = 0; remote[i]; i++) {
+        const json_t *v = json_object_get(obj, remote[i]);
+        if (!v)
+            continue;
+        char key_path[PATH_TEXT_MAX];
+        path_key(key_path, path, remote[i]);
+        cfg_fail(ctx, key_path, v, "not supported yet for identity providers: give the keys with jwks_file");
+    }
+}
+
+static void parse_provider(cfg_ctx *ctx, const json_t *obj, const char *path, const pol_snapshot *snap,
+                           pol_provider *p)
+{
+    static const char *const keys[] = {
+        "name",     "issuer",    "audiences", "jwks_file",      "public_key_files",
+        "jwks_uri", "discovery", "ca_file",   "claim_mappings", "claim_validation_rules",
+        "clusters", NULL};
+    authz_keyset_init(&p->keys);
+    if (!is_object(ctx, obj, path))
+        return;
+    check_keys(ctx, obj, path, keys);
+    get_string(ctx, obj, path, "name", true, check_name, &p->name);
+    get_string(ctx, obj, path, "issuer", true, NULL, &p->issuer);
+    get_string_list(ctx, obj, path, "audiences", true, false, NULL, &p->audiences, &p->audience_count);
+
+    /* Without a username mapping: sub, prefixed with "<issuer>#" as
+     * kube-apiserver's --oidc-username-claim default does, so a provider's
+     * subject never reads as another's or as a service account. */
+    if (!dup_slice("sub", 3, false, &p->username_claim) || !p->issuer.ptr ||
+        !dup_slice(p->issuer.ptr, p->issuer.len + 1, false, &p->username_prefix)) {
+        if (p->issuer.ptr)
+            cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    ((char *)p->username_prefix.ptr)[p->issuer.len] = '#';
+    char mappings_path[PATH_TEXT_MAX];
+    path_key(mappings_path, path, "claim_mappings");
+    const json_t *mappings = json_object_get(obj, "claim_mappings");
+    if (mappings && is_object(ctx, mappings, mappings_path)) {
+        static const char *const mapping_keys[] = {"username", "groups", NULL};
+        check_keys(ctx, mappings, mappings_path, mapping_keys);
+        parse_claim_mapping(ctx, mappings, mappings_path, "username", &p->username_claim,
+                            &p->username_prefix);
+        parse_claim_mapping(ctx, mappings, mappings_path, "groups", &p->groups_claim, &p->groups_prefix);
+    }
+    parse_claim_rules(ctx, obj, path, p);
+
+    char list_path[PATH_TEXT_MAX];
+    const json_t *arr =
+        get_array(ctx, obj, path, "clusters", true, false, POL_CONFIG_MAX_CLUSTERS, list_path);
+    p->clusters = arr ? calloc(json_array_size(arr), sizeof *p->clusters) : NULL;
+    for (size_t i = 0; p->clusters && i < json_array_size(arr); i++) {
+        char item_path[PATH_TEXT_MAX];
+        path_index(item_path, list_path, i);
+        authz_slice name;
+        if (!string_value(ctx, json_array_get(arr, i), item_path, NULL, &name))
+            continue;
+        const pol_cluster *c = pol_snapshot_find_cluster(snap, name);
+        if (c)
+            p->clusters[p->cluster_count++] = pol_snapshot_cluster_index(snap, c);
+        else if (!ctx->cluster_names_incomplete)
+            cfg_fail(ctx, item_path, json_array_get(arr, i), "names no configured cluster");
+    }
+    if (arr && !p->clusters)
+        cfg_fail(ctx, list_path, NULL, "out of memory");
+
+    refuse_remote_keys(ctx, obj, path);
+    size_t errors_before_keys = ctx->errors;
+    key_sink sink = {&p->keys, &p->key_files, &p->key_file_count};
+    if (!load_key_files(ctx, obj, path, sink))
+        cfg_fail(ctx, path, NULL, "needs jwks_file or public_key_files");
+    else if (p->keys.count == 0 && ctx->errors == errors_before_keys)
+        cfg_fail(ctx, path, NULL, "no signing key was loaded");
+}
+
+/* The issuer alone tells a provider's token from a cluster's before any
+ * key is tried: two providers, or a provider and a cluster, may not share
+ * one; nor may two providers share a name. */
+static void check_provider_uniqueness(cfg_ctx *ctx, const pol_snapshot *snap)
+{
+    char path[PATH_TEXT_MAX];
+    for (size_t i = 0; i < snap->provider_count; i++) {
+        const pol_provider *p = &snap->providers[i];
+        json_t *issuer = p->issuer.ptr ? json_stringn(p->issuer.ptr, p->issuer.len) : NULL;
+        snprintf(path, sizeof path, "identity_providers[%zu].issuer", i);
+        for (size_t j = 0; issuer && j < snap->cluster_count; j++) {
+            const pol_cluster *c = &snap->clusters[j];
+            if (authz_slice_eq(p->issuer, c->issuer))
+                cfg_fail(ctx, path, issuer,
+                         "is also the issuer of cluster %.*s (clusters[%zu]): a provider's issuer may be no "
+                         "cluster's",
+                         (int)c->name.len, c->name.ptr ? c->name.ptr : "", j);
+        }
+        for (size_t j = 0; issuer && j < i; j++) {
+            if (authz_slice_eq(p->issuer, snap->providers[j].issuer))
+                cfg_fail(ctx, path, issuer, "duplicates the issuer of identity_providers[%zu]", j);
+        }
+        json_decref(issuer);
+        for (size_t j = 0; p->name.len > 0 && j < i; j++) {
+            if (!authz_slice_eq(p->name, snap->providers[j].name))
+                continue;
+            snprintf(path, sizeof path, "identity_providers[%zu].name", i);
+            json_t *shown = json_stringn(p->name.ptr, p->name.len);
+            cfg_fail(ctx, path, shown, "duplicates the name of identity_providers[%zu]", j);
+            json_decref(shown);
+        }
+    }
+}
+
+static void parse_providers(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
+{
+    char path[PATH_TEXT_MAX];
+    const json_t *arr =
+        get_array(ctx, root, "", "identity_providers", false, true, POL_CONFIG_MAX_PROVIDERS, path);
+    if (!arr || json_array_size(arr) == 0)
+        return;
+    snap->providers = calloc(json_array_size(arr), sizeof *snap->providers);
+    if (!snap->providers) {
+        cfg_fail(ctx, path, NULL, "out of memory");
+        return;
+    }
+    snap->provider_count = json_array_size(arr);
+    for (size_t i = 0; i < snap->provider_count; i++) {
+        char item_path[PATH_TEXT_MAX];
+        path_index(item_path, path, i);
+        parse_provider(ctx, json_array_get(arr, i), item_path, snap, &snap->providers[i]);
+        snap->key_count += snap->providers[i].keys.count;
+    }
+    check_provider_uniqueness(ctx, snap);
 }
 
 /* ---- rules -------------------------------------------------------------- */
@@ -1349,8 +1654,8 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, pol_sn
 {
     static const char *const keys[] = {"name",    "clusters",   "path_prefix",      "ignore_case",
                                        "methods", "namespaces", "service_accounts", "source_cidrs",
-                                       "headers", "mode",       "peer_binding",
-                                       NULL};
+                                       "headers", "mode",       "peer_binding",     "users",
+                                       "groups",  NULL};
     if (!is_object(ctx, obj, path))
         return;
     check_keys(ctx, obj, path, keys);
@@ -1363,6 +1668,8 @@ static void parse_rule(cfg_ctx *ctx, const json_t *obj, const char *path, pol_sn
     get_string_list(ctx, obj, path, "service_accounts", false, false, check_service_account,
                     &r->service_accounts, &r->service_account_count);
     get_cidr_list(ctx, obj, path, "source_cidrs", &r->source_cidrs, &r->source_cidr_count);
+    get_string_list(ctx, obj, path, "users", false, false, check_principal, &r->users, &r->user_count);
+    get_string_list(ctx, obj, path, "groups", false, false, check_principal, &r->groups, &r->group_count);
     get_header_conditions(ctx, obj, path, snap, r);
     get_mode(ctx, obj, path, &r->shadow);
     get_peer_binding(ctx, obj, path, &r->peer);
@@ -1470,6 +1777,7 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                                        "http_trusted_proxy_hops",
                                        "http_trust_x_real_ip",
                                        "clusters",
+                                       "identity_providers",
                                        "rules",
                                        NULL};
     check_keys(ctx, root, "", keys);
@@ -1536,9 +1844,10 @@ static void parse_top(cfg_ctx *ctx, const json_t *root, pol_snapshot *snap)
                 ctx->cluster_names_incomplete = true;
         }
         check_cluster_uniqueness(ctx, snap);
-        if (pol_lint_shared_keys(snap, lint_error, ctx) != 0)
-            cfg_fail(ctx, "clusters", NULL, "out of memory");
     }
+    parse_providers(ctx, root, snap);
+    if (pol_lint_shared_keys(snap, lint_error, ctx) != 0)
+        cfg_fail(ctx, "clusters", NULL, "out of memory");
 
     const json_t *rules = get_array(ctx, root, "", "rules", false, true, POL_CONFIG_MAX_RULES, path);
     if (rules && json_array_size(rules) > 0) {

@@ -12,6 +12,7 @@
 #include "authz_key.h"
 #include "authz_time.h"
 #include "pol_path.h"
+#include "pol_provider.h"
 #include "pol_rule.h"
 #include "pol_target.h"
 #include "pol_token_cache.h"
@@ -115,6 +116,42 @@ static void unknown_kid(const pol_snapshot *snap, const authz_jwt *jwt, authz_st
                      shown(jwt->kid.value), jwt->kid.value.ptr, shown(jwt->iss.value), jwt->iss.value.ptr);
 }
 
+/* The keys step 5 tried for one token. */
+typedef struct key_search {
+    size_t matched;    /* keys selected by kid (or all keys without kid) */
+    size_t compatible; /* of those, keys allowing the token's alg */
+    const authz_key *first_matched;
+} key_search;
+
+/* Step 5, one key: true when |key| is selected by the token's kid, allows
+ * its alg and verifies its signature; counts it in |search|. */
+static bool try_key(const authz_key *key, const authz_jwt *jwt, key_search *search)
+{
+    if (jwt->kid.present && !kid_matches(key, jwt))
+        return false;
+    search->matched++;
+    if (!search->first_matched)
+        search->first_matched = key;
+    if (!authz_key_allows_alg(key, jwt->alg))
+        return false;
+    search->compatible++;
+    return authz_jws_verify(key, jwt->alg, jwt->signing_input, jwt->signature, jwt->signature_len) == 0;
+}
+
+/* Step 5 failed with at least one key selected: the alg fits none, or no
+ * signature verified. */
+static void key_search_failed(const key_search *search, const authz_jwt *jwt, authz_status *status)
+{
+    if (search->compatible == 0)
+        authz_status_set(status, AUTHZ_REASON_UNSUPPORTED_ALG, "alg %s does not match key kind %s%s",
+                         authz_alg_name(jwt->alg), authz_key_describe(search->first_matched),
+                         search->matched > 1 ? " (nor any other candidate key)" : "");
+    else
+        authz_status_set(status, AUTHZ_REASON_BAD_SIGNATURE,
+                         "signature does not verify with %zu candidate key%s", search->compatible,
+                         search->compatible == 1 ? "" : "s");
+}
+
 /* Step 5: tries the keys of every candidate cluster, |target| first. On
  * success returns the issuing cluster and *used the verifying key. A token
  * without kid would be tried against every key of its issuer: more than
@@ -134,9 +171,7 @@ static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluste
             return NULL;
         }
     }
-    size_t matched = 0;    /* keys selected by kid (or all keys without kid) */
-    size_t compatible = 0; /* of those, keys allowing the token's alg */
-    const authz_key *first_matched = NULL;
+    key_search search = {0, 0, NULL};
     for (size_t pass = 0; pass <= snap->cluster_count; pass++) {
         /* Pass 0 is the target; passes 1.. walk the config skipping it. */
         const pol_cluster *c = pass == 0 ? target : &snap->clusters[pass - 1];
@@ -144,32 +179,46 @@ static const pol_cluster *find_signer(const pol_snapshot *snap, const pol_cluste
             continue;
         for (size_t k = 0; k < pol_cluster_key_count(c); k++) {
             const authz_key *key = pol_cluster_key(c, k);
-            if (jwt->kid.present && !kid_matches(key, jwt))
-                continue;
-            matched++;
-            if (!first_matched)
-                first_matched = key;
-            if (!authz_key_allows_alg(key, jwt->alg))
-                continue;
-            compatible++;
-            if (authz_jws_verify(key, jwt->alg, jwt->signing_input, jwt->signature, jwt->signature_len) ==
-                0) {
+            if (try_key(key, jwt, &search)) {
                 *used = key;
                 return c;
             }
         }
     }
-    if (matched == 0) {
+    if (search.matched == 0)
         unknown_kid(snap, jwt, status);
-    } else if (compatible == 0) {
-        authz_status_set(status, AUTHZ_REASON_UNSUPPORTED_ALG, "alg %s does not match key kind %s%s",
-                         authz_alg_name(jwt->alg), authz_key_describe(first_matched),
-                         matched > 1 ? " (nor any other candidate key)" : "");
-    } else {
-        authz_status_set(status, AUTHZ_REASON_BAD_SIGNATURE,
-                         "signature does not verify with %zu candidate key%s", compatible,
-                         compatible == 1 ? "" : "s");
+    else
+        key_search_failed(&search, jwt, status);
+    return NULL;
+}
+
+/* Step 5 for a token whose iss is identity provider |p|'s: only its keys
+ * are tried, with the same kid and kid-less rules as a cluster's. Returns
+ * the verifying key, or NULL with |status| set. */
+static const authz_key *find_provider_key(const pol_snapshot *snap, const pol_provider *p,
+                                          const authz_jwt *jwt, authz_status *status)
+{
+    size_t kidless = 0;
+    for (size_t k = 0; !jwt->kid.present && k < p->keys.count; k++)
+        kidless += authz_key_allows_alg(&p->keys.keys[k], jwt->alg) ? 1u : 0u;
+    if (kidless > snap->max_kidless_keys) {
+        authz_status_set(
+            status, AUTHZ_REASON_UNKNOWN_KEY,
+            "too many candidate keys for a kid-less token: %zu %s keys of identity provider %.*s, "
+            "max_kidless_keys is %zu; configure kids",
+            kidless, authz_alg_name(jwt->alg), shown(p->name), p->name.ptr, snap->max_kidless_keys);
+        return NULL;
     }
+    key_search search = {0, 0, NULL};
+    for (size_t k = 0; k < p->keys.count; k++) {
+        if (try_key(&p->keys.keys[k], jwt, &search))
+            return &p->keys.keys[k];
+    }
+    if (search.matched == 0)
+        authz_status_set(status, AUTHZ_REASON_UNKNOWN_KEY, "no key with kid %.*s for identity provider %.*s",
+                         shown(jwt->kid.value), jwt->kid.value.ptr, shown(p->name), p->name.ptr);
+    else
+        key_search_failed(&search, jwt, status);
     return NULL;
 }
 
@@ -181,13 +230,25 @@ static authz_jwt_limits parse_limits(const pol_snapshot *snap)
     return limits;
 }
 
+/* The identity provider whose issuer is the token's, or NULL. */
+static const pol_provider *provider_of(const pol_snapshot *snap, const authz_jwt *jwt)
+{
+    for (size_t i = 0; i < snap->provider_count; i++) {
+        if (authz_slice_eq(snap->providers[i].issuer, jwt->iss.value))
+            return &snap->providers[i];
+    }
+    return NULL;
+}
+
 /* Steps 3-5: parse |token| into |arena|, find the clusters configured for
  * its issuer and the key that verifies it. Returns the issuing cluster with
- * |jwt| parsed (it lives in |arena|) and *key set, or NULL with |status|
- * set. */
+ * |jwt| parsed (it lives in |arena|) and *key set. A token of an identity
+ * provider's issuer is verified by that provider's keys alone: then NULL
+ * with *provider and *key set. Else NULL with |status| set. */
 static const pol_cluster *parse_and_verify(const pol_snapshot *snap, const pol_cluster *target,
                                            authz_slice token, const pol_decide_ctx *ctx, authz_arena *arena,
-                                           authz_jwt *jwt, const authz_key **key, authz_status *status)
+                                           authz_jwt *jwt, const authz_key **key,
+                                           const pol_provider **provider, authz_status *status)
 {
     authz_jwt_limits limits = parse_limits(snap);
     if (authz_jwt_parse(token, &limits, arena, jwt, status) != 0) {
@@ -204,6 +265,20 @@ static const pol_cluster *parse_and_verify(const pol_snapshot *snap, const pol_c
     if (!jwt->iss.present) {
         authz_status_set(status, AUTHZ_REASON_MISSING_CLAIM, "token has no iss claim");
         trace_fail(ctx, "issuer_known", status);
+        goto cleanup;
+    }
+    const pol_provider *p = provider_of(snap, jwt);
+    if (p) {
+        trace_step(ctx, "issuer_known", true, "issuer %.*s is identity provider %.*s's",
+                   shown(jwt->iss.value), jwt->iss.value.ptr, shown(p->name), p->name.ptr);
+        *key = find_provider_key(snap, p, jwt, status);
+        if (!*key) {
+            trace_fail(ctx, "signature", status);
+            goto cleanup;
+        }
+        *provider = p;
+        trace_step(ctx, "signature", true, "verified with key kid %s (%s) of identity provider %.*s",
+                   (*key)->kid, authz_key_describe(*key), shown(p->name), p->name.ptr);
         goto cleanup;
     }
     size_t candidates = 0;
@@ -459,9 +534,17 @@ static int check_rules(const pol_cluster *c, const pol_rule *rule, const pol_req
         return -1;
     }
     out->rule = rule;
+    if (out->provider && !pol_rule_allows_user(rule, out->username, out->groups)) {
+        authz_status_set(&out->status, AUTHZ_REASON_FORBIDDEN,
+                         "rule %.*s does not allow user %.*s (groups %.*s)", shown(rule->name),
+                         rule->name.ptr, shown(out->username), out->username.ptr, shown(out->groups),
+                         out->groups.ptr);
+        trace_fail(ctx, "rule", &out->status);
+        return -1;
+    }
     authz_slice ns = jwt->k8s_namespace.value;
     authz_slice sa = jwt->k8s_sa_name.value;
-    if (!pol_rule_allows_identity(rule, ns, sa)) {
+    if (!out->provider && !pol_rule_allows_identity(rule, ns, sa)) {
         authz_status_set(&out->status, AUTHZ_REASON_FORBIDDEN, "rule %.*s does not allow %.*s:%.*s",
                          shown(rule->name), rule->name.ptr, shown(ns), ns.ptr, shown(sa), sa.ptr);
         trace_fail(ctx, "rule", &out->status);
@@ -475,8 +558,12 @@ static int check_rules(const pol_cluster *c, const pol_rule *rule, const pol_req
         trace_fail(ctx, "rule", &out->status);
         return -1;
     }
-    trace_step(ctx, "rule", true, "rule %.*s allows %.*s:%.*s", shown(rule->name), rule->name.ptr, shown(ns),
-               ns.ptr, shown(sa), sa.ptr);
+    if (out->provider)
+        trace_step(ctx, "rule", true, "rule %.*s allows user %.*s", shown(rule->name), rule->name.ptr,
+                   shown(out->username), out->username.ptr);
+    else
+        trace_step(ctx, "rule", true, "rule %.*s allows %.*s:%.*s", shown(rule->name), rule->name.ptr,
+                   shown(ns), ns.ptr, shown(sa), sa.ptr);
     return 0;
 }
 
@@ -533,34 +620,6 @@ static int copy_identity(authz_arena *arena, const authz_jwt *jwt, pol_decision 
     return 0;
 }
 
-/* The member of object |obj| that the dotted |path| begins with: the whole
- * rest, else the longest key followed by '.' (so "kubernetes.io.pod.name"
- * finds the key "kubernetes.io"). Sets *rest to what is left after it
- * (empty when the whole path matched); NULL when no member fits. */
-static const authz_json *claim_step(const authz_json *obj, authz_slice path, authz_slice *rest)
-{
-    const authz_json *best = NULL;
-    size_t best_len = 0;
-    size_t members = authz_json_count(obj);
-    for (size_t i = 0; i < members; i++) {
-        authz_slice key;
-        const authz_json *value = authz_json_member_at(obj, i, &key);
-        if (!authz_slice_has_prefix(path, key) || key.len == 0)
-            continue;
-        bool whole = key.len == path.len;
-        if ((whole || path.ptr[key.len] == '.') && (!best || key.len > best_len || whole)) {
-            best = value;
-            best_len = key.len;
-            if (whole)
-                break;
-        }
-    }
-    if (best)
-        *rest = best_len == path.len ? (authz_slice){NULL, 0}
-                                     : (authz_slice){path.ptr + best_len + 1, path.len - best_len - 1};
-    return best;
-}
-
 /* Appends the text of scalar |v| to |buf| (|*used| of POL_CLAIM_VALUE_MAX_BYTES).
  * Returns NULL, or why it cannot be a header value. */
 static const char *append_scalar(const authz_json *v, char *buf, size_t *used)
@@ -608,10 +667,7 @@ static int claim_headers(const pol_cluster *c, const authz_jwt *jwt, const pol_d
         const pol_claim_header *entry = &c->claim_headers[i];
         pol_claim_value *cv = &out->claim_headers[out->claim_header_count++];
         cv->header = entry->header;
-        authz_slice rest = entry->claim;
-        const authz_json *v = jwt->payload;
-        while (v && rest.len > 0)
-            v = authz_json_type_of(v) == AUTHZ_JSON_OBJECT ? claim_step(v, rest, &rest) : NULL;
+        const authz_json *v = pol_claim_lookup(jwt->payload, entry->claim);
         authz_json_type type = authz_json_type_of(v);
         if (type == AUTHZ_JSON_ABSENT || type == AUTHZ_JSON_NULL ||
             (type == AUTHZ_JSON_ARRAY && authz_json_count(v) == 0))
@@ -657,6 +713,86 @@ static size_t key_index(const pol_cluster *c, const authz_key *key)
     while (k + 1 < pol_cluster_key_count(c) && pol_cluster_key(c, k) != key)
         k++;
     return k;
+}
+
+/* Steps 6-7 for an identity provider's token (the provider's keys verified
+ * it): the provider must accept the target cluster (provider_not_allowed),
+ * then iss, times and aud against the provider, its claim rules
+ * (claim_mismatch), and its username and groups into |out|. */
+static int check_provider_token(const pol_snapshot *snap, const pol_cluster *target, const pol_provider *p,
+                                const pol_request *req, const authz_jwt *jwt, const pol_decide_ctx *ctx,
+                                pol_decision *out)
+{
+    if (!pol_provider_accepts(p, pol_snapshot_cluster_index(snap, target))) {
+        authz_status_set(&out->status, AUTHZ_REASON_PROVIDER_NOT_ALLOWED,
+                         "identity provider %.*s is not trusted by cluster %.*s", shown(p->name), p->name.ptr,
+                         shown(target->name), target->name.ptr);
+        trace_fail(ctx, "provider", &out->status);
+        return -1;
+    }
+    trace_step(ctx, "provider", true, "identity provider %.*s is trusted by cluster %.*s", shown(p->name),
+               p->name.ptr, shown(target->name), target->name.ptr);
+    authz_claim_policy policy = {.issuer = p->issuer,
+                                 .audiences = p->audiences,
+                                 .audience_count = p->audience_count,
+                                 .now = req->now,
+                                 .clock_skew = snap->clock_skew};
+    static const char *const checks[] = {"issuer", "expiry", "audience", "claim_rules"};
+    static const char *const passed[] = {
+        "iss is the issuer", "exp, nbf and iat are within the clock skew", "aud holds an audience",
+        "no kubernetes.io claim, claim_validation_rules and email_verified hold"};
+    for (size_t i = 0; i < 4; i++) {
+        int rc = i == 0   ? authz_claims_check_issuer(jwt, &policy, &out->status)
+                 : i == 1 ? authz_claims_check_time(jwt, &policy, &out->status)
+                 : i == 2 ? authz_claims_check_audience(jwt, &policy, &out->status)
+                          : pol_provider_check_claims(p, jwt, &out->status);
+        if (rc != 0) {
+            trace_fail(ctx, checks[i], &out->status);
+            return -1;
+        }
+        trace_step(ctx, checks[i], true, "%s of identity provider %.*s", passed[i], shown(p->name),
+                   p->name.ptr);
+    }
+    if (!ctx->arena ||
+        pol_provider_identity(p, jwt, ctx->arena, &out->username, &out->groups, &out->status) != 0) {
+        if (!ctx->arena)
+            authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "no arena for the identity");
+        trace_fail(ctx, "identity", &out->status);
+        return -1;
+    }
+    out->verified_subject = out->username;
+    trace_step(ctx, "identity", true, "user %.*s, groups %.*s", shown(out->username), out->username.ptr,
+               out->groups.len > 0 ? shown(out->groups) : 6,
+               out->groups.len > 0 ? out->groups.ptr : "(none)");
+    return 0;
+}
+
+/* Steps 6-7 for a service-account token (a cluster's key verified it):
+ * the issuing cluster must be the target, then its claims. */
+static int check_cluster_token(const pol_snapshot *snap, const pol_cluster *target, const pol_cluster *signer,
+                               const authz_key *key, const pol_request *req, const authz_jwt *jwt,
+                               const pol_decide_ctx *ctx, pol_decision *out)
+{
+    if (note_verified_subject(ctx->arena, jwt, out) != 0) {
+        authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "out of memory copying the subject");
+        trace_fail(ctx, "identity_copy", &out->status);
+        return -1;
+    }
+
+    /* 6. The issuing cluster must be the target. */
+    if (signer != target) {
+        authz_status_set(&out->status, AUTHZ_REASON_CLUSTER_MISMATCH,
+                         "token was issued by cluster %.*s (key kid %s), request is for cluster %.*s",
+                         shown(signer->name), signer->name.ptr, key->kid, shown(target->name),
+                         target->name.ptr);
+        trace_fail(ctx, "cluster_match", &out->status);
+        return -1;
+    }
+    trace_step(ctx, "cluster_match", true, "token was issued by the target cluster %.*s", shown(target->name),
+               target->name.ptr);
+
+    /* 7. Claims. */
+    return check_claims(target, snap, req, jwt, ctx, &out->status);
 }
 
 /* "allowed <subject>" without printf: this runs on every allowed request. */
@@ -720,6 +856,7 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
      * skips them, everything after is evaluated on every call. The cache key
      * is the token's SHA-256, which also gives the log its fingerprint. */
     const pol_cluster *signer = NULL;
+    const pol_provider *provider = NULL;
     const authz_key *key = NULL;
     const pol_cached_token *hit = NULL;
     uint8_t cache_key[POL_TOKEN_KEY_LEN];
@@ -746,15 +883,18 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
             trace_fail(ctx, "parse", &out->status);
             goto cleanup;
         }
-        signer = parse_and_verify(snap, target, token, ctx, ctx->arena, &jwt, &key, &out->status);
-        if (!signer) {
+        signer = parse_and_verify(snap, target, token, ctx, ctx->arena, &jwt, &key, &provider, &out->status);
+        if (!signer && !provider) {
             if (out->status.reason == AUTHZ_REASON_UNKNOWN_KEY && jwt.kid.present)
                 out->kid_miss_issuer = jwt.iss.value;
             goto cleanup;
         }
         size_t count = 0;
-        bound.rc =
-            authz_jwt_cidr_claim(&jwt, signer->cidr_claim.ptr, bound_list, AUTHZ_JWT_MAX_CIDRS, &count);
+        /* A provider's token carries no bound CIDRs, and is never cached:
+         * its username and groups are read from the claims on every call. */
+        bound.rc = provider ? 0
+                            : authz_jwt_cidr_claim(&jwt, signer->cidr_claim.ptr, bound_list,
+                                                   AUTHZ_JWT_MAX_CIDRS, &count);
         bound.list = bound_list;
         bound.count = count;
         /* A token already past exp is not worth keeping: it can only be
@@ -763,7 +903,7 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
          * claim_to_headers reads: tokens of such clusters are never cached
          * (the generation in the key keeps a reloaded config's entries
          * apart), so they are verified on every call. */
-        if (keyed && signer->claim_header_count == 0 && jwt.exp.state == AUTHZ_JWT_TIME_VALID &&
+        if (keyed && !provider && signer->claim_header_count == 0 && jwt.exp.state == AUTHZ_JWT_TIME_VALID &&
             req->now < jwt.exp.seconds)
             (void)pol_token_cache_put(ctx->cache, snap->generation, cache_key, &jwt,
                                       pol_snapshot_cluster_index(snap, signer), key_index(signer, key),
@@ -771,31 +911,18 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
     }
     const authz_jwt *jp = &jwt;
     out->issuer_cluster = signer;
-    if (note_verified_subject(ctx->arena, jp, out) != 0) {
-        authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "out of memory copying the subject");
-        trace_fail(ctx, "identity_copy", &out->status);
-        goto cleanup;
-    }
+    out->provider = provider;
 
-    /* 6. The issuing cluster must be the target. */
-    if (signer != target) {
-        authz_status_set(&out->status, AUTHZ_REASON_CLUSTER_MISMATCH,
-                         "token was issued by cluster %.*s (key kid %s), request is for cluster %.*s",
-                         shown(signer->name), signer->name.ptr, key->kid, shown(target->name),
-                         target->name.ptr);
-        trace_fail(ctx, "cluster_match", &out->status);
-        goto cleanup;
-    }
-    trace_step(ctx, "cluster_match", true, "token was issued by the target cluster %.*s", shown(target->name),
-               target->name.ptr);
-
-    /* 7. Claims. */
-    if (check_claims(target, snap, req, jp, ctx, &out->status) != 0)
+    /* 6-7. The token's issuer: its cluster and claims, or its identity
+     * provider, the provider's trust in the target and the claims. */
+    if (provider ? check_provider_token(snap, target, provider, req, jp, ctx, out) != 0
+                 : check_cluster_token(snap, target, signer, key, req, jp, ctx, out) != 0)
         goto cleanup;
 
-    /* 7b. Peer binding: request-dependent, so checked on cache hits too. */
+    /* 7b. Peer binding: request-dependent, so checked on cache hits too.
+     * A provider's token names a person, not a workload: never bound. */
     const pol_rule *rule = select_rule(snap, target, req, out);
-    if (check_peer(target, rule, req, jp, ctx, out) != 0)
+    if (!provider && check_peer(target, rule, req, jp, ctx, out) != 0)
         goto cleanup;
 
     /* 8. Source. */
@@ -812,14 +939,16 @@ bool pol_decide(const pol_snapshot *snap, const pol_request *req, pol_decide_ctx
             goto cleanup;
         out->shadow_denied = true;
         out->shadow_status = out->status;
-        trace_step(ctx, "shadow", true, "%s %.*s is in shadow mode: would deny (%s), allowed",
-                   target->shadow ? "cluster" : "rule", shown(target->shadow ? target->name : out->rule->name),
-                   target->shadow ? target->name.ptr : out->rule->name.ptr,
-                   authz_reason_name(out->status.reason));
+        trace_step(
+            ctx, "shadow", true, "%s %.*s is in shadow mode: would deny (%s), allowed",
+            target->shadow ? "cluster" : "rule", shown(target->shadow ? target->name : out->rule->name),
+            target->shadow ? target->name.ptr : out->rule->name.ptr, authz_reason_name(out->status.reason));
     }
 
     /* 10. Allow. */
-    if (!ctx->arena || copy_identity(ctx->arena, jp, out) != 0) {
+    if (provider)
+        out->subject = out->username;
+    else if (!ctx->arena || copy_identity(ctx->arena, jp, out) != 0) {
         authz_status_set(&out->status, AUTHZ_REASON_INTERNAL_ERROR, "out of memory copying the identity");
         trace_fail(ctx, "identity_copy", &out->status);
         goto cleanup;

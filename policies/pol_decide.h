@@ -6,6 +6,11 @@
  * which cluster issued the token) -> cluster match -> claims (issuer, time,
  * audience, identity) -> peer binding (the caller's mesh identity) -> source
  * CIDRs (cluster, token-bound) -> rules.
+ * A token of an identity provider's issuer is verified by the provider's
+ * keys alone, then: the provider trusted by the target cluster -> issuer,
+ * time, audience -> claim validation rules -> username and groups ->
+ * source CIDRs -> rules (users, groups). Provider tokens name people, not
+ * workloads: peer binding does not apply to them.
  * The first failing step decides the reason. Every error path denies. */
 #ifndef POL_DECIDE_H
 #define POL_DECIDE_H
@@ -24,14 +29,14 @@
 /* What the decision reads of a request. All slices are borrowed for the
  * duration of pol_decide; absent values have ptr NULL or len 0. */
 typedef struct pol_request {
-    authz_slice authorization; /* the Authorization header value */
+    authz_slice authorization;   /* the Authorization header value */
     bool authorization_repeated; /* more than one Authorization header line: two credentials, malformed */
     /* Trusted routing hint: context_extensions["cluster"]. ptr NULL: the
      * route named no cluster (the host decides); ptr set and len 0: it named
      * an empty one, which is no cluster (unknown_cluster). */
     authz_slice cluster;
-    authz_slice host;          /* :authority / Host, port allowed */
-    authz_slice source;        /* IP literal of the client */
+    authz_slice host;   /* :authority / Host, port allowed */
+    authz_slice source; /* IP literal of the client */
     authz_slice method;
     authz_slice path;
     /* The headers the rules' conditions name: one entry per
@@ -61,16 +66,24 @@ typedef struct pol_decision {
     authz_status status;               /* reason and message */
     const pol_cluster *cluster;        /* target cluster, NULL when unknown */
     const pol_cluster *issuer_cluster; /* cluster whose key verified the token, or NULL */
+    const pol_provider *provider;      /* identity provider whose key verified the token, or NULL */
     const pol_rule *rule;              /* rule that decided, or NULL */
     uint64_t generation;               /* the snapshot that decided */
-    bool shadow_denied;                /* allowed only because a shadow-mode rule or cluster did not enforce */
-    authz_status shadow_status;        /* with shadow_denied: the denial that was not enforced */
-    authz_slice path;                  /* the normalized path the rules saw (arena); empty without rules */
-    authz_slice subject;               /* system:serviceaccount:<ns>:<sa>; allowed requests only */
+    bool shadow_denied;         /* allowed only because a shadow-mode rule or cluster did not enforce */
+    authz_status shadow_status; /* with shadow_denied: the denial that was not enforced */
+    authz_slice path;           /* the normalized path the rules saw (arena); empty without rules */
+    /* system:serviceaccount:<ns>:<sa>, or a provider token's prefixed
+     * username; allowed requests only. */
+    authz_slice subject;
     /* The same for any token whose signature verified, allowed or denied by a
      * later check (empty before that, or without the kubernetes.io claims):
      * who was refused, for the decision log. Never sent to the client. */
     authz_slice verified_subject;
+    /* A provider token's prefixed username and prefixed groups joined with
+     * ',' (arena), once its claims passed, allowed or denied by a later
+     * check; empty for service-account tokens. */
+    authz_slice username;
+    authz_slice groups;
     authz_slice namespace_name;
     authz_slice service_account;
     authz_slice pod_name;

@@ -119,10 +119,11 @@ pol_lint_file_kind pol_lint_key_file_kind(const char *data, size_t len)
     return POL_LINT_FILE_OTHER;
 }
 
-/* One key per cluster entry, for sorting by key material. */
+/* One key per cluster or provider entry, for sorting by key material.
+ * |owner| counts clusters first, then identity providers. */
 typedef struct key_ref {
     const authz_key *key;
-    size_t cluster;
+    size_t owner;
     size_t index;
 } key_ref;
 
@@ -132,27 +133,45 @@ static int key_ref_order(const void *pa, const void *pb)
     int by_material = memcmp(a->key->material, b->key->material, sizeof a->key->material);
     if (by_material != 0)
         return by_material;
-    if (a->cluster != b->cluster)
-        return a->cluster < b->cluster ? -1 : 1;
+    if (a->owner != b->owner)
+        return a->owner < b->owner ? -1 : 1;
     return a->index < b->index ? -1 : (a->index > b->index ? 1 : 0);
 }
 
-/* Reports |dup| as a key of |owner|'s cluster too, naming both places. */
+/* What the key of |ref| belongs to, for messages: its kind, name and file. */
+static const char *key_owner(const pol_snapshot *snap, const key_ref *ref, authz_slice *name,
+                             const pol_key_file **file)
+{
+    if (ref->owner < snap->cluster_count) {
+        const pol_cluster *c = &snap->clusters[ref->owner];
+        *name = c->name;
+        *file = pol_cluster_key_file(c, ref->index);
+        return "cluster";
+    }
+    const pol_provider *p = &snap->providers[ref->owner - snap->cluster_count];
+    *name = p->name;
+    *file = pol_provider_key_file(p, ref->index);
+    return "identity provider";
+}
+
+/* Reports |dup| as a key of |owner|'s cluster or provider too, naming
+ * both places. */
 static void report_shared_key(const pol_snapshot *snap, const key_ref *owner, const key_ref *dup,
                               pol_lint_report report, void *ctx)
 {
-    const pol_cluster *oc = &snap->clusters[owner->cluster];
-    const pol_key_file *of = pol_cluster_key_file(oc, owner->index);
-    const pol_key_file *df = pol_cluster_key_file(&snap->clusters[dup->cluster], dup->index);
+    authz_slice oname, dname;
+    const pol_key_file *of, *df;
+    const char *okind = key_owner(snap, owner, &oname, &of);
+    key_owner(snap, dup, &dname, &df);
     if (!of || !df)
         return;
     char problem[512];
-    snprintf(
-        problem, sizeof problem,
-        "key kid %.64s (%s) is also a key of cluster %.64s, from %s (%.128s, kid %.64s): a key may belong "
-        "to one cluster only",
-        dup->key->kid, authz_key_describe(dup->key), oc->name.ptr ? oc->name.ptr : "?", of->json_path.ptr,
-        of->name.ptr, owner->key->kid);
+    snprintf(problem, sizeof problem,
+             "key kid %.64s (%s) is also a key of %s %.64s, from %s (%.128s, kid %.64s): a key may belong "
+             "to one cluster%s only",
+             dup->key->kid, authz_key_describe(dup->key), okind, oname.ptr ? oname.ptr : "?",
+             of->json_path.ptr, of->name.ptr, owner->key->kid,
+             dup->owner < snap->cluster_count ? "" : " or identity provider");
     pol_lint_finding finding = {df->json_path.ptr, problem, NULL, df->name};
     report(ctx, &finding);
 }
@@ -160,27 +179,31 @@ static void report_shared_key(const pol_snapshot *snap, const key_ref *owner, co
 int pol_lint_shared_keys(const pol_snapshot *snap, pol_lint_report report, void *ctx)
 {
     size_t total = 0;
-    for (size_t i = 0; i < snap->cluster_count; i++)
-        total += snap->clusters[i].keys.count;
+    size_t owners = snap->cluster_count + snap->provider_count;
+    for (size_t i = 0; i < owners; i++)
+        total += i < snap->cluster_count ? snap->clusters[i].keys.count
+                                         : snap->providers[i - snap->cluster_count].keys.count;
     if (total < 2)
         return 0;
     key_ref *refs = calloc(total, sizeof *refs);
     if (!refs)
         return -1;
     size_t n = 0;
-    for (size_t i = 0; i < snap->cluster_count; i++) {
-        for (size_t k = 0; k < snap->clusters[i].keys.count; k++)
-            refs[n++] = (key_ref){&snap->clusters[i].keys.keys[k], i, k};
+    for (size_t i = 0; i < owners; i++) {
+        const authz_keyset *keys = i < snap->cluster_count ? &snap->clusters[i].keys
+                                                           : &snap->providers[i - snap->cluster_count].keys;
+        for (size_t k = 0; k < keys->count; k++)
+            refs[n++] = (key_ref){&keys->keys[k], i, k};
     }
     qsort(refs, n, sizeof *refs, key_ref_order);
     for (size_t run = 0; run < n;) {
         size_t end = run + 1;
         while (end < n && authz_key_same_material(refs[run].key, refs[end].key))
             end++;
-        /* Within a run clusters ascend: report the first key of each
-         * cluster after the first one. */
+        /* Within a run owners ascend: report the first key of each owner
+         * after the first one. */
         for (size_t i = run + 1; i < end; i++) {
-            if (refs[i].cluster != refs[run].cluster && refs[i].cluster != refs[i - 1].cluster)
+            if (refs[i].owner != refs[run].owner && refs[i].owner != refs[i - 1].owner)
                 report_shared_key(snap, &refs[run], &refs[i], report, ctx);
         }
         run = end;

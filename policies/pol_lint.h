@@ -32,10 +32,12 @@ typedef struct pol_lint_finding {
 typedef void (*pol_lint_report)(void *ctx, const pol_lint_finding *finding);
 
 /* One key, one cluster: the key that verifies a token says which cluster
- * issued it, so the same public key material (compared with
- * authz_key_same_material: any format, any kid) in two clusters is a
- * mistake. Calls |report| once per key and cluster, at the later place,
- * naming the earlier one; the same key twice within one cluster is fine.
+ * (or identity provider) issued it, so the same public key material
+ * (compared with authz_key_same_material: any format, any kid) in two
+ * clusters, two providers, or a cluster and a provider is a mistake. Calls
+ * |report| once per key and owner, at the later place (providers come
+ * after clusters), naming the earlier one; the same key twice within one
+ * cluster or provider is fine.
  * O(n log n) in the number of keys. Returns 0, or -1 out of memory. */
 int pol_lint_shared_keys(const pol_snapshot *snap, pol_lint_report report, void *ctx);
 

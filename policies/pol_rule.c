@@ -1,5 +1,7 @@
 #include "pol_rule.h"
 
+#include "pol_provider.h"
+
 static unsigned char ascii_lower(unsigned char c)
 {
     return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
@@ -64,8 +66,34 @@ const pol_rule *pol_rule_find(const pol_snapshot *snap, const pol_rule_request *
     return NULL;
 }
 
+/* Which kinds of token a rule's subject conditions admit: one that names
+ * only user conditions admits no service account, and the reverse. */
+static bool names_service_accounts(const pol_rule *rule)
+{
+    return rule->namespace_count > 0 || rule->service_account_count > 0;
+}
+
+static bool names_users(const pol_rule *rule)
+{
+    return rule->user_count > 0 || rule->group_count > 0;
+}
+
+bool pol_rule_allows_user(const pol_rule *rule, authz_slice username, authz_slice groups)
+{
+    if (names_service_accounts(rule) && !names_users(rule))
+        return false;
+    if (rule->user_count > 0 && !slice_in(rule->users, rule->user_count, username))
+        return false;
+    bool member = rule->group_count == 0;
+    for (size_t i = 0; i < rule->group_count && !member; i++)
+        member = pol_groups_contain(groups, rule->groups[i]);
+    return member;
+}
+
 bool pol_rule_allows_identity(const pol_rule *rule, authz_slice namespace_name, authz_slice service_account)
 {
+    if (names_users(rule) && !names_service_accounts(rule))
+        return false;
     if (rule->namespace_count > 0 && !slice_in(rule->namespaces, rule->namespace_count, namespace_name))
         return false;
     if (rule->service_account_count == 0)

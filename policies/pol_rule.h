@@ -36,9 +36,16 @@ bool pol_rule_selects(const pol_rule *rule, const pol_rule_request *req);
 /* The first rule of |snap| selecting |req|, or NULL. */
 const pol_rule *pol_rule_find(const pol_snapshot *snap, const pol_rule_request *req);
 
-/* True when the identity passes |rule|'s namespaces and service_accounts
- * lists ("namespace:name"); an absent list allows everyone. */
+/* True when the service-account identity passes |rule|'s namespaces and
+ * service_accounts lists ("namespace:name"); an absent list allows
+ * everyone. A rule naming only users or groups admits no service account. */
 bool pol_rule_allows_identity(const pol_rule *rule, authz_slice namespace_name, authz_slice service_account);
+
+/* True when an identity-provider user (prefixed |username|, prefixed
+ * |groups| joined with ',') passes |rule|'s users list and holds one of its
+ * groups; an absent list allows everyone. A rule naming only namespaces or
+ * service accounts admits no user. */
+bool pol_rule_allows_user(const pol_rule *rule, authz_slice username, authz_slice groups);
 
 /* True when |earlier| selects every request that |later| selects, so
  * |later| can never decide (for `tokengate check`'s warning): earlier's

@@ -57,21 +57,21 @@ typedef struct pol_remote_keys {
 } pol_remote_keys;
 
 typedef struct pol_cluster {
-    authz_slice name;           /* owned bytes */
-    authz_slice issuer;         /* owned bytes */
-    authz_slice *audiences;     /* owned array of owned bytes */
+    authz_slice name;       /* owned bytes */
+    authz_slice issuer;     /* owned bytes */
+    authz_slice *audiences; /* owned array of owned bytes */
     size_t audience_count;
     authz_keyset keys;
-    pol_key_file *key_files;    /* owned, in config order */
+    pol_key_file *key_files; /* owned, in config order */
     size_t key_file_count;
-    authz_cidr *source_cidrs;   /* owned; count 0 = any source */
+    authz_cidr *source_cidrs; /* owned; count 0 = any source */
     size_t source_cidr_count;
-    authz_slice *hosts;         /* owned, lower-case, without port */
+    authz_slice *hosts; /* owned, lower-case, without port */
     size_t host_count;
-    bool forward_token;         /* false: Envoy strips authorization upstream */
-    authz_slice cidr_claim;     /* claim holding the token's bound CIDRs, default "boundCIDRs" */
-    int64_t max_token_age;      /* seconds, 0 = off */
-    bool enforce_warnafter;     /* deny extended tokens past kubernetes.io.warnafter */
+    bool forward_token;              /* false: Envoy strips authorization upstream */
+    authz_slice cidr_claim;          /* claim holding the token's bound CIDRs, default "boundCIDRs" */
+    int64_t max_token_age;           /* seconds, 0 = off */
+    bool enforce_warnafter;          /* deny extended tokens past kubernetes.io.warnafter */
     pol_claim_header *claim_headers; /* owned, at most POL_MAX_CLAIM_HEADERS */
     size_t claim_header_count;
     bool shadow;                /* "mode": "shadow": rule denials are logged, not enforced */
@@ -96,23 +96,75 @@ typedef struct pol_header_condition {
 
 typedef struct pol_rule {
     authz_slice name;
-    size_t *clusters;           /* indexes into pol_snapshot.clusters; count 0 = every cluster */
+    size_t *clusters; /* indexes into pol_snapshot.clusters; count 0 = every cluster */
     size_t cluster_count;
-    authz_slice path_prefix;    /* empty = every path; in normalized form (pol_path) */
-    bool ignore_case;           /* path_prefix compared ASCII case-insensitively */
-    authz_slice *methods;       /* count 0 = every method; upper-case */
+    authz_slice path_prefix; /* empty = every path; in normalized form (pol_path) */
+    bool ignore_case;        /* path_prefix compared ASCII case-insensitively */
+    authz_slice *methods;    /* count 0 = every method; upper-case */
     size_t method_count;
-    authz_slice *namespaces;    /* count 0 = any namespace */
+    authz_slice *namespaces; /* count 0 = any namespace */
     size_t namespace_count;
     authz_slice *service_accounts; /* "namespace:name"; count 0 = any */
     size_t service_account_count;
-    authz_cidr *source_cidrs;   /* count 0 = any source */
+    authz_cidr *source_cidrs; /* count 0 = any source */
     size_t source_cidr_count;
+    authz_slice *users; /* prefixed usernames of provider tokens; count 0 = any */
+    size_t user_count;
+    authz_slice *groups; /* prefixed groups; count 0 = any */
+    size_t group_count;
     pol_header_condition *headers; /* owned; count 0 = no header condition */
     size_t header_count;
     bool shadow;                /* "mode": "shadow": its denials are logged, not enforced */
     pol_peer_binding peer;      /* "peer_binding": the keys it sets override its cluster's (tighten only) */
 } pol_rule;
+
+/* A claim_validation_rules value: what a claim must equal. */
+typedef enum pol_value_kind { POL_VALUE_STRING, POL_VALUE_BOOL, POL_VALUE_NUMBER } pol_value_kind;
+
+typedef struct pol_required_value {
+    pol_value_kind kind;
+    authz_slice text; /* owned, POL_VALUE_STRING */
+    bool boolean;     /* POL_VALUE_BOOL */
+    double number;    /* POL_VALUE_NUMBER */
+} pol_required_value;
+
+/* "required_value": the claim equals values[0]; "required_values": the
+ * claim equals one of them, or is an array containing one. */
+typedef struct pol_claim_rule {
+    authz_slice claim;          /* owned dotted path */
+    pol_required_value *values; /* owned */
+    size_t value_count;
+    bool one_of; /* required_values */
+} pol_claim_rule;
+
+/* Bounds of a provider token's groups: count, bytes of one, bytes joined. */
+#define POL_MAX_GROUPS 256u
+#define POL_MAX_GROUP_BYTES 256u
+#define POL_MAX_GROUPS_BYTES 4096u
+
+/* An OIDC identity provider (Dex, Keycloak) whose tokens some clusters
+ * accept: "identity_providers", after kube-apiserver's structured
+ * authentication config. Its keys are loaded like a cluster's and belong
+ * to it alone; its issuer is no cluster's. */
+typedef struct pol_provider {
+    authz_slice name;       /* owned */
+    authz_slice issuer;     /* owned; unique over clusters and providers */
+    authz_slice *audiences; /* owned */
+    size_t audience_count;
+    authz_keyset keys; /* as pol_cluster's: same loader, same key files */
+    pol_key_file *key_files;
+    size_t key_file_count;
+    authz_slice username_claim;  /* owned dotted path, default "sub" */
+    authz_slice username_prefix; /* owned, may be empty; default "<issuer>#" */
+    authz_slice groups_claim;    /* owned dotted path; empty = no groups */
+    authz_slice groups_prefix;   /* owned, may be empty */
+    pol_claim_rule *claim_rules; /* owned */
+    size_t claim_rule_count;
+    size_t *clusters; /* indexes into pol_snapshot.clusters, at least one */
+    size_t cluster_count;
+} pol_provider;
+
+#define POL_CONFIG_MAX_PROVIDERS 64u
 
 /* Range of max_buffered_bytes_per_connection / _per_worker (1 KiB - 16 GiB). */
 #define POL_BUFFERED_MIN 1024
@@ -122,10 +174,10 @@ typedef struct pol_rule {
  * validated here; server/srv_tls reads the files and builds the TLS context
  * (at load, in `tokengate check`, and on reload). */
 typedef struct pol_tls_settings {
-    bool enabled;                   /* the "tls" object is present; false = h2c */
-    authz_slice cert_file;          /* resolved against the config folder, owned */
-    authz_slice key_file;           /* resolved, owned */
-    authz_slice client_ca_file;     /* resolved, owned; empty = no client certificate asked */
+    bool enabled;                     /* the "tls" object is present; false = h2c */
+    authz_slice cert_file;            /* resolved against the config folder, owned */
+    authz_slice key_file;             /* resolved, owned */
+    authz_slice client_ca_file;       /* resolved, owned; empty = no client certificate asked */
     authz_slice *allowed_client_sans; /* owned; count 0 = any certificate of client_ca_file */
     size_t allowed_client_san_count;
 } pol_tls_settings;
@@ -145,22 +197,22 @@ typedef enum pol_http_style {
 
 /* Server settings: read by server/, validated here with everything else. */
 typedef struct pol_server_settings {
-    authz_slice listen;           /* "host:port", default "127.0.0.1:9191" */
-    size_t workers;               /* 0 = one per CPU */
-    size_t max_message_bytes;     /* gRPC message bound, default 1 MiB */
-    size_t max_connections;       /* default 10000 */
-    size_t max_concurrent_streams;/* per connection, default 1024 */
-    size_t trusted_proxy_hops;    /* 0 = use the peer address Envoy saw */
-    size_t token_cache_size;      /* entries per worker, 0 = off, default 10000 */
-    size_t idle_timeout_seconds;  /* close a connection idle this long, 0 = off, default 300 */
+    authz_slice listen;             /* "host:port", default "127.0.0.1:9191" */
+    size_t workers;                 /* 0 = one per CPU */
+    size_t max_message_bytes;       /* gRPC message bound, default 1 MiB */
+    size_t max_connections;         /* default 10000 */
+    size_t max_concurrent_streams;  /* per connection, default 1024 */
+    size_t trusted_proxy_hops;      /* 0 = use the peer address Envoy saw */
+    size_t token_cache_size;        /* entries per worker, 0 = off, default 10000 */
+    size_t idle_timeout_seconds;    /* close a connection idle this long, 0 = off, default 300 */
     size_t request_timeout_seconds; /* a request must be complete this long after its headers, default 30 */
-    size_t send_timeout_seconds;  /* a connection whose answers wait unsent this long is reset, default 10 */
+    size_t send_timeout_seconds; /* a connection whose answers wait unsent this long is reset, default 10 */
     size_t max_buffered_bytes_per_connection; /* request bytes held for undecided calls, default 16 MiB */
     size_t max_buffered_bytes_per_worker;     /* the same over a worker's connections, default 64 MiB */
-    bool log_decisions;           /* one JSON line per decision on stderr, default true */
-    authz_slice admin_listen;     /* "host:port" of the admin HTTP endpoint; empty (default) = none */
-    bool watch_config;            /* reload when the config file changes, default false */
-    pol_tls_settings tls;         /* off by default */
+    bool log_decisions;                       /* one JSON line per decision on stderr, default true */
+    authz_slice admin_listen;      /* "host:port" of the admin HTTP endpoint; empty (default) = none */
+    bool watch_config;             /* reload when the config file changes, default false */
+    pol_tls_settings tls;          /* off by default */
     pol_deny_details deny_details; /* default generic */
     authz_slice http_listen;      /* "host:port" of the HTTP authorization listener; empty (default) = none */
     pol_http_style http_style;    /* default envoy */
@@ -170,24 +222,26 @@ typedef struct pol_server_settings {
 
 typedef struct pol_snapshot {
     atomic_size_t refs;
-    uint64_t generation;          /* distinct for every load, for caches keyed on a snapshot */
-    authz_slice path;             /* the config file, owned */
-    int64_t clock_skew;           /* seconds, default 60 */
-    size_t max_token_bytes;       /* default 16 KiB */
-    size_t max_kidless_keys;      /* a token without kid is tried against at most this many keys, default 8 */
+    uint64_t generation;     /* distinct for every load, for caches keyed on a snapshot */
+    authz_slice path;        /* the config file, owned */
+    int64_t clock_skew;      /* seconds, default 60 */
+    size_t max_token_bytes;  /* default 16 KiB */
+    size_t max_kidless_keys; /* a token without kid is tried against at most this many keys, default 8 */
     pol_path_slashes escaped_slashes; /* %2F / %5C in paths: rejected (default) or kept */
     pol_server_settings server;
-    pol_cluster *clusters;        /* owned */
+    pol_cluster *clusters; /* owned */
     size_t cluster_count;
-    pol_rule *rules;              /* owned; evaluated in order */
+    pol_provider *providers; /* owned */
+    size_t provider_count;
+    pol_rule *rules; /* owned; evaluated in order */
     size_t rule_count;
     /* Lower-case names of the headers any rule's conditions read (owned):
      * the adapter looks these up, and one appearing more than once makes
      * the request malformed whichever rule would match. */
     authz_slice condition_headers[POL_MAX_CONDITION_HEADERS];
     size_t condition_header_count;
-    size_t key_count;             /* over all clusters */
-    authz_slice *warnings;        /* owned: "<file>: <json path>: <problem>" lines of the load */
+    size_t key_count;      /* over all clusters */
+    authz_slice *warnings; /* owned: "<file>: <json path>: <problem>" lines of the load */
     size_t warning_count;
     /* Own reference, or NULL: a snapshot made by pol_snapshot_with_remote_keys
      * borrows everything but its clusters array (and their remote_keys)
@@ -242,6 +296,9 @@ const pol_cluster *pol_snapshot_find_cluster(const pol_snapshot *snap, authz_sli
 
 /* The key file key |key_index| of |cluster| came from, or NULL. */
 const pol_key_file *pol_cluster_key_file(const pol_cluster *cluster, size_t key_index);
+
+/* The key file key |key_index| of |provider| came from, or NULL. */
+const pol_key_file *pol_provider_key_file(const pol_provider *provider, size_t key_index);
 
 /* Index of |cluster| within |snap|. */
 size_t pol_snapshot_cluster_index(const pol_snapshot *snap, const pol_cluster *cluster);

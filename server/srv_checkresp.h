@@ -14,9 +14,10 @@
 
 #include "authz_slice.h"
 
-#define SRV_CHECKRESP_HEADERS_MAX 22u /* 4 identity + claim_to_headers + shadow reason + peer */
-#define SRV_CHECKRESP_REMOVE_MAX 18u  /* claim_to_headers + x-tokengate-peer + x-tokengate-shadow-reason */
-#define SRV_CHECKRESP_META_MAX 5u
+#define SRV_CHECKRESP_HEADERS_MAX 25u /* 7 identity + claim_to_headers + shadow reason + peer */
+#define SRV_CHECKRESP_REMOVE_MAX                                                                             \
+    21u /* claim_to_headers + x-tokengate-peer, -shadow-reason + 3 identity headers */
+#define SRV_CHECKRESP_META_MAX 6u
 
 /* A header (HeaderValueOption) or a dynamic_metadata string field. */
 typedef struct srv_checkresp_pair {

@@ -345,12 +345,37 @@ static void print_report(const cli_opts *o, const explain_trace *t, const pol_de
                json_string_value(json_object_get(step, "check")),
                json_string_value(json_object_get(step, "detail")));
     }
+    if (d->provider)
+        printf("identity provider: %.*s user: %.*s groups: %.*s\n", (int)d->provider->name.len,
+               d->provider->name.ptr, (int)d->username.len, d->username.len > 0 ? d->username.ptr : "",
+               (int)d->groups.len, d->groups.len > 0 ? d->groups.ptr : "");
+    if (d->rule)
+        printf("rule: %.*s\n", (int)d->rule->name.len, d->rule->name.ptr);
     if (d->allowed)
         printf("subject: %.*s\n", (int)d->subject.len, d->subject.ptr);
     else if (d->verified_subject.len > 0)
         printf("verified subject (denied): %.*s\n", (int)d->verified_subject.len, d->verified_subject.ptr);
     printf("decision: %s reason: %s message: %s\n", d->allowed ? "ALLOW" : "DENY",
            authz_reason_name(d->status.reason), d->status.message);
+}
+
+/* A provider token's groups as an array; null for other tokens. */
+static json_t *group_list(const pol_decision *d)
+{
+    if (!d->provider || !d->username.ptr)
+        return json_null();
+    json_t *out = json_array();
+    size_t start = 0;
+    for (size_t i = 0; out && d->groups.len > 0 && i <= d->groups.len; i++) {
+        if (i < d->groups.len && d->groups.ptr[i] != ',')
+            continue;
+        if (json_array_append_new(out, printable_string(d->groups.ptr + start, i - start)) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+        start = i + 1;
+    }
+    return out;
 }
 
 static int print_json_report(const explain_trace *t, const pol_decision *d)
@@ -368,6 +393,13 @@ static int print_json_report(const explain_trace *t, const pol_decision *d)
         d->peer_result != POL_PEER_RESULT_NONE ? json_string(pol_peer_result_name(d->peer_result))
                                                : json_null(),
         "checks", t->checks, "header", t->header, "claims", t->claims);
+    if (report && (json_object_set_new(report, "provider",
+                                       d->provider ? slice_or_null(d->provider->name) : json_null()) != 0 ||
+                   json_object_set_new(report, "username", slice_or_null(d->username)) != 0 ||
+                   json_object_set_new(report, "groups", group_list(d)) != 0)) {
+        json_decref(report);
+        report = NULL;
+    }
     if (!report) {
         fprintf(stderr, "tokengate: cannot build the JSON report\n");
         return -1;
@@ -591,9 +623,10 @@ static json_t *remote_source(const pol_cluster *c)
 
 static json_t *cluster_json(const pol_cluster *c)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o*}", "name", config_string(c->name), "issuer",
-                     config_string(c->issuer), "audiences", string_list(c->audiences, c->audience_count),
-                     "hosts", string_list(c->hosts, c->host_count), "source_cidrs",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o*}", "name", config_string(c->name),
+                     "issuer", config_string(c->issuer), "audiences",
+                     string_list(c->audiences, c->audience_count), "hosts",
+                     string_list(c->hosts, c->host_count), "source_cidrs",
                      cidr_list(c->source_cidrs, c->source_cidr_count), "claim_to_headers",
                      claim_header_list(c), "peer_binding", peer_binding_json(&c->peer, false), "keys",
                      key_list(c), "remote_keys", remote_source(c));
@@ -630,12 +663,13 @@ static json_t *rule_json(const pol_snapshot *snap, const pol_rule *r)
         }
     }
     return json_pack(
-        "{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(r->name), "clusters",
-        clusters, "path_prefix", r->path_prefix.len ? config_string(r->path_prefix) : json_null(),
+        "{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", config_string(r->name),
+        "clusters", clusters, "path_prefix", r->path_prefix.len ? config_string(r->path_prefix) : json_null(),
         "ignore_case", r->ignore_case, "methods", string_list(r->methods, r->method_count), "headers",
         header_conditions(snap, r), "namespaces", string_list(r->namespaces, r->namespace_count),
         "service_accounts", string_list(r->service_accounts, r->service_account_count), "source_cidrs",
-        cidr_list(r->source_cidrs, r->source_cidr_count), "peer_binding", peer_binding_json(&r->peer, true));
+        cidr_list(r->source_cidrs, r->source_cidr_count), "peer_binding", peer_binding_json(&r->peer, true),
+        "users", string_list(r->users, r->user_count), "groups", string_list(r->groups, r->group_count));
 }
 
 json_t *srv_cli_config_json(const pol_snapshot *snap)
@@ -708,6 +742,8 @@ int srv_cli_check_main(int argc, char **argv)
         printf("ok: %s: %zu cluster%s, %zu key%s, %zu rule%s", o.config, snap->cluster_count,
                snap->cluster_count == 1 ? "" : "s", snap->key_count, snap->key_count == 1 ? "" : "s",
                snap->rule_count, snap->rule_count == 1 ? "" : "s");
+        if (snap->provider_count > 0)
+            printf(", %zu identity provider%s", snap->provider_count, snap->provider_count == 1 ? "" : "s");
         if (snap->server.tls.enabled)
             printf(snap->server.tls.client_ca_file.len > 0 ? ", mutual TLS" : ", TLS");
         if (w > 0)

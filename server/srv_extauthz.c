@@ -5,10 +5,10 @@
 #include "authz_reason.h"
 #include "srv_checkresp.h"
 
-_Static_assert(SRV_CHECKRESP_HEADERS_MAX >= 4 + POL_MAX_CLAIM_HEADERS + 2,
-               "identity, claim, shadow, peer headers");
-_Static_assert(SRV_CHECKRESP_REMOVE_MAX >= POL_MAX_CLAIM_HEADERS + 2,
-               "claim, peer and shadow headers to remove");
+_Static_assert(SRV_CHECKRESP_HEADERS_MAX >= 4 + POL_MAX_CLAIM_HEADERS + 2 + 3,
+               "identity, claim, shadow, peer and provider identity headers");
+_Static_assert(SRV_CHECKRESP_REMOVE_MAX >= POL_MAX_CLAIM_HEADERS + 2 + 3,
+               "claim, peer, shadow and identity headers to remove");
 
 static authz_slice slice_of(const char *s)
 {
@@ -189,15 +189,30 @@ static void add_pair(srv_checkresp_pair *pairs, size_t *count, authz_slice key, 
     (*count)++;
 }
 
+/* An identity header: set to |value|, or removed when it is empty (set
+ * anyway with |always|). */
+static void set_or_remove(srv_checkresp *r, authz_slice name, authz_slice value, bool always)
+{
+    if (always || value.len > 0) {
+        add_pair(r->headers, &r->n_headers, name, value);
+    } else {
+        r->remove[r->n_remove++] = name;
+    }
+}
+
 static void describe_allow(const pol_decision *d, srv_checkresp *r)
 {
     authz_slice cluster = cluster_name(d);
+    authz_slice none = {NULL, 0};
 
     r->allow = true;
     add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-cluster"), cluster);
     add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-subject"), d->subject);
-    add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-namespace"), d->namespace_name);
-    add_pair(r->headers, &r->n_headers, AUTHZ_SLICE_LIT("x-tokengate-service-account"), d->service_account);
+    /* A provider token names no service account: those headers are removed. */
+    set_or_remove(r, AUTHZ_SLICE_LIT("x-tokengate-namespace"), d->provider ? none : d->namespace_name,
+                  !d->provider);
+    set_or_remove(r, AUTHZ_SLICE_LIT("x-tokengate-service-account"), d->provider ? none : d->service_account,
+                  !d->provider);
     /* Without forward_token the upstream never sees the credential. */
     r->remove_authorization = d->cluster == NULL || !d->cluster->forward_token;
     /* Claim headers overwrite, or are removed when the claim is absent:
@@ -225,10 +240,17 @@ static void describe_allow(const pol_decision *d, srv_checkresp *r)
     } else {
         r->remove[r->n_remove++] = AUTHZ_SLICE_LIT("x-tokengate-shadow-reason");
     }
+    /* A provider token's identity; removed for a service account, so a
+     * copy the client sent never reaches the upstream. */
+    set_or_remove(r, AUTHZ_SLICE_LIT("x-tokengate-user"), d->provider ? d->username : none, false);
+    set_or_remove(r, AUTHZ_SLICE_LIT("x-tokengate-groups"), d->provider ? d->groups : none, false);
+    set_or_remove(r, AUTHZ_SLICE_LIT("x-tokengate-provider"), d->provider ? d->provider->name : none, false);
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("cluster"), cluster);
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("subject"), d->subject);
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("namespace"), d->namespace_name);
     add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("service_account"), d->service_account);
+    if (d->provider)
+        add_pair(r->meta, &r->n_meta, AUTHZ_SLICE_LIT("provider"), d->provider->name);
 }
 
 /* RFC 6750 3.1: a request without credentials gets the challenge alone;

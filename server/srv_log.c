@@ -110,10 +110,10 @@ static void put_json_rest(out_buf *o, authz_slice s, size_t budget)
  * names and the fixed parts stay within SRV_LOG_LINE_MAX, so no line is ever
  * dropped for its length (test_srv_log fills every field to check). */
 #define VALUE_BUDGET 256u
-#define PATH_BUDGET 1024u
+#define PATH_BUDGET 768u
 #define FIXED_PARTS                                                                                          \
-    448u /* names, punctuation, time, decision, peer_binding, generation, duration, fingerprint */
-_Static_assert(10u * VALUE_BUDGET + PATH_BUDGET + FIXED_PARTS <= SRV_LOG_LINE_MAX, "a full line fits");
+    464u /* names, punctuation, time, decision, peer_binding, generation, duration, fingerprint */
+_Static_assert(11u * VALUE_BUDGET + PATH_BUDGET + FIXED_PARTS <= SRV_LOG_LINE_MAX, "a full line fits");
 
 /* ,"name": then the value: |name_open| is the literal ,"name":" (the
  * value's opening quote included), so a field costs one copy before its
@@ -248,6 +248,7 @@ size_t srv_log_format(char *out, size_t size, int64_t now_ns, authz_slice reques
     PUT_FIELD(&o, "request_id", or_null(request_id));
     PUT_FIELD(&o, "cluster", cluster);
     PUT_FIELD(&o, "issuer_cluster", d->issuer_cluster != NULL ? d->issuer_cluster->name : none);
+    PUT_FIELD(&o, "provider", d->provider != NULL ? d->provider->name : none);
     PUT_FIELD(&o, "subject", or_null(d->verified_subject));
     PUT_FIELD(&o, "source", or_null(req->source));
     PUT_FIELD(&o, "host", or_null(req->host));

@@ -24,6 +24,8 @@ static const char *const names[AUTHZ_REASON_COUNT] = {
     "malformed_request",
     "peer_mismatch",
     "peer_missing",
+    "provider_not_allowed",
+    "claim_mismatch",
 };
 
 Test(reason, names_round_trip)
@@ -57,6 +59,10 @@ Test(reason, grpc_and_http_mapping)
         cr_assert_eq(authz_reason_grpc_code(denied[i]), 7);
         cr_assert_eq(authz_reason_http_status(denied[i]), 403);
     }
+    cr_assert_eq(authz_reason_grpc_code(AUTHZ_REASON_PROVIDER_NOT_ALLOWED), 7);
+    cr_assert_eq(authz_reason_http_status(AUTHZ_REASON_PROVIDER_NOT_ALLOWED), 403);
+    cr_assert_eq(authz_reason_grpc_code(AUTHZ_REASON_CLAIM_MISMATCH), 16);
+    cr_assert_eq(authz_reason_http_status(AUTHZ_REASON_CLAIM_MISMATCH), 401);
     cr_assert_eq(authz_reason_grpc_code(AUTHZ_REASON_MALFORMED_REQUEST), 3, "INVALID_ARGUMENT");
     cr_assert_eq(authz_reason_http_status(AUTHZ_REASON_MALFORMED_REQUEST), 400);
     cr_assert_eq(authz_reason_grpc_code(AUTHZ_REASON_INTERNAL_ERROR), 13);

@@ -54,6 +54,16 @@ CERTS = {}
 ROUTES = [("GET", "/"), ("GET", "/admin/x"), ("POST", "/payments/1"), ("GET", "/payments"), ("GET", "/api/%zz")]
 
 
+DEX = "https://dex.example.com"
+
+
+def dex_token(world, **claims):
+    """A Dex-shaped token of the provider corp (trusted by cluster-a and -b)."""
+    base = {"email": "alice@example.com", "email_verified": True, "groups": ["admins", "dev"], "name": "Alice"}
+    base.update(claims)
+    return h.mint(world.dex, iss=DEX, aud=("tokengate",), namespace=None, claims=base)
+
+
 def make_tokens(world):
     """(name, token or None) pairs covering every reason; several cross a
     time boundary during the rounds. Those are minted last, right before the
@@ -80,6 +90,9 @@ def make_tokens(world):
         ("b no kid", world.token_b(no_kid=True)),
         ("b wrong aud", world.token_b(aud=("nope",))),
         ("c ok", world.token_c()),
+        ("dex ok", dex_token(world)),
+        ("dex email unverified", dex_token(world, email_verified=False)),
+        ("dex with kubernetes.io", dex_token(world, **{"kubernetes.io": {"namespace": "ops"}})),
     ]
     now = int(time.time())
     k8s_c = {"namespace": "batch", "serviceaccount": {"name": "reporter", "uid": "u-1"}, "warnafter": now + 3}
@@ -98,7 +111,12 @@ def setUpModule():
     global FOLDER, WORLD, CACHED, UNCACHED
     FOLDER = h.new_folder("tg-cache-equiv-")
     WORLD = h.World(FOLDER)
-    config = WORLD.config(clock_skew_seconds=1)
+    WORLD.dex = h.Key(FOLDER, "dex", "rsa2048", jwks_kid="dex-1")
+    corp = {"name": "corp", "issuer": DEX, "audiences": ["tokengate"], "jwks_file": "dex.jwks.json",
+            "claim_mappings": {"username": {"claim": "email", "prefix": "corp:"},
+                               "groups": {"claim": "groups", "prefix": "corp:"}},
+            "clusters": ["cluster-a", "cluster-b"]}
+    config = WORLD.config(clock_skew_seconds=1, identity_providers=[corp])
     config["clusters"] = copy.deepcopy(config["clusters"])
     config["clusters"][0]["source_cidrs"] = ["10.0.0.0/8", "fd00:a::/64"]
     config["clusters"][0]["peer_binding"] = {"mode": "spiffe", "trust_domain": "cluster-a.local", "required": True}

@@ -120,8 +120,8 @@ class GatewayTest(h.DecisionAsserts, unittest.TestCase):
         self.assertEqual(headers["x-pod-name"], "web-7f9")
         self.assertEqual(headers["x-roles"], "admin,ops")
         self.assertEqual(headers["x-level"], "3")
-        self.assertEqual(list(resp.ok_response.headers_to_remove), ["authorization", "x-tokengate-peer",
-                                                                   "x-tokengate-shadow-reason"])
+        self.assertEqual(list(resp.ok_response.headers_to_remove),
+                         ["authorization", "x-tokengate-peer", "x-tokengate-shadow-reason"] + h.PROVIDER_HEADERS)
 
     def test_claim_headers_same_on_every_call(self):
         # A second call with the same token could be served from the token cache: same answer.
@@ -138,9 +138,9 @@ class GatewayTest(h.DecisionAsserts, unittest.TestCase):
         headers = self.ok_headers(resp)
         self.assertEqual(headers["x-level"], "true")
         self.assertNotIn("x-pod-name", headers)
-        self.assertEqual(list(resp.ok_response.headers_to_remove), ["authorization", "x-pod-name", "x-roles",
-                                                                    "x-tokengate-peer",
-                                                                    "x-tokengate-shadow-reason"])
+        self.assertEqual(list(resp.ok_response.headers_to_remove),
+                         ["authorization", "x-pod-name", "x-roles", "x-tokengate-peer", "x-tokengate-shadow-reason"] +
+                         h.PROVIDER_HEADERS)
 
     def test_unrepresentable_claim_denies(self):
         for claims in ({"level": "a\r\nx-injected: 1"}, {"roles": [{"name": "admin"}]}, {"level": "x" * 4097}):
@@ -153,8 +153,8 @@ class GatewayTest(h.DecisionAsserts, unittest.TestCase):
         resp = self.check(h.check_request(token=self.token_b, cluster="cluster-b", path="/x"))
         headers = self.ok_headers(resp)
         self.assertFalse({"x-pod-name", "x-roles", "x-level"} & set(headers))
-        self.assertEqual(list(resp.ok_response.headers_to_remove), ["authorization", "x-tokengate-peer",
-                                                                   "x-tokengate-shadow-reason"])
+        self.assertEqual(list(resp.ok_response.headers_to_remove),
+                         ["authorization", "x-tokengate-peer", "x-tokengate-shadow-reason"] + h.PROVIDER_HEADERS)
 
 
 if __name__ == "__main__":

@@ -396,7 +396,8 @@ class DirectStyleTests(unittest.TestCase):
         self.assertEqual((status, body), (200, b""))
         self.assertEqual(headers["x-tokengate-subject"], "system:serviceaccount:ops:web")
         self.assertEqual(headers["x-envoy-auth-headers-to-remove"],
-                         "x-tokengate-peer,x-tokengate-shadow-reason,authorization")
+                         "x-tokengate-peer,x-tokengate-shadow-reason,x-tokengate-user,x-tokengate-groups,"
+                         "x-tokengate-provider,authorization")
         line = [x for x in self.envoy.wait_decisions(1) if x.get("path") == "/admin/x"]
         self.assertTrue(line, "the path rules saw is the path after /clusters/<name>")
 

@@ -41,12 +41,13 @@ OVERWRITE_IF_EXISTS_OR_ADD = 2
 UNAUTHENTICATED_REASONS = (
     "missing_token", "malformed_token", "unsupported_alg", "unknown_key", "bad_signature",
     "unknown_issuer", "cluster_mismatch", "audience_mismatch", "expired", "not_yet_valid",
-    "missing_claim", "stale_token",
+    "missing_claim", "stale_token", "claim_mismatch",
 )
 # Reasons decided before a signature verified: no claim may be trusted.
 UNVERIFIED_REASONS = ("missing_token", "malformed_token", "unsupported_alg", "unknown_key", "bad_signature",
                       "unknown_issuer", "malformed_request")
-FORBIDDEN_REASONS = ("unknown_cluster", "source_not_allowed", "forbidden", "peer_mismatch", "peer_missing")
+FORBIDDEN_REASONS = ("unknown_cluster", "source_not_allowed", "forbidden", "peer_mismatch", "peer_missing",
+                     "provider_not_allowed")
 # The request itself cannot be judged (a path that does not normalize): HTTP 400.
 INVALID_REASONS = ("malformed_request",)
 
@@ -444,6 +445,10 @@ def new_folder(prefix):
 
 # ---- assertions ------------------------------------------------------------------
 
+# Headers of an identity-provider token's allow, removed for service accounts.
+PROVIDER_HEADERS = ["x-tokengate-user", "x-tokengate-groups", "x-tokengate-provider"]
+
+
 def header_dict(options):
     return {o.header.key.lower(): o.header.value for o in options}
 
@@ -469,9 +474,10 @@ class DecisionAsserts:
             self.assertEqual(option.append_action, OVERWRITE_IF_EXISTS_OR_ADD, option.header.key)
             self.assertEqual(option.header.raw_value, b"", "replies must use value, not raw_value")
         # Without a bound peer or a shadow denial, a client's own x-tokengate-peer
-        # or x-tokengate-shadow-reason never reaches the upstream.
+        # or x-tokengate-shadow-reason never reaches the upstream; for a service
+        # account's token, nor do the provider identity headers.
         removed = ([] if forward_token else ["authorization"]) + ([] if peer else ["x-tokengate-peer"]) + \
-            ["x-tokengate-shadow-reason"]
+            ["x-tokengate-shadow-reason"] + PROVIDER_HEADERS
         self.assertEqual(list(ok.headers_to_remove), removed)
         fields = resp.dynamic_metadata.fields
         self.assertEqual(fields["cluster"].string_value, cluster)

@@ -30,11 +30,12 @@
 
 #define ISS_A "https://a.example"
 #define ISS_SHARED "https://kubernetes.default.svc.cluster.local"
+#define ISS_DEX "https://dex.example"
 #define MAX_AGE 600 /* cluster a's max_token_age_seconds */
 #define SKEW 60
 
 static tg_testdir dir;
-static EVP_PKEY *key_a, *key_b, *key_c, *key_rogue;
+static EVP_PKEY *key_a, *key_b, *key_c, *key_rogue, *key_dex;
 static pol_snapshot *snap, *snap_reordered;
 static authz_arena arena;
 static int64_t t0;
@@ -43,10 +44,11 @@ static int64_t t0;
  * token age limit), b and c (sharing kube's default issuer, PEM keys whose
  * kid is the fingerprint; c enforces warnafter). Rules: POST /admin on a
  * for namespace ops from two networks; GET anything on c; everything on a
- * and b. */
+ * and b. Identity provider corp (Dex-like, P-256 kid d1) is trusted by a
+ * and b, maps email and groups with "corp:" and requires hd example.com. */
 static const char *config_text(bool reordered)
 {
-    static char text[2048];
+    static char text[4096];
     const char *a =
         "{\"name\":\"a\",\"issuer\":\"" ISS_A "\",\"audiences\":[\"api-a\"],\"jwks_file\":\"a.jwks\","
         "\"source_cidrs\":[\"10.0.0.0/8\",\"fd00:a::/64\"],\"hosts\":[\"api.a.example\"],"
@@ -61,8 +63,19 @@ static const char *config_text(bool reordered)
         "\"namespaces\":[\"ops\"],\"source_cidrs\":[\"10.1.0.0/16\",\"fd00:a::/80\"]},"
         "{\"name\":\"c-read\",\"clusters\":[\"c\"],\"methods\":[\"GET\"]},"
         "{\"name\":\"rest\",\"clusters\":[\"a\",\"b\"]}]";
-    int n = snprintf(text, sizeof text, "{\"clock_skew_seconds\":%d,\"clusters\":[%s,%s,%s],\"rules\":%s}",
-                     SKEW, reordered ? c : a, b, reordered ? a : c, rules);
+    const char *providers =
+        "[{\"name\":\"corp\",\"issuer\":\"" ISS_DEX
+        "\",\"audiences\":[\"tokengate\"],\"jwks_file\":\"dex.jwks\","
+        "\"claim_mappings\":{\"username\":{\"claim\":\"email\",\"prefix\":\"corp:\"},"
+        "\"groups\":{\"claim\":\"groups\",\"prefix\":\"corp:\"}},"
+        "\"claim_validation_rules\":[{\"claim\":\"hd\",\"required_value\":\"example.com\"}],"
+        "\"clusters\":[\"a\",\"b\"]}]";
+    const char *user_rule = "{\"name\":\"admins\",\"clusters\":[\"b\"],\"path_prefix\":\"/admin\","
+                            "\"groups\":[\"corp:admins\"]},";
+    int n = snprintf(text, sizeof text,
+                     "{\"clock_skew_seconds\":%d,\"clusters\":[%s,%s,%s],\"identity_providers\":%s,"
+                     "\"rules\":[%s%s}",
+                     SKEW, reordered ? c : a, b, reordered ? a : c, providers, user_rule, rules + 1);
     cr_assert(n > 0 && (size_t)n < sizeof text);
     return text;
 }
@@ -85,7 +98,9 @@ static void setup(void)
     key_b = tg_keygen("p384");
     key_c = tg_keygen("p256");
     key_rogue = tg_keygen("p256");
-    cr_assert(key_a && key_b && key_c && key_rogue);
+    key_dex = tg_keygen("p256");
+    cr_assert(key_a && key_b && key_c && key_rogue && key_dex);
+    cr_assert_eq(tg_testdir_write_jwks(&dir, "dex.jwks", key_dex, "d1"), 0);
     cr_assert_eq(tg_testdir_write_jwks(&dir, "a.jwks", key_a, "a1"), 0);
     cr_assert_eq(tg_testdir_write_pem(&dir, "b.pem", key_b), 0);
     cr_assert_eq(tg_testdir_write_pem(&dir, "c.pem", key_c), 0);
@@ -104,6 +119,7 @@ static void teardown(void)
     EVP_PKEY_free(key_b);
     EVP_PKEY_free(key_c);
     EVP_PKEY_free(key_rogue);
+    EVP_PKEY_free(key_dex);
     cr_assert_eq(tg_testdir_remove(&dir), 0);
 }
 
@@ -159,6 +175,22 @@ static char *token_b(json_t *c)
 static char *token_c(json_t *c)
 {
     return sign(key_c, "ES256", NULL, c);
+}
+
+/* A Dex-shaped ID token of corp for |email| in |groups| (a JSON array). */
+static json_t *dex_claims(const char *email, json_t *groups)
+{
+    json_t *c =
+        json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:s,s:s,s:I,s:I}", "iss", ISS_DEX, "aud", "tokengate", "sub",
+                  "CgVhbGljZRIFbG9jYWw", "email", email, "email_verified", 1, "groups", groups, "name",
+                  "Alice", "hd", "example.com", "iat", (json_int_t)t0, "exp", (json_int_t)(t0 + 3600));
+    cr_assert_not_null(c);
+    return c;
+}
+
+static char *token_dex(json_t *c)
+{
+    return sign(key_dex, "ES256", "d1", c);
 }
 
 static json_t *a_claims(void)
@@ -244,6 +276,14 @@ static void make_tokens(void)
         add("c warnafter in 150 s", token_c(c));
     }
     add("c key, issuer a, no kid", token_c(claims(ISS_A, "shared", "batch", "reporter")));
+    add("corp admin", token_dex(dex_claims("alice@example.com", json_pack("[s,s]", "admins", "dev"))));
+    add("corp dev", token_dex(dex_claims("bob@example.com", json_pack("[s]", "dev"))));
+    add("corp exp in 100 s", token_dex(with_time(dex_claims("carol@example.com", json_array()), "exp", 100)));
+    add("corp email unverified",
+        token_dex(with(dex_claims("eve@example.com", json_array()), "email_verified", json_false())));
+    add("corp wrong hd",
+        token_dex(with(dex_claims("mallory@example.com", json_array()), "hd", json_string("evil.example"))));
+    add("corp key, issuer a", sign(key_dex, "ES256", "a1", a_claims()));
 }
 
 static void free_tokens(void)
@@ -325,6 +365,7 @@ typedef struct outcome {
     char subject[128], ns[64], sa[64], pod[64], node[64];
     pol_peer_result peer_result;
     char peer[128];
+    char provider[32], username[128], groups[128];
 } outcome;
 
 static void copy_slice(char *out, size_t size, authz_slice s)
@@ -381,6 +422,9 @@ static outcome decide(const pol_snapshot *s, const request *r, int64_t now, pol_
     copy_slice(o.node, sizeof o.node, d.node_name);
     o.peer_result = d.peer_result;
     copy_slice(o.peer, sizeof o.peer, d.peer);
+    copy_slice(o.provider, sizeof o.provider, d.provider ? d.provider->name : (authz_slice){NULL, 0});
+    copy_slice(o.username, sizeof o.username, d.username);
+    copy_slice(o.groups, sizeof o.groups, d.groups);
     return o;
 }
 
@@ -393,7 +437,9 @@ static void expect_same(const outcome *want, const outcome *got, const char *whi
                 strcmp(want->rule, got->rule) == 0 && strcmp(want->subject, got->subject) == 0 &&
                 strcmp(want->ns, got->ns) == 0 && strcmp(want->sa, got->sa) == 0 &&
                 strcmp(want->pod, got->pod) == 0 && strcmp(want->node, got->node) == 0 &&
-                want->peer_result == got->peer_result && strcmp(want->peer, got->peer) == 0;
+                want->peer_result == got->peer_result && strcmp(want->peer, got->peer) == 0 &&
+                strcmp(want->provider, got->provider) == 0 && strcmp(want->username, got->username) == 0 &&
+                strcmp(want->groups, got->groups) == 0;
     cr_assert(
         same,
         "%s changed a decision for %s:\n  uncached: %s %s \"%s\" cluster %s issuer %s rule %s subject %s\n"

@@ -165,10 +165,10 @@ class CliTest(unittest.TestCase):
                 {"name": "admin", "clusters": ["a"], "path_prefix": "/admin", "ignore_case": True,
                  "methods": ["POST"], "headers": {"x-tenant": ["*"], "x-api-version": ["v2", "v3"]},
                  "namespaces": ["ops"], "service_accounts": ["ops:deployer"], "source_cidrs": ["10.1.8.0/24"],
-                 "peer_binding": {"required": True}},
+                 "peer_binding": {"required": True}, "users": None, "groups": None},
                 {"name": "rest", "clusters": None, "path_prefix": None, "ignore_case": False, "methods": None,
                  "headers": None, "namespaces": None, "service_accounts": None, "source_cidrs": None,
-                 "peer_binding": None},
+                 "peer_binding": None, "users": None, "groups": None},
             ],
             "warnings": [f"{path}: clusters[1]: cluster b has no source_cidrs: its tokens are accepted from any "
                          "address; add source_cidrs with the networks its workloads call from"],

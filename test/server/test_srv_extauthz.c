@@ -367,11 +367,16 @@ Test(srv_extauthz, allow_response_fields)
     assert_header(ok->headers, ok->n_headers, "x-tokengate-subject", "system:serviceaccount:shop:checkout");
     assert_header(ok->headers, ok->n_headers, "x-tokengate-namespace", "shop");
     assert_header(ok->headers, ok->n_headers, "x-tokengate-service-account", "checkout");
-    cr_assert_eq(ok->n_headers_to_remove, 3);
+    /* No binding, no shadow denial, a service account's token: a client's
+     * own x-tokengate-peer, -shadow-reason and provider identity headers are
+     * removed, so they never reach the upstream. */
+    cr_assert_eq(ok->n_headers_to_remove, 6);
     cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
-    cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-peer", "no binding: a client's copy is removed");
-    cr_assert_str_eq(ok->headers_to_remove[2], "x-tokengate-shadow-reason",
-                     "not shadowed: a client's copy is removed");
+    cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-peer");
+    cr_assert_str_eq(ok->headers_to_remove[2], "x-tokengate-shadow-reason");
+    cr_assert_str_eq(ok->headers_to_remove[3], "x-tokengate-user");
+    cr_assert_str_eq(ok->headers_to_remove[4], "x-tokengate-groups");
+    cr_assert_str_eq(ok->headers_to_remove[5], "x-tokengate-provider");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     cr_assert_null(ok->dynamic_metadata, "the deprecated ok_response.dynamic_metadata would override");
@@ -384,6 +389,48 @@ Test(srv_extauthz, allow_response_fields)
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
 }
 
+/* An identity provider's user: user, groups and provider set; the service
+ * account headers removed; no groups, and x-tokengate-groups is removed too. */
+Test(srv_extauthz, allow_provider_user_headers)
+{
+    pol_cluster c = test_cluster(false);
+    pol_provider provider;
+    memset(&provider, 0, sizeof(provider));
+    provider.name = AUTHZ_SLICE_LIT("dex");
+    pol_decision d = allow_decision(&c);
+    d.issuer_cluster = NULL;
+    d.provider = &provider;
+    d.subject = d.username = AUTHZ_SLICE_LIT("corp:alice@example.com");
+    d.groups = AUTHZ_SLICE_LIT("corp:admins,corp:dev");
+    d.namespace_name = d.service_account = (authz_slice){NULL, 0};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    for (int with_groups = 1; with_groups >= 0; with_groups--) {
+        if (!with_groups)
+            d.groups = (authz_slice){NULL, 0};
+        cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
+        check_resp *r = unpack_resp(buf, len);
+        Envoy__Service__Auth__V3__OkHttpResponse *ok = r->ok_response;
+        cr_assert_eq(ok->n_headers, with_groups ? 5u : 4u);
+        assert_header(ok->headers, ok->n_headers, "x-tokengate-subject", "corp:alice@example.com");
+        assert_header(ok->headers, ok->n_headers, "x-tokengate-user", "corp:alice@example.com");
+        assert_header(ok->headers, ok->n_headers, "x-tokengate-provider", "dex");
+        if (with_groups)
+            assert_header(ok->headers, ok->n_headers, "x-tokengate-groups", "corp:admins,corp:dev");
+        cr_assert_eq(ok->n_headers_to_remove, with_groups ? 5u : 6u);
+        cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
+        cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-namespace");
+        cr_assert_str_eq(ok->headers_to_remove[2], "x-tokengate-service-account");
+        cr_assert_str_eq(ok->headers_to_remove[3], "x-tokengate-peer");
+        cr_assert_str_eq(ok->headers_to_remove[4], "x-tokengate-shadow-reason");
+        if (!with_groups)
+            cr_assert_str_eq(ok->headers_to_remove[5], "x-tokengate-groups");
+        cr_assert_str_eq(meta_get(r, "provider"), "dex");
+        envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
+    }
+}
+
 Test(srv_extauthz, allow_with_forward_token_keeps_authorization)
 {
     pol_cluster c = test_cluster(true);
@@ -393,9 +440,12 @@ Test(srv_extauthz, allow_with_forward_token_keeps_authorization)
 
     cr_assert_eq(srv_extauthz_build_response(&d, POL_DENY_DETAILS_GENERIC, &arena, &buf, &len), 0);
     check_resp *r = unpack_resp(buf, len);
-    cr_assert_eq(r->ok_response->n_headers_to_remove, 2);
+    cr_assert_eq(r->ok_response->n_headers_to_remove, 5);
     cr_assert_str_eq(r->ok_response->headers_to_remove[0], "x-tokengate-peer");
     cr_assert_str_eq(r->ok_response->headers_to_remove[1], "x-tokengate-shadow-reason");
+    cr_assert_str_eq(r->ok_response->headers_to_remove[2], "x-tokengate-user");
+    cr_assert_str_eq(r->ok_response->headers_to_remove[3], "x-tokengate-groups");
+    cr_assert_str_eq(r->ok_response->headers_to_remove[4], "x-tokengate-provider");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
 }
 
@@ -415,7 +465,7 @@ Test(srv_extauthz, allow_with_bound_peer_sends_it_upstream)
     cr_assert_eq(ok->n_headers, 5);
     assert_header(ok->headers, ok->n_headers, "x-tokengate-peer",
                   "spiffe://cluster.local/ns/shop/sa/checkout");
-    cr_assert_eq(ok->n_headers_to_remove, 2);
+    cr_assert_eq(ok->n_headers_to_remove, 5);
     cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
     cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-shadow-reason");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
@@ -436,7 +486,7 @@ Test(srv_extauthz, shadow_denied_allow_sends_its_reason_upstream)
     Envoy__Service__Auth__V3__OkHttpResponse *ok = r->ok_response;
     cr_assert_eq(ok->n_headers, 5);
     assert_header(ok->headers, ok->n_headers, "x-tokengate-shadow-reason", "forbidden");
-    cr_assert_eq(ok->n_headers_to_remove, 2);
+    cr_assert_eq(ok->n_headers_to_remove, 5);
     cr_assert_str_eq(ok->headers_to_remove[0], "authorization");
     cr_assert_str_eq(ok->headers_to_remove[1], "x-tokengate-peer");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
@@ -714,7 +764,7 @@ Test(srv_extauthz, end_to_end_allow_and_cross_cluster_replay)
               res.decision.status.message);
     check_resp *r = unpack_resp(res.response, res.response_len);
     cr_assert_eq(r->status->code, 0);
-    cr_assert_eq(r->ok_response->n_headers_to_remove, 3);
+    cr_assert_eq(r->ok_response->n_headers_to_remove, 6);
     assert_header(r->ok_response->headers, r->ok_response->n_headers, "x-tokengate-subject",
                   "system:serviceaccount:shop:checkout");
     envoy__service__auth__v3__check_response__free_unpacked(r, NULL);
@@ -812,8 +862,9 @@ static size_t oracle_allow(const pol_decision *d, uint8_t *out)
     Google__Protobuf__Struct meta = GOOGLE__PROTOBUF__STRUCT__INIT;
     Google__Protobuf__Struct__FieldsEntry *fields[5];
     hv_option *headers[4];
-    char *remove[] = {(char *)"authorization", (char *)"x-tokengate-peer",
-                      (char *)"x-tokengate-shadow-reason"};
+    char *remove[] = {
+        (char *)"authorization",    (char *)"x-tokengate-peer",   (char *)"x-tokengate-shadow-reason",
+        (char *)"x-tokengate-user", (char *)"x-tokengate-groups", (char *)"x-tokengate-provider"};
     char *cluster = dup_slice(d->cluster->name);
 
     headers[0] = oracle_header("x-tokengate-cluster", cluster);
@@ -823,7 +874,7 @@ static size_t oracle_allow(const pol_decision *d, uint8_t *out)
     ok.headers = headers;
     ok.n_headers = 4;
     ok.headers_to_remove = d->cluster->forward_token ? remove + 1 : remove;
-    ok.n_headers_to_remove = d->cluster->forward_token ? 2 : 3;
+    ok.n_headers_to_remove = d->cluster->forward_token ? 5 : 6;
     meta.fields = fields;
     oracle_field(&meta, "cluster", cluster);
     oracle_field(&meta, "subject", dup_slice(d->subject));

@@ -187,14 +187,16 @@ Test(srv_httpauth, allow_answer)
     cr_assert(authz_slice_has_prefix(a, AUTHZ_SLICE_LIT("HTTP/1.1 200 OK\r\n")));
     cr_assert(contains(a, "\r\nx-tokengate-subject: system:serviceaccount:ns:sa\r\n"));
     cr_assert(contains(a, "\r\nx-tokengate-cluster: cluster-a\r\n"));
-    cr_assert(contains(
-        a,
-        "\r\nx-envoy-auth-headers-to-remove: x-tokengate-peer,x-tokengate-shadow-reason,authorization\r\n"));
+    cr_assert(contains(a, "\r\nx-envoy-auth-headers-to-remove: "
+                          "x-tokengate-peer,x-tokengate-shadow-reason,x-tokengate-user,x-tokengate-groups,x-"
+                          "tokengate-provider,authorization\r\n"));
     cr_assert(contains(a, "\r\ncontent-length: 0\r\n\r\n"));
     cr_assert(!contains(a, "connection: close"));
     cluster.forward_token = true;
-    cr_assert(contains(answer(&d, true, false, &rc),
-                       "\r\nx-envoy-auth-headers-to-remove: x-tokengate-peer,x-tokengate-shadow-reason\r\n"));
+    cr_assert(contains(
+        answer(&d, true, false, &rc),
+        "\r\nx-envoy-auth-headers-to-remove: x-tokengate-peer,x-tokengate-shadow-reason,x-tokengate-user,"
+        "x-tokengate-groups,x-tokengate-provider\r\n"));
     cr_assert(contains(answer(&d, true, false, &rc), "\r\nconnection: close\r\n"));
 }
 

@@ -273,9 +273,12 @@ Test(srv_log, longest_values_still_give_a_whole_line)
     memset(worst, '\x01', sizeof(worst) - 1);
     authz_slice w = {worst, sizeof(worst) - 1};
     pol_cluster c;
+    pol_provider provider;
     pol_rule rule;
     pol_request req;
     pol_decision d;
+    memset(&provider, 0, sizeof(provider));
+    provider.name = w;
     memset(&c, 0, sizeof(c));
     memset(&rule, 0, sizeof(rule));
     memset(&req, 0, sizeof(req));
@@ -286,6 +289,7 @@ Test(srv_log, longest_values_still_give_a_whole_line)
     req.authorization = w;
     d.cluster = d.issuer_cluster = &c;
     d.rule = &rule;
+    d.provider = &provider;
     d.verified_subject = w;
     d.peer = w;
     d.peer_result = POL_PEER_RESULT_MISMATCH;
@@ -300,9 +304,9 @@ Test(srv_log, longest_values_still_give_a_whole_line)
     json_t *j = json_loadb(line, n, JSON_DECODE_INT_AS_REAL, &err);
     cr_assert_not_null(j, "valid JSON: %s", err.text);
     static const char *const keys[] = {
-        "time", "request_id",   "cluster", "issuer_cluster", "subject",     "source",
-        "host", "method",       "path",    "decision",       "reason",      "rule",
-        "peer", "peer_binding", "message", "generation",     "duration_us", "token_sha256"};
+        "time",         "request_id", "cluster",    "issuer_cluster", "provider",    "subject", "source",
+        "host",         "method",     "path",       "decision",       "reason",      "rule",    "peer",
+        "peer_binding", "message",    "generation", "duration_us",    "token_sha256"};
     cr_assert_eq(json_object_size(j), sizeof keys / sizeof keys[0]);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         cr_assert_not_null(json_object_get(j, keys[i]), "%s", keys[i]);

@@ -24,8 +24,9 @@ def tokengate_version():
 
 def mint_keys_for(config, folder):
     """Writes into `folder` a fresh public key for every jwks_file and
-    public_key_files entry of the config (a dict), as tg-mint makes them."""
-    for i, cluster in enumerate(config["clusters"]):
+    public_key_files entry of the config's clusters and identity providers
+    (a dict), as tg-mint makes them."""
+    for i, cluster in enumerate(config["clusters"] + config.get("identity_providers", [])):
         if "jwks_file" in cluster:
             subprocess.run([TG_MINT, "keygen", "--type", "p256", "--private", os.path.join(folder, f"k{i}.key"),
                             "--jwks", os.path.join(folder, cluster["jwks_file"]), "--kid", f"kid-{i}"],

@@ -57,6 +57,10 @@ LOADER_LISTS = {
     ("get_claim_headers", "keys"): "clusters.claim_to_headers",
     ("parse_rule", "keys"): "rules",
     ("get_peer_binding", "keys"): "clusters.peer_binding",
+    ("parse_provider", "keys"): "identity_providers",
+    ("parse_provider", "mapping_keys"): "identity_providers.claim_mappings",
+    ("parse_claim_mapping", "keys"): "identity_providers.claim_mappings.username",
+    ("parse_claim_rules", "keys"): "identity_providers.claim_validation_rules",
 }
 
 # Lists of a key's allowed string values: -> that key (a dotted path), whose schema is an enum.
@@ -101,7 +105,8 @@ def readme_table_keys():
 
 README_TABLES = {"Top level": "", "Cluster": "clusters", "Rule": "rules",
                  "`claim_to_headers` entry": "clusters.claim_to_headers",
-                 "`peer_binding` object": "clusters.peer_binding"}
+                 "`peer_binding` object": "clusters.peer_binding",
+                 "Identity provider": "identity_providers"}
 
 
 def readme_json_configs():
@@ -150,6 +155,23 @@ def base_config():
                       "public_key_files": ["b.pem"], "hosts": ["*.b.example"]}],
         "rules": [{"name": "r", "clusters": ["a"], "path_prefix": "/api", "headers": {"x-tenant": ["*"]}}],
     }
+
+
+def provider(**changes):
+    """An identity provider for base_config's clusters, with |changes| (None
+    removes a key)."""
+    p = {"name": "corp", "issuer": "https://dex.example", "audiences": ["tokengate"], "jwks_file": "p.jwks.json",
+         "claim_mappings": {"username": {"claim": "email", "prefix": "corp:"},
+                            "groups": {"claim": "realm_access.roles", "prefix": ""}},
+         "claim_validation_rules": [{"claim": "email_verified", "required_value": True},
+                                    {"claim": "typ", "required_values": ["Bearer", "ID"]}],
+         "clusters": ["a", "b"]}
+    for key, value in changes.items():
+        if value is None:
+            p.pop(key)
+        else:
+            p[key] = value
+    return p
 
 
 class KeySets(unittest.TestCase):
@@ -320,6 +342,19 @@ class Agreement(unittest.TestCase):
         ("peer_binding required not a bool",
          lambda c: c["rules"][0].update(peer_binding={"required": "yes"})),
         ("peer_binding unknown key", lambda c: c["clusters"][0].update(peer_binding={"td": "x"})),
+        ("comma in a rule group", lambda c: c["rules"][0].update(groups=["a,b"])),
+        ("provider without clusters", lambda c: c.update(identity_providers=[provider(clusters=None)])),
+        ("provider with empty clusters", lambda c: c.update(identity_providers=[provider(clusters=[])])),
+        ("provider without keys", lambda c: c.update(identity_providers=[provider(jwks_file=None)])),
+        ("provider discovery (not yet)", lambda c: c.update(identity_providers=[provider(discovery=True)])),
+        ("provider prefix system:", lambda c: c.update(identity_providers=[provider(
+            claim_mappings={"groups": {"claim": "groups", "prefix": "system:"}})])),
+        ("provider mapping without prefix", lambda c: c.update(identity_providers=[provider(
+            claim_mappings={"username": {"claim": "email"}})])),
+        ("claim rule with both values", lambda c: c.update(identity_providers=[provider(
+            claim_validation_rules=[{"claim": "x", "required_value": 1, "required_values": [1]}])])),
+        ("claim rule value an object", lambda c: c.update(identity_providers=[provider(
+            claim_validation_rules=[{"claim": "x", "required_value": {}}])])),
     ]
 
     def test_documented_errors_are_refused_by_both(self):
