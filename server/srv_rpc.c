@@ -7,7 +7,6 @@
 
 #include "srv_extauthz.h"
 #include "srv_health.h"
-#include "srv_keyfetch.h"
 #include "srv_log.h"
 
 #define NV_STATIC(n, v)                                                                                      \
