@@ -37,7 +37,7 @@ typedef struct pol_claim_header {
 #define POL_MAX_CLAIM_HEADERS 16u
 #define POL_CLAIM_VALUE_MAX_BYTES 4096u
 
-/* Where a cluster fetches keys from (jwks_uri or discovery): server/
+/* Where a cluster or provider fetches keys from (jwks_uri or discovery): server/
  * srv_keyfetch does the fetching; policies/ only validates the settings. */
 typedef struct pol_remote_source {
     authz_slice jwks_uri;          /* owned, https://...; empty with discovery */
@@ -48,7 +48,7 @@ typedef struct pol_remote_source {
     int64_t fetch_timeout_seconds; /* whole fetch, default 10 */
 } pol_remote_source;
 
-/* Keys fetched for one cluster: parsed once, immutable, shared by every
+/* Keys fetched for one cluster or provider: parsed once, immutable, shared by every
  * snapshot that holds them (reference-counted). */
 typedef struct pol_remote_keys {
     atomic_size_t refs;
