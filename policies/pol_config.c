@@ -859,11 +859,12 @@ static const char *check_https_url(authz_slice s)
     return NULL;
 }
 
-/* Remote keys: "jwks_uri" or "discovery", with "ca_file",
- * "bearer_token_file", "refresh_seconds", "fetch_timeout_seconds". */
-static void parse_remote_source(cfg_ctx *ctx, const json_t *obj, const char *path, pol_cluster *c)
+/* Remote keys of a cluster or provider whose issuer is |issuer|:
+ * "jwks_uri" or "discovery", with "ca_file", "bearer_token_file",
+ * "refresh_seconds", "fetch_timeout_seconds"; *remote says whether any. */
+static void parse_remote_source(cfg_ctx *ctx, const json_t *obj, const char *path, authz_slice issuer,
+                                pol_remote_source *src, bool *remote)
 {
-    pol_remote_source *src = &c->source;
     const char *const extras[] = {"ca_file", "bearer_token_file", "refresh_seconds", "fetch_timeout_seconds",
                                   NULL};
 
@@ -874,7 +875,7 @@ static void parse_remote_source(cfg_ctx *ctx, const json_t *obj, const char *pat
     get_file_path(ctx, obj, path, "bearer_token_file", false, &src->bearer_token_file);
     get_int(ctx, obj, path, "refresh_seconds", 60, 86400, &src->refresh_seconds);
     get_int(ctx, obj, path, "fetch_timeout_seconds", 1, 60, &src->fetch_timeout_seconds);
-    c->remote = src->discovery || json_object_get(obj, "jwks_uri") != NULL;
+    *remote = src->discovery || json_object_get(obj, "jwks_uri") != NULL;
     /* Read at every fetch; a missing one is a mistake to report now. */
     const authz_slice *files[] = {&src->ca_file, &src->bearer_token_file};
     const char *file_keys[] = {"ca_file", "bearer_token_file"};
@@ -892,12 +893,12 @@ static void parse_remote_source(cfg_ctx *ctx, const json_t *obj, const char *pat
         cfg_fail(ctx, key_path, json_object_get(obj, "jwks_uri"),
                  "give jwks_uri or discovery, not both (discovery finds the jwks_uri)");
     }
-    if (src->discovery && c->issuer.ptr && check_https_url(c->issuer) != NULL) {
+    if (src->discovery && issuer.ptr && check_https_url(issuer) != NULL) {
         char key_path[PATH_TEXT_MAX];
         path_key(key_path, path, "issuer");
         cfg_fail(ctx, key_path, json_object_get(obj, "issuer"), "discovery needs an https:// issuer");
     }
-    for (size_t i = 0; !c->remote && extras[i]; i++) {
+    for (size_t i = 0; !*remote && extras[i]; i++) {
         if (json_object_get(obj, extras[i])) {
             char key_path[PATH_TEXT_MAX];
             path_key(key_path, path, extras[i]);
@@ -1169,7 +1170,7 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
     size_t errors_before_keys = ctx->errors;
     key_sink sink = {&c->keys, &c->key_files, &c->key_file_count};
     bool has_files = load_key_files(ctx, obj, path, sink);
-    parse_remote_source(ctx, obj, path, c);
+    parse_remote_source(ctx, obj, path, c->issuer, &c->source, &c->remote);
     /* A cluster with remote keys may start without any: it denies its
      * tokens (unknown_key) and keeps /readyz at 503 until they load. */
     if (!has_files && !c->remote)
@@ -1383,28 +1384,24 @@ static void parse_claim_rules(cfg_ctx *ctx, const json_t *obj, const char *paren
     }
 }
 
-/* Keys remote key sources take on a cluster; refused on a provider until
- * providers fetch keys too. */
-static void refuse_remote_keys(cfg_ctx *ctx, const json_t *obj, const char *path)
-{
-    const char *const remote[] = {"jwks_uri", "discovery", "ca_file", NULL};
-    for (size_t i = 0; remote[i]; i++) {
-        const json_t *v = json_object_get(obj, remote[i]);
-        if (!v)
-            continue;
-        char key_path[PATH_TEXT_MAX];
-        path_key(key_path, path, remote[i]);
-        cfg_fail(ctx, key_path, v, "not supported yet for identity providers: give the keys with jwks_file");
-    }
-}
-
 static void parse_provider(cfg_ctx *ctx, const json_t *obj, const char *path, const pol_snapshot *snap,
                            pol_provider *p)
 {
-    static const char *const keys[] = {
-        "name",     "issuer",    "audiences", "jwks_file",      "public_key_files",
-        "jwks_uri", "discovery", "ca_file",   "claim_mappings", "claim_validation_rules",
-        "clusters", NULL};
+    static const char *const keys[] = {"name",
+                                       "issuer",
+                                       "audiences",
+                                       "jwks_file",
+                                       "public_key_files",
+                                       "jwks_uri",
+                                       "discovery",
+                                       "ca_file",
+                                       "bearer_token_file",
+                                       "refresh_seconds",
+                                       "fetch_timeout_seconds",
+                                       "claim_mappings",
+                                       "claim_validation_rules",
+                                       "clusters",
+                                       NULL};
     authz_keyset_init(&p->keys);
     if (!is_object(ctx, obj, path))
         return;
@@ -1454,12 +1451,15 @@ static void parse_provider(cfg_ctx *ctx, const json_t *obj, const char *path, co
     if (arr && !p->clusters)
         cfg_fail(ctx, list_path, NULL, "out of memory");
 
-    refuse_remote_keys(ctx, obj, path);
     size_t errors_before_keys = ctx->errors;
     key_sink sink = {&p->keys, &p->key_files, &p->key_file_count};
-    if (!load_key_files(ctx, obj, path, sink))
-        cfg_fail(ctx, path, NULL, "needs jwks_file or public_key_files");
-    else if (p->keys.count == 0 && ctx->errors == errors_before_keys)
+    bool has_files = load_key_files(ctx, obj, path, sink);
+    /* As for a cluster: remote keys may be missing at start; its tokens
+     * are then denied (unknown_key) and /readyz stays 503. */
+    parse_remote_source(ctx, obj, path, p->issuer, &p->source, &p->remote);
+    if (!has_files && !p->remote)
+        cfg_fail(ctx, path, NULL, "needs jwks_file, public_key_files, jwks_uri or discovery");
+    else if (has_files && p->keys.count == 0 && ctx->errors == errors_before_keys)
         cfg_fail(ctx, path, NULL, "no signing key was loaded");
 }
 

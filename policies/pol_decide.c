@@ -199,8 +199,8 @@ static const authz_key *find_provider_key(const pol_snapshot *snap, const pol_pr
                                           const authz_jwt *jwt, authz_status *status)
 {
     size_t kidless = 0;
-    for (size_t k = 0; !jwt->kid.present && k < p->keys.count; k++)
-        kidless += authz_key_allows_alg(&p->keys.keys[k], jwt->alg) ? 1u : 0u;
+    for (size_t k = 0; !jwt->kid.present && k < pol_provider_key_count(p); k++)
+        kidless += authz_key_allows_alg(pol_provider_key(p, k), jwt->alg) ? 1u : 0u;
     if (kidless > snap->max_kidless_keys) {
         authz_status_set(
             status, AUTHZ_REASON_UNKNOWN_KEY,
@@ -210,9 +210,9 @@ static const authz_key *find_provider_key(const pol_snapshot *snap, const pol_pr
         return NULL;
     }
     key_search search = {0, 0, NULL};
-    for (size_t k = 0; k < p->keys.count; k++) {
-        if (try_key(&p->keys.keys[k], jwt, &search))
-            return &p->keys.keys[k];
+    for (size_t k = 0; k < pol_provider_key_count(p); k++) {
+        if (try_key(pol_provider_key(p, k), jwt, &search))
+            return pol_provider_key(p, k);
     }
     if (search.matched == 0)
         authz_status_set(status, AUTHZ_REASON_UNKNOWN_KEY, "no key with kid %.*s for identity provider %.*s",

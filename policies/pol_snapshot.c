@@ -67,6 +67,10 @@ static void free_provider(pol_provider *p)
     }
     free(p->claim_rules);
     free(p->clusters);
+    free((void *)p->source.jwks_uri.ptr);
+    free((void *)p->source.ca_file.ptr);
+    free((void *)p->source.bearer_token_file.ptr);
+    pol_remote_keys_release(p->remote_keys);
 }
 
 static void free_rule(pol_rule *r)
@@ -94,10 +98,14 @@ void pol_snapshot_release(pol_snapshot *snap)
     if (atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (snap->base) {
-        /* Only the clusters array and its remote key references are ours. */
+        /* Only the clusters and providers arrays and their remote key
+         * references are ours. */
         for (size_t i = 0; i < snap->cluster_count; i++)
             pol_remote_keys_release(snap->clusters[i].remote_keys);
         free(snap->clusters);
+        for (size_t i = 0; i < snap->provider_count; i++)
+            pol_remote_keys_release(snap->providers[i].remote_keys);
+        free(snap->providers);
         pol_snapshot_release(snap->base);
         free(snap);
         return;
@@ -154,6 +162,11 @@ const pol_key_file *pol_provider_key_file(const pol_provider *provider, size_t k
     return key_file_of(provider->key_files, provider->key_file_count, key_index);
 }
 
+const pol_key_file *pol_key_owner_key_file(const pol_key_owner *owner, size_t key_index)
+{
+    return key_file_of(owner->key_files, owner->key_file_count, key_index);
+}
+
 size_t pol_snapshot_cluster_index(const pol_snapshot *snap, const pol_cluster *cluster)
 {
     return (size_t)(cluster - snap->clusters);
@@ -202,17 +215,35 @@ void pol_remote_keys_release(pol_remote_keys *keys)
     free(keys);
 }
 
-/* The first key of |rk| that a cluster of |snap| other than |self| holds
- * (from its files or already attached), with that cluster in *other. */
+pol_key_owner pol_snapshot_key_owner(const pol_snapshot *snap, size_t index)
+{
+    if (index < snap->cluster_count) {
+        const pol_cluster *c = &snap->clusters[index];
+        return (pol_key_owner){false,     c->name,      c->issuer,
+                               &c->keys,  c->key_files, c->key_file_count,
+                               c->remote, &c->source,   c->remote_keys};
+    }
+    const pol_provider *p = &snap->providers[index - snap->cluster_count];
+    return (pol_key_owner){true,      p->name,    p->issuer,     &p->keys, p->key_files, p->key_file_count,
+                           p->remote, &p->source, p->remote_keys};
+}
+
+static const char *owner_kind(const pol_key_owner *o)
+{
+    return o->provider ? "identity provider" : "cluster";
+}
+
+/* The first key of |rk| that a key owner of |snap| other than |self| holds
+ * (from its files or already attached), with that owner in *other. */
 static const authz_key *shared_key(const pol_snapshot *snap, size_t self, const pol_remote_keys *rk,
-                                   const pol_cluster **other)
+                                   pol_key_owner *other)
 {
     for (size_t k = 0; k < rk->keys.count; k++) {
-        for (size_t i = 0; i < snap->cluster_count; i++) {
-            const pol_cluster *c = &snap->clusters[i];
-            for (size_t j = 0; i != self && j < pol_cluster_key_count(c); j++) {
-                if (authz_key_same_material(&rk->keys.keys[k], pol_cluster_key(c, j))) {
-                    *other = c;
+        for (size_t i = 0; i < pol_key_owner_count(snap); i++) {
+            pol_key_owner o = pol_snapshot_key_owner(snap, i);
+            for (size_t j = 0; i != self && j < pol_keys_count(o.keys, o.remote_keys); j++) {
+                if (authz_key_same_material(&rk->keys.keys[k], pol_keys_at(o.keys, o.remote_keys, j))) {
+                    *other = o;
                     return &rk->keys.keys[k];
                 }
             }
@@ -221,46 +252,62 @@ static const authz_key *shared_key(const pol_snapshot *snap, size_t self, const 
     return NULL;
 }
 
+/* Where key owner |index| of |snap| keeps its fetched keys. */
+static pol_remote_keys **remote_slot(pol_snapshot *snap, size_t index)
+{
+    return index < snap->cluster_count ? &snap->clusters[index].remote_keys
+                                       : &snap->providers[index - snap->cluster_count].remote_keys;
+}
+
 pol_snapshot *pol_snapshot_with_remote_keys(pol_snapshot *from, pol_remote_keys *const *remote, char *err,
                                             size_t err_size)
 {
     pol_snapshot *snap = malloc(sizeof *snap);
-    pol_cluster *clusters = malloc(from->cluster_count * sizeof *clusters);
+    pol_cluster *clusters = malloc(from->cluster_count * sizeof *clusters + 1u);
+    pol_provider *providers = malloc(from->provider_count * sizeof *providers + 1u);
     struct timespec ts;
     uint64_t now = 0;
 
-    if (!snap || !clusters) {
+    if (!snap || !clusters || !providers) {
         free(snap);
         free(clusters);
+        free(providers);
         return NULL;
     }
     memcpy(snap, from, sizeof *snap);
     atomic_init(&snap->refs, 1);
-    memcpy(clusters, from->clusters, from->cluster_count * sizeof *clusters);
+    if (from->cluster_count > 0)
+        memcpy(clusters, from->clusters, from->cluster_count * sizeof *clusters);
+    if (from->provider_count > 0)
+        memcpy(providers, from->providers, from->provider_count * sizeof *providers);
     snap->clusters = clusters;
+    snap->providers = providers;
     snap->key_count = 0;
     if (err_size > 0)
         err[0] = '\0';
-    for (size_t i = 0; i < snap->cluster_count; i++)
-        clusters[i].remote_keys = NULL;
-    /* One key, one cluster, as for key files: a fetched set holding another
-     * cluster's key stays out (the key would say the wrong cluster issued a
-     * token), and the cluster keeps no fetched keys until it is fixed. */
-    for (size_t i = 0; i < snap->cluster_count; i++) {
-        const pol_cluster *other = NULL;
+    for (size_t i = 0; i < pol_key_owner_count(snap); i++)
+        *remote_slot(snap, i) = NULL;
+    /* One key, one owner, as for key files: a fetched set holding another
+     * cluster's or provider's key stays out (the key would say the wrong
+     * issuer signed a token), and the owner keeps no fetched keys until it
+     * is fixed. */
+    for (size_t i = 0; i < pol_key_owner_count(snap); i++) {
+        pol_key_owner self = pol_snapshot_key_owner(snap, i), other;
         const authz_key *key = remote[i] ? shared_key(snap, i, remote[i], &other) : NULL;
         if (key && err_size > 0 && err[0] == '\0') {
-            snprintf(err, err_size,
-                     "cluster %.*s: fetched key kid %.*s (%s) from %.*s is also a key of cluster %.*s",
-                     (int)clusters[i].name.len, clusters[i].name.ptr,
+            snprintf(err, err_size, "%s %.*s: fetched key kid %.*s (%s) from %.*s is also a key of %s %.*s",
+                     owner_kind(&self), (int)self.name.len, self.name.ptr,
                      (int)(key->kid_len > 100 ? 100 : key->kid_len), key->kid, authz_key_describe(key),
-                     (int)remote[i]->uri.len, remote[i]->uri.ptr, (int)other->name.len, other->name.ptr);
+                     (int)remote[i]->uri.len, remote[i]->uri.ptr, owner_kind(&other), (int)other.name.len,
+                     other.name.ptr);
         }
         if (remote[i] && !key)
-            clusters[i].remote_keys = pol_remote_keys_acquire(remote[i]);
+            *remote_slot(snap, i) = pol_remote_keys_acquire(remote[i]);
     }
     for (size_t i = 0; i < snap->cluster_count; i++)
         snap->key_count += pol_cluster_key_count(&clusters[i]);
+    for (size_t i = 0; i < snap->provider_count; i++)
+        snap->key_count += pol_provider_key_count(&providers[i]);
     snap->base = pol_snapshot_acquire(from->base ? from->base : from);
     /* The same clock as pol_config_load's generations, and never backwards. */
     if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)

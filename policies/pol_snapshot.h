@@ -37,7 +37,7 @@ typedef struct pol_claim_header {
 #define POL_MAX_CLAIM_HEADERS 16u
 #define POL_CLAIM_VALUE_MAX_BYTES 4096u
 
-/* Where a cluster fetches keys from (jwks_uri or discovery): server/
+/* Where a cluster or provider fetches keys from (jwks_uri or discovery): server/
  * srv_keyfetch does the fetching; policies/ only validates the settings. */
 typedef struct pol_remote_source {
     authz_slice jwks_uri;          /* owned, https://...; empty with discovery */
@@ -48,7 +48,7 @@ typedef struct pol_remote_source {
     int64_t fetch_timeout_seconds; /* whole fetch, default 10 */
 } pol_remote_source;
 
-/* Keys fetched for one cluster: parsed once, immutable, shared by every
+/* Keys fetched for one cluster or provider: parsed once, immutable, shared by every
  * snapshot that holds them (reference-counted). */
 typedef struct pol_remote_keys {
     atomic_size_t refs;
@@ -74,9 +74,9 @@ typedef struct pol_cluster {
     bool enforce_warnafter;          /* deny extended tokens past kubernetes.io.warnafter */
     pol_claim_header *claim_headers; /* owned, at most POL_MAX_CLAIM_HEADERS */
     size_t claim_header_count;
-    bool shadow;                /* "mode": "shadow": rule denials are logged, not enforced */
-    pol_peer_binding peer;      /* "peer_binding"; mode UNSET = off */
-    bool remote;                /* jwks_uri or discovery is set: |source| says where */
+    bool shadow;           /* "mode": "shadow": rule denials are logged, not enforced */
+    pol_peer_binding peer; /* "peer_binding"; mode UNSET = off */
+    bool remote;           /* jwks_uri or discovery is set: |source| says where */
     pol_remote_source source;
     /* Owned reference, NULL until the first good fetch. Its keys follow
      * |keys| in key indexes (pol_cluster_key). */
@@ -114,8 +114,8 @@ typedef struct pol_rule {
     size_t group_count;
     pol_header_condition *headers; /* owned; count 0 = no header condition */
     size_t header_count;
-    bool shadow;                /* "mode": "shadow": its denials are logged, not enforced */
-    pol_peer_binding peer;      /* "peer_binding": the keys it sets override its cluster's (tighten only) */
+    bool shadow;           /* "mode": "shadow": its denials are logged, not enforced */
+    pol_peer_binding peer; /* "peer_binding": the keys it sets override its cluster's (tighten only) */
 } pol_rule;
 
 /* A claim_validation_rules value: what a claim must equal. */
@@ -162,6 +162,9 @@ typedef struct pol_provider {
     size_t claim_rule_count;
     size_t *clusters; /* indexes into pol_snapshot.clusters, at least one */
     size_t cluster_count;
+    bool remote; /* jwks_uri or discovery, exactly as a cluster's */
+    pol_remote_source source;
+    pol_remote_keys *remote_keys; /* owned reference, NULL until the first good fetch */
 } pol_provider;
 
 #define POL_CONFIG_MAX_PROVIDERS 64u
@@ -190,9 +193,9 @@ typedef enum pol_deny_details {
 /* How the HTTP authorization listener learns the original request
  * (config "http_style"; see server/srv_httpauth.h). */
 typedef enum pol_http_style {
-    POL_HTTP_STYLE_ENVOY = 0,  /* request line and Host (Envoy's http_service) */
-    POL_HTTP_STYLE_FORWARDED,  /* X-Forwarded-Method/-Uri/-Host (Caddy, Traefik) */
-    POL_HTTP_STYLE_ORIGINAL,   /* X-Original-Method, X-Original-URL/-URI (ingress-nginx) */
+    POL_HTTP_STYLE_ENVOY = 0, /* request line and Host (Envoy's http_service) */
+    POL_HTTP_STYLE_FORWARDED, /* X-Forwarded-Method/-Uri/-Host (Caddy, Traefik) */
+    POL_HTTP_STYLE_ORIGINAL,  /* X-Original-Method, X-Original-URL/-URI (ingress-nginx) */
 } pol_http_style;
 
 /* Server settings: read by server/, validated here with everything else. */
@@ -214,10 +217,10 @@ typedef struct pol_server_settings {
     bool watch_config;             /* reload when the config file changes, default false */
     pol_tls_settings tls;          /* off by default */
     pol_deny_details deny_details; /* default generic */
-    authz_slice http_listen;      /* "host:port" of the HTTP authorization listener; empty (default) = none */
-    pol_http_style http_style;    /* default envoy */
+    authz_slice http_listen;   /* "host:port" of the HTTP authorization listener; empty (default) = none */
+    pol_http_style http_style; /* default envoy */
     size_t http_trusted_proxy_hops; /* 1-16, default 1: the N-th X-Forwarded-For entry from the right */
-    bool http_trust_x_real_ip;    /* the source is X-Real-IP (set by the proxy), default false */
+    bool http_trust_x_real_ip;      /* the source is X-Real-IP (set by the proxy), default false */
 } pol_server_settings;
 
 typedef struct pol_snapshot {
@@ -240,26 +243,75 @@ typedef struct pol_snapshot {
      * the request malformed whichever rule would match. */
     authz_slice condition_headers[POL_MAX_CONDITION_HEADERS];
     size_t condition_header_count;
-    size_t key_count;      /* over all clusters */
+    size_t key_count;      /* over all clusters and providers */
     authz_slice *warnings; /* owned: "<file>: <json path>: <problem>" lines of the load */
     size_t warning_count;
     /* Own reference, or NULL: a snapshot made by pol_snapshot_with_remote_keys
-     * borrows everything but its clusters array (and their remote_keys)
-     * from |base|, the snapshot pol_config_load built. */
+     * borrows everything but its clusters and providers arrays (and their
+     * remote_keys) from |base|, the snapshot pol_config_load built. */
     struct pol_snapshot *base;
 } pol_snapshot;
+
+/* Keys of a cluster or provider: those of its files, then its fetched ones. */
+static inline size_t pol_keys_count(const authz_keyset *files, const pol_remote_keys *fetched)
+{
+    return files->count + (fetched ? fetched->keys.count : 0u);
+}
+
+/* Key |index| (< pol_keys_count) of |files| then |fetched|, borrowed. */
+static inline const authz_key *pol_keys_at(const authz_keyset *files, const pol_remote_keys *fetched,
+                                           size_t index)
+{
+    return index < files->count ? &files->keys[index] : &fetched->keys.keys[index - files->count];
+}
 
 /* Keys of |c|: its files' keys, then its fetched ones. */
 static inline size_t pol_cluster_key_count(const pol_cluster *c)
 {
-    return c->keys.count + (c->remote_keys ? c->remote_keys->keys.count : 0u);
+    return pol_keys_count(&c->keys, c->remote_keys);
 }
 
 /* Key |index| (< pol_cluster_key_count) of |c|, borrowed from |c|. */
 static inline const authz_key *pol_cluster_key(const pol_cluster *c, size_t index)
 {
-    return index < c->keys.count ? &c->keys.keys[index] : &c->remote_keys->keys.keys[index - c->keys.count];
+    return pol_keys_at(&c->keys, c->remote_keys, index);
 }
+
+/* Keys of |p|: its files' keys, then its fetched ones. */
+static inline size_t pol_provider_key_count(const pol_provider *p)
+{
+    return pol_keys_count(&p->keys, p->remote_keys);
+}
+
+/* Key |index| (< pol_provider_key_count) of |p|, borrowed from |p|. */
+static inline const authz_key *pol_provider_key(const pol_provider *p, size_t index)
+{
+    return pol_keys_at(&p->keys, p->remote_keys, index);
+}
+
+/* What a cluster and an identity provider share as holders of keys, for
+ * code that loads, fetches and reports keys alike for both. Borrowed from
+ * the snapshot. Key owners are numbered clusters first, then providers. */
+typedef struct pol_key_owner {
+    bool provider; /* else a cluster */
+    authz_slice name;
+    authz_slice issuer;
+    const authz_keyset *keys;
+    const pol_key_file *key_files;
+    size_t key_file_count;
+    bool remote;
+    const pol_remote_source *source;
+    const pol_remote_keys *remote_keys;
+} pol_key_owner;
+
+/* Clusters plus providers of |snap|. */
+static inline size_t pol_key_owner_count(const pol_snapshot *snap)
+{
+    return snap->cluster_count + snap->provider_count;
+}
+
+/* Key owner |index| (< pol_key_owner_count) of |snap|. */
+pol_key_owner pol_snapshot_key_owner(const pol_snapshot *snap, size_t index);
 
 /* Parses the JWKS document |json| (|len| bytes, the caller bounds it) with
  * the limits of jwks_file into a new key set with one reference; |uri|
@@ -274,14 +326,15 @@ pol_remote_keys *pol_remote_keys_acquire(pol_remote_keys *keys);
 /* Drops a reference and frees with the last one. NULL is a no-op. */
 void pol_remote_keys_release(pol_remote_keys *keys);
 
-/* A new snapshot (one reference) equal to |from| but for each cluster's
- * remote_keys, taken from |remote| (|from|->cluster_count entries, each
- * NULL or borrowed; the snapshot takes its own references), and a new
- * generation greater than |from|'s, so token caches drop what |from|
- * verified. Everything else is shared with |from|'s base. A set holding a
- * key (same material) of another cluster, from its files or fetched, is
- * left out (one key, one cluster) and the first such set is described in
- * |err| ("" when none). NULL when out of memory. */
+/* A new snapshot (one reference) equal to |from| but for each key owner's
+ * remote_keys, taken from |remote| (pol_key_owner_count(from) entries,
+ * clusters then providers, each NULL or borrowed; the snapshot takes its
+ * own references), and a new generation greater than |from|'s, so token
+ * caches drop what |from| verified. Everything else is shared with
+ * |from|'s base. A set holding a key (same material) of another cluster or
+ * provider, from its files or fetched, is left out (one key, one owner)
+ * and the first such set is described in |err| ("" when none). NULL when
+ * out of memory. */
 pol_snapshot *pol_snapshot_with_remote_keys(pol_snapshot *from, pol_remote_keys *const *remote, char *err,
                                             size_t err_size);
 
@@ -299,6 +352,9 @@ const pol_key_file *pol_cluster_key_file(const pol_cluster *cluster, size_t key_
 
 /* The key file key |key_index| of |provider| came from, or NULL. */
 const pol_key_file *pol_provider_key_file(const pol_provider *provider, size_t key_index);
+
+/* The key file key |key_index| of |owner| came from, or NULL. */
+const pol_key_file *pol_key_owner_key_file(const pol_key_owner *owner, size_t key_index);
 
 /* Index of |cluster| within |snap|. */
 size_t pol_snapshot_cluster_index(const pol_snapshot *snap, const pol_cluster *cluster);

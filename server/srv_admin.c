@@ -54,18 +54,20 @@ static void write_gauge(FILE *out, const char *name, const char *help, const cha
 
 static void write_config_metrics(FILE *out, const srv_admin *a, const pol_snapshot *snap)
 {
-    fputs("# HELP tokengate_keys Keys loaded, per cluster.\n# TYPE tokengate_keys gauge\n", out);
-    for (size_t i = 0; i < snap->cluster_count; i++) {
-        const pol_cluster *c = &snap->clusters[i];
-        fputs("tokengate_keys{cluster=\"", out);
-        for (size_t k = 0; k < c->name.len; k++) {
-            char ch = c->name.ptr[k];
+    fputs("# HELP tokengate_keys Keys loaded, per cluster (or identity provider).\n"
+          "# TYPE tokengate_keys gauge\n",
+          out);
+    for (size_t i = 0; i < pol_key_owner_count(snap); i++) {
+        pol_key_owner o = pol_snapshot_key_owner(snap, i);
+        fprintf(out, "tokengate_keys{%s=\"", o.provider ? "provider" : "cluster");
+        for (size_t k = 0; k < o.name.len; k++) {
+            char ch = o.name.ptr[k];
             if (ch == '\\' || ch == '"') {
                 fputc('\\', out);
             }
             fputc(ch == '\n' ? 'n' : ch, out);
         }
-        fprintf(out, "\"} %zu\n", pol_cluster_key_count(c));
+        fprintf(out, "\"} %zu\n", pol_keys_count(o.keys, o.remote_keys));
     }
     if (a->reload->keyfetch != NULL) {
         srv_keyfetch_write_metrics(a->reload->keyfetch, out);
@@ -172,11 +174,12 @@ static enum MHD_Result serve_readyz(struct MHD_Connection *conn, srv_admin *a)
     if (atomic_load(a->stopping)) {
         snprintf(why, sizeof(why), "not ready: draining\n");
     }
-    for (size_t i = 0; why[0] == '\0' && i < snap->cluster_count; i++) {
-        if (pol_cluster_key_count(&snap->clusters[i]) == 0) {
-            snprintf(why, sizeof(why), "not ready: cluster %.*s has no keys\n",
-                     (int)(snap->clusters[i].name.len > 200 ? 200 : snap->clusters[i].name.len),
-                     snap->clusters[i].name.ptr);
+    for (size_t i = 0; why[0] == '\0' && i < pol_key_owner_count(snap); i++) {
+        pol_key_owner o = pol_snapshot_key_owner(snap, i);
+        if (pol_keys_count(o.keys, o.remote_keys) == 0) {
+            snprintf(why, sizeof(why), "not ready: %s %.*s has no keys\n",
+                     o.provider ? "identity provider" : "cluster", (int)(o.name.len > 200 ? 200 : o.name.len),
+                     o.name.ptr);
         }
     }
     pol_snapshot_release(snap);

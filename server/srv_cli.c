@@ -551,18 +551,18 @@ static json_t *cidr_list(const authz_cidr *items, size_t count)
 }
 
 /* Each key's kid, type and file or URL; never key material. */
-static json_t *key_list(const pol_cluster *c)
+static json_t *key_list(const pol_key_owner *o)
 {
     json_t *out = json_array();
-    for (size_t k = 0; out && k < pol_cluster_key_count(c); k++) {
-        const authz_key *key = pol_cluster_key(c, k);
-        const pol_key_file *file = k < c->keys.count ? pol_cluster_key_file(c, k) : NULL;
-        bool fetched = k >= c->keys.count;
+    for (size_t k = 0; out && k < pol_keys_count(o->keys, o->remote_keys); k++) {
+        const authz_key *key = pol_keys_at(o->keys, o->remote_keys, k);
+        const pol_key_file *file = k < o->keys->count ? pol_key_owner_key_file(o, k) : NULL;
+        bool fetched = k >= o->keys->count;
         /* "url" (where a fetched key came from) for fetched keys only. */
         json_t *entry =
             json_pack("{s:o, s:s, s:o, s:o*}", "kid", config_string((authz_slice){key->kid, key->kid_len}),
                       "type", authz_key_describe(key), "file", file ? config_string(file->name) : json_null(),
-                      "url", fetched ? config_string(c->remote_keys->uri) : NULL);
+                      "url", fetched ? config_string(o->remote_keys->uri) : NULL);
         if (json_array_append_new(out, entry) != 0) {
             json_decref(out);
             out = NULL;
@@ -608,28 +608,47 @@ static json_t *peer_binding_json(const pol_peer_binding *b, bool rule)
     return out;
 }
 
-/* Where a cluster fetches keys (never the bearer token); NULL (the key is
- * left out) without. */
-static json_t *remote_source(const pol_cluster *c)
+/* Where a cluster or provider fetches keys (never the bearer token); NULL
+ * (the key is left out) without. */
+static json_t *remote_source(const pol_key_owner *o)
 {
-    if (!c->remote)
+    if (!o->remote)
         return NULL;
+    const pol_remote_source *src = o->source;
     return json_pack("{s:o, s:b, s:o, s:I}", "jwks_uri",
-                     c->source.discovery ? json_null() : config_string(c->source.jwks_uri), "discovery",
-                     c->source.discovery, "ca_file",
-                     c->source.ca_file.ptr ? config_string(c->source.ca_file) : json_null(),
-                     "refresh_seconds", (json_int_t)c->source.refresh_seconds);
+                     src->discovery ? json_null() : config_string(src->jwks_uri), "discovery", src->discovery,
+                     "ca_file", src->ca_file.ptr ? config_string(src->ca_file) : json_null(),
+                     "refresh_seconds", (json_int_t)src->refresh_seconds);
 }
 
-static json_t *cluster_json(const pol_cluster *c)
+/* An identity provider: issuer, audiences, clusters and keys as a cluster's. */
+static json_t *provider_json(const pol_snapshot *snap, size_t index)
 {
+    const pol_provider *p = &snap->providers[index];
+    pol_key_owner o = pol_snapshot_key_owner(snap, snap->cluster_count + index);
+    json_t *clusters = json_array();
+    for (size_t i = 0; clusters && i < p->cluster_count; i++) {
+        if (json_array_append_new(clusters, config_string(snap->clusters[p->clusters[i]].name)) != 0) {
+            json_decref(clusters);
+            clusters = NULL;
+        }
+    }
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o*}", "name", config_string(p->name), "issuer",
+                     config_string(p->issuer), "audiences", string_list(p->audiences, p->audience_count),
+                     "clusters", clusters, "keys", key_list(&o), "remote_keys", remote_source(&o));
+}
+
+static json_t *cluster_json(const pol_snapshot *snap, size_t index)
+{
+    const pol_cluster *c = &snap->clusters[index];
+    pol_key_owner o = pol_snapshot_key_owner(snap, index);
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o*}", "name", config_string(c->name),
                      "issuer", config_string(c->issuer), "audiences",
                      string_list(c->audiences, c->audience_count), "hosts",
                      string_list(c->hosts, c->host_count), "source_cidrs",
                      cidr_list(c->source_cidrs, c->source_cidr_count), "claim_to_headers",
                      claim_header_list(c), "peer_binding", peer_binding_json(&c->peer, false), "keys",
-                     key_list(c), "remote_keys", remote_source(c));
+                     key_list(&o), "remote_keys", remote_source(&o));
 }
 
 /* A rule's header conditions, names lower-case, ["*"] for any value; null
@@ -674,22 +693,26 @@ static json_t *rule_json(const pol_snapshot *snap, const pol_rule *r)
 
 json_t *srv_cli_config_json(const pol_snapshot *snap)
 {
-    json_t *clusters = json_array(), *rules = json_array(), *warnings = json_array();
-    bool ok = clusters && rules && warnings;
+    json_t *clusters = json_array(), *providers = json_array(), *rules = json_array(),
+           *warnings = json_array();
+    bool ok = clusters && providers && rules && warnings;
     for (size_t i = 0; ok && i < snap->cluster_count; i++)
-        ok = json_array_append_new(clusters, cluster_json(&snap->clusters[i])) == 0;
+        ok = json_array_append_new(clusters, cluster_json(snap, i)) == 0;
+    for (size_t i = 0; ok && i < snap->provider_count; i++)
+        ok = json_array_append_new(providers, provider_json(snap, i)) == 0;
     for (size_t i = 0; ok && i < snap->rule_count; i++)
         ok = json_array_append_new(rules, rule_json(snap, &snap->rules[i])) == 0;
     for (size_t i = 0; ok && i < snap->warning_count; i++)
         ok = json_array_append_new(warnings, config_string(snap->warnings[i])) == 0;
     if (!ok) {
         json_decref(clusters);
+        json_decref(providers);
         json_decref(rules);
         json_decref(warnings);
         return NULL;
     }
-    return json_pack("{s:o, s:o, s:o, s:o}", "config", config_string(snap->path), "clusters", clusters,
-                     "rules", rules, "warnings", warnings);
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "config", config_string(snap->path), "clusters", clusters,
+                     "identity_providers", providers, "rules", rules, "warnings", warnings);
 }
 
 int srv_cli_check_main(int argc, char **argv)

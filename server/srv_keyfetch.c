@@ -24,9 +24,11 @@
 #define CAUSE_SIZE 1024u
 #define DIGEST_LEN 32u
 
-/* One remote cluster. Guarded by srv_keyfetch.lock. */
+/* One remote key owner (cluster or identity provider). Guarded by
+ * srv_keyfetch.lock. */
 struct srv_keyfetch_entry {
-    char *cluster;  /* owned name */
+    bool provider;  /* else a cluster */
+    char *name;     /* owned */
     char *issuer;   /* owned */
     char *jwks_uri; /* owned, NULL with discovery */
     bool discovery;
@@ -34,7 +36,7 @@ struct srv_keyfetch_entry {
     char *bearer_token_file; /* owned, NULL = none */
     int64_t refresh_seconds; /* 0 = from Cache-Control */
     int64_t fetch_timeout_seconds;
-    size_t index;                     /* cluster index in the configured snapshot (kid miss bits) */
+    size_t index;                     /* key owner index in the configured snapshot (kid miss bits) */
     pol_remote_keys *keys;            /* own reference: the last good key set, NULL before one */
     unsigned char digest[DIGEST_LEN]; /* SHA-256 of the last good JWKS document */
     uint64_t due_ms;                  /* uv_hrtime milliseconds of the next fetch */
@@ -50,7 +52,8 @@ struct srv_keyfetch_entry {
 
 /* What one fetch needs, copied out of the lock, and what it gives. */
 typedef struct fetch_job {
-    char *cluster, *issuer, *jwks_uri, *ca_file, *bearer_token_file;
+    bool provider;
+    char *name, *issuer, *jwks_uri, *ca_file, *bearer_token_file;
     bool discovery;
     long timeout;
     const char *trigger;
@@ -97,7 +100,7 @@ static char *dup_text(const char *s)
 
 static void entry_free(srv_keyfetch_entry *e)
 {
-    free(e->cluster);
+    free(e->name);
     free(e->issuer);
     free(e->jwks_uri);
     free(e->ca_file);
@@ -110,35 +113,40 @@ static bool text_eq(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* Same cluster and same key source: its last good keys still apply. */
-static bool same_source(const srv_keyfetch_entry *e, const pol_cluster *c)
+static bool text_is(const char *text, authz_slice s)
 {
-    return strlen(e->cluster) == c->name.len && memcmp(e->cluster, c->name.ptr, c->name.len) == 0 &&
-           strlen(e->issuer) == c->issuer.len && memcmp(e->issuer, c->issuer.ptr, c->issuer.len) == 0 &&
-           e->discovery == c->source.discovery &&
-           (e->discovery || (e->jwks_uri != NULL && strlen(e->jwks_uri) == c->source.jwks_uri.len &&
-                             memcmp(e->jwks_uri, c->source.jwks_uri.ptr, c->source.jwks_uri.len) == 0));
+    return strlen(text) == s.len && memcmp(text, s.ptr, s.len) == 0;
 }
 
-static int entry_from_cluster(srv_keyfetch_entry *e, const pol_cluster *c, size_t index)
+/* Same owner and same key source: its last good keys still apply. */
+static bool same_source(const srv_keyfetch_entry *e, const pol_key_owner *o)
 {
+    return e->provider == o->provider && text_is(e->name, o->name) && text_is(e->issuer, o->issuer) &&
+           e->discovery == o->source->discovery &&
+           (e->discovery || (e->jwks_uri != NULL && text_is(e->jwks_uri, o->source->jwks_uri)));
+}
+
+static int entry_from_owner(srv_keyfetch_entry *e, const pol_key_owner *o, size_t index)
+{
+    const pol_remote_source *src = o->source;
+
     memset(e, 0, sizeof(*e));
-    e->cluster = dup_slice(c->name);
-    e->issuer = dup_slice(c->issuer);
-    e->jwks_uri = dup_slice(c->source.jwks_uri);
-    e->ca_file = dup_slice(c->source.ca_file);
-    e->bearer_token_file = dup_slice(c->source.bearer_token_file);
-    e->discovery = c->source.discovery;
-    e->refresh_seconds = c->source.refresh_seconds;
-    e->fetch_timeout_seconds = c->source.fetch_timeout_seconds;
+    e->provider = o->provider;
+    e->name = dup_slice(o->name);
+    e->issuer = dup_slice(o->issuer);
+    e->jwks_uri = dup_slice(src->jwks_uri);
+    e->ca_file = dup_slice(src->ca_file);
+    e->bearer_token_file = dup_slice(src->bearer_token_file);
+    e->discovery = src->discovery;
+    e->refresh_seconds = src->refresh_seconds;
+    e->fetch_timeout_seconds = src->fetch_timeout_seconds;
     e->index = index;
     e->refresh_ms =
-        (uint64_t)(c->source.refresh_seconds > 0 ? c->source.refresh_seconds : DEFAULT_REFRESH_SECONDS) *
-        1000u;
+        (uint64_t)(src->refresh_seconds > 0 ? src->refresh_seconds : DEFAULT_REFRESH_SECONDS) * 1000u;
     e->trigger = "start";
-    if (e->cluster == NULL || e->issuer == NULL || (c->source.jwks_uri.ptr != NULL && e->jwks_uri == NULL) ||
-        (c->source.ca_file.ptr != NULL && e->ca_file == NULL) ||
-        (c->source.bearer_token_file.ptr != NULL && e->bearer_token_file == NULL)) {
+    if (e->name == NULL || e->issuer == NULL || (src->jwks_uri.ptr != NULL && e->jwks_uri == NULL) ||
+        (src->ca_file.ptr != NULL && e->ca_file == NULL) ||
+        (src->bearer_token_file.ptr != NULL && e->bearer_token_file == NULL)) {
         entry_free(e);
         return -1;
     }
@@ -150,18 +158,19 @@ int srv_keyfetch_configure(srv_keyfetch *f, const pol_snapshot *snap)
     size_t count = 0, n = 0;
     srv_keyfetch_entry *next;
 
-    for (size_t i = 0; i < snap->cluster_count; i++) {
-        count += snap->clusters[i].remote ? 1u : 0u;
+    for (size_t i = 0; i < pol_key_owner_count(snap); i++) {
+        count += pol_snapshot_key_owner(snap, i).remote ? 1u : 0u;
     }
     next = calloc(count > 0 ? count : 1u, sizeof(*next));
     if (next == NULL) {
         return -1;
     }
-    for (size_t i = 0; i < snap->cluster_count; i++) {
-        if (!snap->clusters[i].remote) {
+    for (size_t i = 0; i < pol_key_owner_count(snap); i++) {
+        pol_key_owner o = pol_snapshot_key_owner(snap, i);
+        if (!o.remote) {
             continue;
         }
-        if (entry_from_cluster(&next[n], &snap->clusters[i], i) != 0) {
+        if (entry_from_owner(&next[n], &o, i) != 0) {
             while (n > 0) {
                 entry_free(&next[--n]);
             }
@@ -172,9 +181,10 @@ int srv_keyfetch_configure(srv_keyfetch *f, const pol_snapshot *snap)
     }
     uv_mutex_lock(&f->lock);
     for (size_t i = 0; i < n; i++) {
+        pol_key_owner o = pol_snapshot_key_owner(snap, next[i].index);
         for (size_t j = 0; j < f->entry_count; j++) {
             srv_keyfetch_entry *old = &f->entries[j];
-            if (old->cluster != NULL && same_source(old, &snap->clusters[next[i].index])) {
+            if (old->name != NULL && same_source(old, &o)) {
                 /* Keep what was learnt; take the new settings. A reload
                  * fetches again at once: it is how an operator asks. */
                 next[i].keys = old->keys;
@@ -210,20 +220,21 @@ pol_snapshot *srv_keyfetch_attach(srv_keyfetch *f, pol_snapshot *snap)
     bool any_remote = false;
     char err[512] = "";
 
-    for (size_t i = 0; i < snap->cluster_count; i++) {
-        any_remote = any_remote || snap->clusters[i].remote;
+    for (size_t i = 0; i < pol_key_owner_count(snap); i++) {
+        any_remote = any_remote || pol_snapshot_key_owner(snap, i).remote;
     }
     if (!any_remote) {
         return pol_snapshot_acquire(snap);
     }
-    remote = calloc(snap->cluster_count, sizeof(*remote));
+    remote = calloc(pol_key_owner_count(snap), sizeof(*remote));
     if (remote == NULL) {
         return NULL;
     }
     uv_mutex_lock(&f->lock);
-    for (size_t i = 0; i < snap->cluster_count; i++) {
-        for (size_t j = 0; snap->clusters[i].remote && j < f->entry_count; j++) {
-            if (same_source(&f->entries[j], &snap->clusters[i])) {
+    for (size_t i = 0; i < pol_key_owner_count(snap); i++) {
+        pol_key_owner o = pol_snapshot_key_owner(snap, i);
+        for (size_t j = 0; o.remote && j < f->entry_count; j++) {
+            if (same_source(&f->entries[j], &o)) {
                 remote[i] = f->entries[j].keys;
                 break;
             }
@@ -247,9 +258,9 @@ void srv_keyfetch_kid_miss(srv_keyfetch *f, const pol_snapshot *snap, authz_slic
     if (!f->thread_started || atomic_load_explicit(&f->stop, memory_order_relaxed)) {
         return;
     }
-    for (size_t i = 0; i < snap->cluster_count && i < POL_CONFIG_MAX_CLUSTERS; i++) {
-        const pol_cluster *c = &snap->clusters[i];
-        if (!c->remote || !authz_slice_eq(c->issuer, issuer)) {
+    for (size_t i = 0; i < pol_key_owner_count(snap) && i < SRV_KEYFETCH_MAX_OWNERS; i++) {
+        pol_key_owner o = pol_snapshot_key_owner(snap, i);
+        if (!o.remote || !authz_slice_eq(o.issuer, issuer)) {
             continue;
         }
         uint_least64_t bit = (uint_least64_t)1u << (i % 64u);
@@ -478,8 +489,9 @@ static int discover(fetch_job *job, atomic_bool *stop)
                  doc == NULL ? jerr.text : "another JSON value");
     } else if (!json_is_string(iss) || json_string_length(iss) != strlen(job->issuer) ||
                memcmp(json_string_value(iss), job->issuer, strlen(job->issuer)) != 0) {
-        snprintf(job->cause, sizeof(job->cause), "%.300s: issuer %.200s is not the cluster's issuer %.200s",
-                 url, json_is_string(iss) ? json_string_value(iss) : "(none)", job->issuer);
+        snprintf(job->cause, sizeof(job->cause), "%.300s: issuer %.200s is not the %s's issuer %.200s", url,
+                 json_is_string(iss) ? json_string_value(iss) : "(none)",
+                 job->provider ? "identity provider" : "cluster", job->issuer);
     } else if (!json_is_string(uri) || strncmp(json_string_value(uri), "https://", 8) != 0 ||
                json_string_length(uri) >= sizeof(job->uri) ||
                strlen(json_string_value(uri)) != json_string_length(uri)) {
@@ -526,7 +538,7 @@ done:
 
 static void job_free(fetch_job *job)
 {
-    free(job->cluster);
+    free(job->name);
     free(job->issuer);
     free(job->jwks_uri);
     free(job->ca_file);
@@ -540,15 +552,16 @@ static srv_keyfetch_entry *find_entry(srv_keyfetch *f, const fetch_job *job)
 {
     for (size_t i = 0; i < f->entry_count; i++) {
         srv_keyfetch_entry *e = &f->entries[i];
-        if (strcmp(e->cluster, job->cluster) == 0 && strcmp(e->issuer, job->issuer) == 0 &&
-            e->discovery == job->discovery && text_eq(e->jwks_uri, job->jwks_uri)) {
+        if (e->provider == job->provider && strcmp(e->name, job->name) == 0 &&
+            strcmp(e->issuer, job->issuer) == 0 && e->discovery == job->discovery &&
+            text_eq(e->jwks_uri, job->jwks_uri)) {
             return e;
         }
     }
     return NULL;
 }
 
-/* Marks the clusters a kid miss named as due now, unless one was fetched
+/* Marks the key owners a kid miss named as due now, unless one was fetched
  * for a miss within SRV_KEYFETCH_MISS_INTERVAL_MS. Lock held. */
 static void take_misses(srv_keyfetch *f, uint64_t now)
 {
@@ -559,7 +572,7 @@ static void take_misses(srv_keyfetch *f, uint64_t now)
     }
     for (size_t i = 0; i < f->entry_count; i++) {
         srv_keyfetch_entry *e = &f->entries[i];
-        if (e->index >= POL_CONFIG_MAX_CLUSTERS || (bits[e->index / 64u] >> (e->index % 64u) & 1u) == 0) {
+        if (e->index >= SRV_KEYFETCH_MAX_OWNERS || (bits[e->index / 64u] >> (e->index % 64u) & 1u) == 0) {
             continue;
         }
         if (e->missed_before && now - e->last_miss_ms < SRV_KEYFETCH_MISS_INTERVAL_MS) {
@@ -588,7 +601,8 @@ static bool take_due(srv_keyfetch *f, uint64_t now, fetch_job *job)
         return false;
     }
     memset(job, 0, sizeof(*job));
-    job->cluster = dup_text(best->cluster);
+    job->provider = best->provider;
+    job->name = dup_text(best->name);
     job->issuer = dup_text(best->issuer);
     job->jwks_uri = dup_text(best->jwks_uri);
     job->ca_file = dup_text(best->ca_file);
@@ -599,7 +613,7 @@ static bool take_due(srv_keyfetch *f, uint64_t now, fetch_job *job)
     /* Not due again until this fetch's outcome says when. */
     best->due_ms = UINT64_MAX;
     best->trigger = "schedule";
-    if (job->cluster == NULL || job->issuer == NULL || (best->jwks_uri != NULL && job->jwks_uri == NULL) ||
+    if (job->name == NULL || job->issuer == NULL || (best->jwks_uri != NULL && job->jwks_uri == NULL) ||
         (best->ca_file != NULL && job->ca_file == NULL) ||
         (best->bearer_token_file != NULL && job->bearer_token_file == NULL)) {
         best->due_ms = now + FIRST_BACKOFF_MS;
@@ -671,9 +685,9 @@ static bool apply_result(srv_keyfetch *f, fetch_job *job, uint64_t now)
     uv_mutex_unlock(&f->lock);
     if (e == NULL) {
         json_decref(ev);
-        return false; /* a reload removed or replaced the cluster meanwhile */
+        return false; /* a reload removed or replaced the owner meanwhile */
     }
-    json_object_set_new(ev, "cluster", json_string(job->cluster));
+    json_object_set_new(ev, job->provider ? "provider" : "cluster", json_string(job->name));
     json_object_set_new(ev, "result", json_string(job->cause[0] == '\0' ? "success" : "failure"));
     json_object_set_new(ev, "trigger", json_string(job->trigger));
     json_object_set_new(ev, "uri", job->uri[0] != '\0' ? json_string(job->uri) : json_null());
@@ -850,29 +864,36 @@ static void write_label(FILE *out, const char *name)
     }
 }
 
+/* The metric label naming an entry's owner. */
+static const char *owner_label(const srv_keyfetch_entry *e)
+{
+    return e->provider ? "provider" : "cluster";
+}
+
 void srv_keyfetch_write_metrics(srv_keyfetch *f, FILE *out)
 {
     static const char *const results[] = {"success", "failure"};
 
     uv_mutex_lock(&f->lock);
-    fputs("# HELP tokengate_jwks_refresh_total Remote key fetches, by cluster and result.\n"
+    fputs("# HELP tokengate_jwks_refresh_total Remote key fetches, by cluster (or provider) and result.\n"
           "# TYPE tokengate_jwks_refresh_total counter\n",
           out);
     for (size_t i = 0; i < f->entry_count; i++) {
         for (size_t r = 0; r < 2; r++) {
-            fputs("tokengate_jwks_refresh_total{cluster=\"", out);
-            write_label(out, f->entries[i].cluster);
+            fprintf(out, "tokengate_jwks_refresh_total{%s=\"", owner_label(&f->entries[i]));
+            write_label(out, f->entries[i].name);
             fprintf(out, "\",result=\"%s\"} %llu\n", results[r],
                     (unsigned long long)(r == 0 ? f->entries[i].successes : f->entries[i].failures));
         }
     }
-    fputs("# HELP tokengate_jwks_last_success_timestamp_seconds When a cluster's keys were last fetched "
+    fputs("# HELP tokengate_jwks_last_success_timestamp_seconds When a cluster's (or provider's) keys were "
+          "last fetched "
           "successfully, seconds since the epoch (0: never).\n"
           "# TYPE tokengate_jwks_last_success_timestamp_seconds gauge\n",
           out);
     for (size_t i = 0; i < f->entry_count; i++) {
-        fputs("tokengate_jwks_last_success_timestamp_seconds{cluster=\"", out);
-        write_label(out, f->entries[i].cluster);
+        fprintf(out, "tokengate_jwks_last_success_timestamp_seconds{%s=\"", owner_label(&f->entries[i]));
+        write_label(out, f->entries[i].name);
         fprintf(out, "\"} %lld\n", (long long)f->entries[i].last_success);
     }
     uv_mutex_unlock(&f->lock);

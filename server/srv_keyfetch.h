@@ -1,8 +1,9 @@
-/* srv_keyfetch: keys of clusters with "jwks_uri" or "discovery", fetched
+/* srv_keyfetch: keys of clusters and identity providers ("key owners",
+ * pol_key_owner) with "jwks_uri" or "discovery", fetched
  * with libcurl on one background thread with a libuv loop of its own, never
  * on a worker's loop.
  *
- * The fetcher keeps the last good key set of every remote cluster. A fetch
+ * The fetcher keeps the last good key set of every remote owner. A fetch
  * that fails (network, TLS, HTTP status, an invalid or empty document) keeps
  * it, logs a {"event":"jwks_refresh","result":"failure",...} line with the
  * cause, is counted, and is retried with exponential backoff and jitter
@@ -10,7 +11,7 @@
  * from the last good one is handed to the main loop (|changed|), which
  * builds a new snapshot with srv_keyfetch_attach and publishes it the way a
  * reload does. A token whose kid no key holds asks for one fetch of its
- * issuer's remote clusters, at most one per cluster per
+ * issuer's remote owners, at most one per owner per
  * SRV_KEYFETCH_MISS_INTERVAL_MS, without waiting for it. */
 #ifndef SRV_KEYFETCH_H
 #define SRV_KEYFETCH_H
@@ -29,7 +30,9 @@
 #define SRV_KEYFETCH_MAX_BODY_BYTES (1024u * 1024u)
 /* A kid miss fetches a cluster's keys at most this often. */
 #define SRV_KEYFETCH_MISS_INTERVAL_MS 10000u
-#define SRV_KEYFETCH_MISS_WORDS ((POL_CONFIG_MAX_CLUSTERS + 63u) / 64u)
+/* Key owners with a kid miss bit: every cluster and provider. */
+#define SRV_KEYFETCH_MAX_OWNERS (POL_CONFIG_MAX_CLUSTERS + POL_CONFIG_MAX_PROVIDERS)
+#define SRV_KEYFETCH_MISS_WORDS ((SRV_KEYFETCH_MAX_OWNERS + 63u) / 64u)
 
 typedef struct srv_keyfetch_entry srv_keyfetch_entry;
 
@@ -45,10 +48,10 @@ typedef struct srv_keyfetch {
     uv_async_t *changed; /* borrowed: on the main loop; a new key set waits to be attached */
     uv_mutex_t lock;     /* guards |entries| (fetch thread, main thread, admin thread) */
     bool lock_ready;
-    srv_keyfetch_entry *entries; /* owned, one per remote cluster of the config in force */
+    srv_keyfetch_entry *entries; /* owned, one per remote owner of the config in force */
     size_t entry_count;
     atomic_bool stop;
-    atomic_uint_least64_t miss[SRV_KEYFETCH_MISS_WORDS]; /* kid misses, a bit per cluster index */
+    atomic_uint_least64_t miss[SRV_KEYFETCH_MISS_WORDS]; /* kid misses, a bit per key owner index */
 } srv_keyfetch;
 
 /* Prepares |f| (main thread, before any other thread starts: it
@@ -57,31 +60,32 @@ typedef struct srv_keyfetch {
  * srv_keyfetch_free alone is due). */
 int srv_keyfetch_init(srv_keyfetch *f, uv_async_t *changed);
 
-/* Follows the remote clusters of |snap| (main thread): a cluster with the
+/* Follows the remote clusters and providers of |snap| (main thread): one with the
  * same name, issuer and source as before keeps its last good keys, counters
- * and schedule settings are taken from |snap|; every remote cluster is
+ * and schedule settings are taken from |snap|; every remote owner is
  * fetched again at once. Returns 0, or -1 when out of memory (the previous
  * clusters stay). */
 int srv_keyfetch_configure(srv_keyfetch *f, const pol_snapshot *snap);
 
-/* |snap| with the last good key set of each of its remote clusters (main
+/* |snap| with the last good key set of each of its remote owners (main
  * thread): a new snapshot with one reference for the caller, or |snap| with
- * a new reference when it has no remote cluster. A set holding another
- * cluster's key is left out and logged as a {"event":"keys_refused"} line.
+ * a new reference when it has no remote owner. A set holding another
+ * owner's key is left out and logged as a {"event":"keys_refused"} line.
  * NULL when out of memory. */
 pol_snapshot *srv_keyfetch_attach(srv_keyfetch *f, pol_snapshot *snap);
 
 /* Starts the fetch thread. Returns 0 or -1. */
 int srv_keyfetch_start(srv_keyfetch *f);
 
-/* A token whose iss is |issuer| had a kid no key of |snap|'s clusters
- * holds: asks for the remote clusters with that issuer to be fetched.
- * Any thread; costs an atomic OR, and a uv_async_send when a cluster's bit
+/* A token whose iss is |issuer| had a kid no key of |snap| holds: asks
+ * for the remote clusters and providers with that issuer to be fetched.
+ * Any thread; costs an atomic OR, and a uv_async_send when an owner's bit
  * was not yet set. */
 void srv_keyfetch_kid_miss(srv_keyfetch *f, const pol_snapshot *snap, authz_slice issuer);
 
 /* Writes tokengate_jwks_refresh_total{cluster,result} and
- * tokengate_jwks_last_success_timestamp_seconds{cluster} (any thread). */
+ * tokengate_jwks_last_success_timestamp_seconds{cluster}, with a provider
+ * label instead of cluster for a provider's keys (any thread). */
 void srv_keyfetch_write_metrics(srv_keyfetch *f, FILE *out);
 
 /* Stops the thread (an ongoing fetch is aborted) and waits for it; no

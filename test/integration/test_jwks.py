@@ -5,7 +5,9 @@ JWKS and records every request. Keys load; a new kid is accepted within
 seconds while the old one still works; made-up kids cost at most one fetch;
 each kind of failed fetch keeps the last good keys; the bearer token is sent
 and re-read; a discovery document naming another issuer is refused; /readyz
-stays 503 until a cluster's keys load; the metrics and /config follow."""
+stays 503 until a cluster's keys load; the metrics and /config follow.
+Identity providers (issue 11) fetch their keys the same way: a Dex-shaped
+provider found by discovery, its rotation, and a lying discovery document."""
 
 import http.server
 import json
@@ -347,6 +349,73 @@ class RemoteKeysTest(RemoteKeysBase):
         self.assertEqual(self.keys.count("/jwks"), 0, "the liar's jwks_uri must never be fetched")
         self.assert_denied(self.check(h.mint(self.key1, iss=liar, namespace="shop"), "liar"), "unknown_key")
         self.assertEqual(self.admin.get("/readyz")[0], 503)
+
+
+class ProviderRemoteKeysTest(RemoteKeysBase):
+    """An identity provider shaped like Dex with "discovery" and "ca_file",
+    beside one whose discovery document names another issuer."""
+
+    def dex_provider(self, name, issuer):
+        return {"name": name, "issuer": issuer, "audiences": ["tokengate"], "discovery": True,
+                "ca_file": self.pki.path("ca.pem"),
+                "claim_mappings": {"username": {"claim": "email", "prefix": "corp:"},
+                                   "groups": {"claim": "groups", "prefix": "corp:"}},
+                "claim_validation_rules": [{"claim": "email_verified", "required_value": True}],
+                "clusters": ["cluster-b"]}
+
+    def dex_token(self, key, issuer):
+        return h.mint(key, iss=issuer, aud=("tokengate",), namespace=None,
+                      claims={"sub": "CgVhbGljZRIGZ2l0aHVi", "email": "alice@example.com",
+                              "email_verified": True, "groups": ["platform-admins"]})
+
+    def provider_keys(self, name):
+        return self.samples().get(("tokengate_keys", (("provider", name),)))
+
+    def test_dex_keys_by_discovery_rotation_and_a_lying_issuer(self):
+        issuer = self.keys.url("/dex")
+        self.keys.serve_json("/dex/.well-known/openid-configuration",
+                             {"issuer": issuer, "jwks_uri": self.keys.url("/dex/keys")})
+        self.keys.serve_json("/dex/keys", jwks_of(self.key1))
+        liar = self.keys.url("/liar")
+        self.keys.serve_json("/liar/.well-known/openid-configuration",
+                             {"issuer": liar + "/", "jwks_uri": self.keys.url("/jwks")})  # byte for byte
+        self.start(identity_providers=[self.dex_provider("dex", issuer), self.dex_provider("liar", liar)])
+        self.assertTrue(wait_for(lambda: self.provider_keys("dex") == 1),
+                        f"provider keys never loaded:\n{self.server.log_text()[-3000:]}")
+        resp = self.check(self.dex_token(self.key1, issuer), cluster="cluster-b")
+        self.assertEqual(resp.status.code, 0, resp.status.message)
+        headers = h.header_dict(resp.ok_response.headers)
+        self.assertEqual(headers["x-tokengate-user"], "corp:alice@example.com")
+        self.assertEqual(headers["x-tokengate-provider"], "dex")
+        self.assertGreaterEqual(self.samples()[("tokengate_jwks_refresh_total",
+                                                (("provider", "dex"), ("result", "success")))], 1)
+        # Rotation: Dex now also publishes key 2; its first token is a kid miss.
+        self.keys.serve_json("/dex/keys", jwks_of(self.key1, self.key2))
+        new = self.dex_token(self.key2, issuer)
+        self.assert_denied(self.check(new, cluster="cluster-b"), "unknown_key")
+        self.assertTrue(wait_for(lambda: self.check(new, cluster="cluster-b").status.code == 0, timeout=5.0),
+                        f"the new kid was not accepted:\n{self.server.log_text()[-3000:]}")
+        self.assertEqual(self.check(self.dex_token(self.key1, issuer), cluster="cluster-b").status.code, 0)
+        self.assertEqual(self.provider_keys("dex"), 2)
+        # /config lists the provider's keys with their URL.
+        status, _, body = self.admin.get("/config")
+        self.assertEqual(status, 200)
+        dex = [p for p in json.loads(body)["identity_providers"] if p["name"] == "dex"][0]
+        self.assertEqual(sorted((k["kid"], k["url"]) for k in dex["keys"]),
+                         [("remote-2026-1", self.keys.url("/dex/keys")),
+                          ("remote-2026-2", self.keys.url("/dex/keys"))])
+        self.assertTrue(dex["remote_keys"]["discovery"])
+        # The liar's discovery document names another issuer: refused, never fetched.
+        self.assertTrue(wait_for(lambda: self.samples().get(
+            ("tokengate_jwks_refresh_total", (("provider", "liar"), ("result", "failure"))), 0) > 0))
+        fails = [e for e in events(self.server, "jwks_refresh") if e.get("provider") == "liar"]
+        self.assertIn("is not the identity provider's issuer", fails[0]["error"])
+        self.assertEqual(self.keys.count("/jwks"), 0, "the liar's jwks_uri must never be fetched")
+        self.assert_denied(self.check(self.dex_token(self.key1, liar), cluster="cluster-b"), "unknown_key")
+        self.assertEqual(self.provider_keys("liar"), 0)
+        status, _, body = self.admin.get("/readyz")
+        self.assertEqual(status, 503)
+        self.assertIn(b"identity provider liar has no keys", body)
 
 
 class RemoteConfigTest(unittest.TestCase):

@@ -427,11 +427,10 @@ Test(pol_federation, default_username_is_sub_prefixed_with_the_issuer)
  * bound, even where the cluster requires a peer and none is presented. */
 Test(pol_federation, provider_tokens_are_never_peer_bound)
 {
-    const char *text =
-        "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS_A "\",\"audiences\":[\"api\"],"
-        "\"jwks_file\":\"a.jwks\",\"peer_binding\":{\"mode\":\"spiffe\",\"required\":true}}],"
-        "\"identity_providers\":[{\"name\":\"dex\",\"issuer\":\"" ISS_DEX
-        "\",\"audiences\":[\"tokengate\"],\"jwks_file\":\"dex.jwks\",\"clusters\":[\"a\"]}]}";
+    const char *text = "{\"clusters\":[{\"name\":\"a\",\"issuer\":\"" ISS_A "\",\"audiences\":[\"api\"],"
+                       "\"jwks_file\":\"a.jwks\",\"peer_binding\":{\"mode\":\"spiffe\",\"required\":true}}],"
+                       "\"identity_providers\":[{\"name\":\"dex\",\"issuer\":\"" ISS_DEX
+                       "\",\"audiences\":[\"tokengate\"],\"jwks_file\":\"dex.jwks\",\"clusters\":[\"a\"]}]}";
     pol_snapshot *s = load_text(text);
     cr_assert_not_null(s, "%s", err);
     pol_decision d = decide_on(s, dex(dex_claims("alice@example.com")), "a", "/");
@@ -534,7 +533,7 @@ Test(pol_federation, config_errors)
     expect_provider_error("\"issuer\":\"" ISS_DEX "\",\"audiences\":[\"t\"],\"jwks_file\":\"dex.jwks\"",
                           "identity_providers[0].clusters: is required");
     expect_provider_error("\"issuer\":\"" ISS_DEX "\",\"audiences\":[\"t\"],\"clusters\":[\"a\"]",
-                          "identity_providers[0]: needs jwks_file or public_key_files");
+                          "identity_providers[0]: needs jwks_file, public_key_files, jwks_uri or discovery");
     expect_provider_error(P_OK ",\"claim_mappings\":{\"username\":{\"claim\":\"email\"}}",
                           "identity_providers[0].claim_mappings.username.prefix: is required");
     expect_provider_error(P_OK ",\"claim_mappings\":{\"groups\":{\"claim\":\"g\",\"prefix\":\"system:\"}}",
@@ -557,11 +556,74 @@ Test(pol_federation, config_errors)
     expect_provider_error(P_OK
                           ",\"claim_validation_rules\":[{\"claim\":\"x\",\"required_values\":[\"a\",null]}]",
                           "claim_validation_rules[0].required_values[1]: must be a string");
-    expect_provider_error(P_OK ",\"discovery\":true",
-                          "identity_providers[0].discovery: not supported yet for identity providers");
-    expect_provider_error(P_OK ",\"jwks_uri\":\"https://dex.example.com/keys\"",
-                          "identity_providers[0].jwks_uri: not supported yet");
-    expect_provider_error(P_OK ",\"ca_file\":\"ca.pem\"", "identity_providers[0].ca_file: not supported yet");
+    expect_provider_error(P_OK ",\"discovery\":true,\"jwks_uri\":\"https://dex.example.com/keys\"",
+                          "identity_providers[0].jwks_uri: give jwks_uri or discovery, not both");
+    expect_provider_error(P_OK ",\"refresh_seconds\":60",
+                          "identity_providers[0].refresh_seconds: needs jwks_uri or discovery");
+    expect_provider_error("\"issuer\":\"http://dex.example.com\",\"audiences\":[\"t\"],\"discovery\":true,"
+                          "\"clusters\":[\"a\"]",
+                          "identity_providers[0].issuer: discovery needs an https:// issuer");
+}
+
+/* |keys| as a fetched JWKS from URI_DEX. */
+#define URI_DEX "https://dex.example.com/keys"
+static pol_remote_keys *fetched(EVP_PKEY *key, const char *kid)
+{
+    tg_jwk_opts opts = {.kid = kid};
+    char *jwks = tg_jwks(&key, &opts, 1);
+    pol_remote_keys *rk =
+        pol_remote_keys_new(jwks, strlen(jwks), authz_slice_from_cstr(URI_DEX), err, sizeof err);
+    cr_assert(rk, "%s", err);
+    free(jwks);
+    return rk;
+}
+
+Test(pol_federation, provider_keys_by_discovery_are_fetched_keys)
+{
+    /* Clusters a, b, c as configured; dex by discovery alone. */
+    char text[4096];
+    snprintf(text, sizeof text,
+             "{\"clusters\":["
+             "{\"name\":\"a\",\"issuer\":\"" ISS_A "\",\"audiences\":[\"api\"],\"jwks_file\":\"a.jwks\"}],"
+             "\"identity_providers\":[{\"name\":\"dex\",\"issuer\":\"" ISS_DEX "\","
+             "\"audiences\":[\"tokengate\"],\"discovery\":true,\"refresh_seconds\":600,"
+             "\"claim_mappings\":{\"username\":{\"claim\":\"email\",\"prefix\":\"corp:\"}},"
+             "\"clusters\":[\"a\"]}],\"rules\":[{\"name\":\"a\",\"clusters\":[\"a\"]}]}");
+    pol_snapshot *base = load_text(text);
+    cr_assert_not_null(base, "%s", err);
+    const pol_provider *p = &base->providers[0];
+    cr_assert(p->remote && p->source.discovery && p->source.refresh_seconds == 600);
+    cr_assert_eq(pol_provider_key_count(p), 0);
+    /* No keys yet: unknown_key, and the fetcher is asked for the issuer. */
+    pol_decision d = decide_on(base, dex(dex_claims("alice@example.com")), "a", "/x");
+    expect(&d, AUTHZ_REASON_UNKNOWN_KEY, "for identity provider dex");
+    cr_assert(is(d.kid_miss_issuer, ISS_DEX), "a provider kid miss names its issuer");
+
+    pol_remote_keys *rk = fetched(key_dex, "dex-1");
+    pol_remote_keys *remote[2] = {NULL, rk}; /* cluster a, then provider dex */
+    pol_snapshot *s = pol_snapshot_with_remote_keys(base, remote, err, sizeof err);
+    pol_remote_keys_release(rk);
+    cr_assert_not_null(s);
+    cr_expect_eq(err[0], '\0', "%s", err);
+    cr_assert_eq(pol_provider_key_count(&s->providers[0]), 1);
+    cr_expect_eq(s->key_count, 2, "a's file key and dex's fetched key");
+    cr_expect_gt(s->generation, base->generation);
+    d = decide_on(s, dex(dex_claims("alice@example.com")), "a", "/x");
+    expect(&d, AUTHZ_REASON_OK, NULL);
+    cr_expect(is(d.username, "corp:alice@example.com"));
+    pol_snapshot_release(s);
+
+    /* One key, one owner: a fetched set holding cluster a's key stays out. */
+    rk = fetched(key_a, "not-a1");
+    remote[1] = rk;
+    s = pol_snapshot_with_remote_keys(base, remote, err, sizeof err);
+    pol_remote_keys_release(rk);
+    cr_assert_not_null(s);
+    cr_expect(strstr(err, "identity provider dex: fetched key kid not-a1") && strstr(err, "cluster a"), "%s",
+              err);
+    cr_expect_eq(pol_provider_key_count(&s->providers[0]), 0);
+    pol_snapshot_release(s);
+    pol_snapshot_release(base);
 }
 
 Test(pol_federation, duplicate_providers_and_rule_values)

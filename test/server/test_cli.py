@@ -161,6 +161,7 @@ class CliTest(unittest.TestCase):
                  "source_cidrs": None, "claim_to_headers": None, "peer_binding": None,
                  "keys": [{"kid": "b1", "type": "EC P-256", "file": "b.jwks.json"}]},
             ],
+            "identity_providers": [],
             "rules": [
                 {"name": "admin", "clusters": ["a"], "path_prefix": "/admin", "ignore_case": True,
                  "methods": ["POST"], "headers": {"x-tenant": ["*"], "x-api-version": ["v2", "v3"]},

@@ -284,6 +284,17 @@ class Agreement(unittest.TestCase):
                 code, out = check(config)
                 self.assertEqual(code, 0, out)
 
+    def test_provider_remote_keys_load(self):
+        for label, changes in (("discovery", {"discovery": True, "refresh_seconds": 300,
+                                              "fetch_timeout_seconds": 5}),
+                               ("jwks_uri", {"jwks_uri": "https://dex.example/keys"})):
+            with self.subTest(source=label):
+                config = base_config()
+                config["identity_providers"] = [provider(jwks_file=None, **changes)]
+                VALIDATOR.validate(config)
+                code, out = check(config)
+                self.assertEqual(code, 0, out)
+
     ERROR_CASES = [
         ("unknown top-level key", lambda c: c.update(worker=2)),
         ("workers above range", lambda c: c.update(workers=257)),
@@ -346,7 +357,10 @@ class Agreement(unittest.TestCase):
         ("provider without clusters", lambda c: c.update(identity_providers=[provider(clusters=None)])),
         ("provider with empty clusters", lambda c: c.update(identity_providers=[provider(clusters=[])])),
         ("provider without keys", lambda c: c.update(identity_providers=[provider(jwks_file=None)])),
-        ("provider discovery (not yet)", lambda c: c.update(identity_providers=[provider(discovery=True)])),
+        ("provider jwks_uri and discovery", lambda c: c.update(identity_providers=[provider(
+            jwks_uri="https://dex.example/keys", discovery=True)])),
+        ("provider refresh without a source", lambda c: c.update(identity_providers=[provider(
+            refresh_seconds=300)])),
         ("provider prefix system:", lambda c: c.update(identity_providers=[provider(
             claim_mappings={"groups": {"claim": "groups", "prefix": "system:"}})])),
         ("provider mapping without prefix", lambda c: c.update(identity_providers=[provider(
