@@ -3,8 +3,8 @@
 # already there. Usage: scripts/setup.sh [build|test|bench|demo|image]
 #   build  compiler toolchain and libraries (default; libmicrohttpd for the admin endpoint,
 #          http-parser for the HTTP authorization listener, libcurl for remote keys)
-#   test   + Criterion, python3-grpcio, h2load, nginx-light and caddy (the HTTP mode's real
-#          proxies) and the tools the tests use
+#   test   + Criterion, python3-grpcio, python3-cryptography (certificates made at test time), h2load,
+#          nginx-light and caddy (the HTTP mode's real proxies) and the tools the tests use
 #   bench  + nghttpd, perf tools and what the benchmark script uses
 #   demo   build + the Python gRPC client scripts/demo.sh uses
 #   image  build + buildah, for scripts/image.sh (and the image test, which
@@ -21,7 +21,8 @@ case "$level" in
     # grpc_tools imports pkg_resources, which --no-install-recommends leaves out.
     pkgs+=(libcriterion-dev python3 python3-grpcio python3-grpc-tools
            python3-protobuf python3-pkg-resources python3-hpack nghttp2-client procps iproute2
-           python3-yaml python3-jsonschema groff-base python3-prometheus-client nginx-light caddy)
+           python3-yaml python3-jsonschema groff-base python3-prometheus-client python3-cryptography
+           nginx-light caddy)
     [ "$level" = bench ] && pkgs+=(nghttp2-server util-linux time valgrind)
     ;;
   demo) pkgs+=(python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pkg-resources) ;;
