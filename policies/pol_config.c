@@ -1077,6 +1077,22 @@ static bool load_key_files(cfg_ctx *ctx, const json_t *obj, const char *path, ke
     return jwks || pems;
 }
 
+/* A key owner's (cluster's or identity provider's) keys: files into
+ * |sink|, a remote source into |source| / |remote|; at least one of them.
+ * An owner with remote keys may start without any: its tokens are denied
+ * (unknown_key) and /readyz stays 503 until they load. */
+static void load_key_sources(cfg_ctx *ctx, const json_t *obj, const char *path, authz_slice issuer,
+                             key_sink sink, pol_remote_source *source, bool *remote)
+{
+    size_t errors_before_keys = ctx->errors;
+    bool has_files = load_key_files(ctx, obj, path, sink);
+    parse_remote_source(ctx, obj, path, issuer, source, remote);
+    if (!has_files && !*remote)
+        cfg_fail(ctx, path, NULL, "needs jwks_file, public_key_files, jwks_uri or discovery");
+    else if (has_files && sink.keys->count == 0 && ctx->errors == errors_before_keys)
+        cfg_fail(ctx, path, NULL, "no signing key was loaded");
+}
+
 /* "claim_to_headers": [{"claim": "a.b", "header": "x-b"}, ...], at most
  * POL_MAX_CLAIM_HEADERS, header names unique within the cluster. */
 static void get_claim_headers(cfg_ctx *ctx, const json_t *obj, const char *parent, pol_cluster *c)
@@ -1167,16 +1183,8 @@ static void parse_cluster(cfg_ctx *ctx, const json_t *obj, const char *path, pol
     get_mode(ctx, obj, path, &c->shadow);
     get_peer_binding(ctx, obj, path, &c->peer);
 
-    size_t errors_before_keys = ctx->errors;
     key_sink sink = {&c->keys, &c->key_files, &c->key_file_count};
-    bool has_files = load_key_files(ctx, obj, path, sink);
-    parse_remote_source(ctx, obj, path, c->issuer, &c->source, &c->remote);
-    /* A cluster with remote keys may start without any: it denies its
-     * tokens (unknown_key) and keeps /readyz at 503 until they load. */
-    if (!has_files && !c->remote)
-        cfg_fail(ctx, path, NULL, "needs jwks_file, public_key_files, jwks_uri or discovery");
-    else if (has_files && c->keys.count == 0 && ctx->errors == errors_before_keys)
-        cfg_fail(ctx, path, NULL, "no signing key was loaded");
+    load_key_sources(ctx, obj, path, c->issuer, sink, &c->source, &c->remote);
 }
 
 /* Hands a pol_lint finding to cfg_fail (|ctx| is the cfg_ctx). */
@@ -1451,16 +1459,8 @@ static void parse_provider(cfg_ctx *ctx, const json_t *obj, const char *path, co
     if (arr && !p->clusters)
         cfg_fail(ctx, list_path, NULL, "out of memory");
 
-    size_t errors_before_keys = ctx->errors;
     key_sink sink = {&p->keys, &p->key_files, &p->key_file_count};
-    bool has_files = load_key_files(ctx, obj, path, sink);
-    /* As for a cluster: remote keys may be missing at start; its tokens
-     * are then denied (unknown_key) and /readyz stays 503. */
-    parse_remote_source(ctx, obj, path, p->issuer, &p->source, &p->remote);
-    if (!has_files && !p->remote)
-        cfg_fail(ctx, path, NULL, "needs jwks_file, public_key_files, jwks_uri or discovery");
-    else if (has_files && p->keys.count == 0 && ctx->errors == errors_before_keys)
-        cfg_fail(ctx, path, NULL, "no signing key was loaded");
+    load_key_sources(ctx, obj, path, p->issuer, sink, &p->source, &p->remote);
 }
 
 /* The issuer alone tells a provider's token from a cluster's before any
