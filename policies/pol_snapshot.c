@@ -172,6 +172,11 @@ size_t pol_snapshot_cluster_index(const pol_snapshot *snap, const pol_cluster *c
     return (size_t)(cluster - snap->clusters);
 }
 
+size_t pol_snapshot_provider_index(const pol_snapshot *snap, const pol_provider *provider)
+{
+    return (size_t)(provider - snap->providers);
+}
+
 pol_remote_keys *pol_remote_keys_new(const char *json, size_t len, authz_slice uri, char *err,
                                      size_t err_size)
 {

@@ -359,4 +359,7 @@ const pol_key_file *pol_key_owner_key_file(const pol_key_owner *owner, size_t ke
 /* Index of |cluster| within |snap|. */
 size_t pol_snapshot_cluster_index(const pol_snapshot *snap, const pol_cluster *cluster);
 
+/* Index of |provider| (one of |snap|'s) in snap->providers. */
+size_t pol_snapshot_provider_index(const pol_snapshot *snap, const pol_provider *provider);
+
 #endif

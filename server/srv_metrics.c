@@ -14,57 +14,73 @@ static const char *const duration_le[SRV_METRICS_DURATION_BUCKETS] = {
     "0.005", "0.01",    "0.025", "0.05",   "0.1",     "0.25",   "0.5",   "1.0"};
 static const char *const decision_names[SRV_DECISION_KINDS] = {"allow", "deny", "shadow_deny"};
 
-int srv_metrics_init(srv_metrics *m)
+static int rows_init(srv_metrics_rows *t, size_t capacity)
 {
-    memset(m, 0, sizeof(*m));
-    m->rows = calloc(SRV_METRICS_CLUSTER_ROWS, sizeof(*m->rows));
-    if (m->rows == NULL) {
+    t->rows = calloc(capacity, sizeof(*t->rows));
+    if (t->rows == NULL) {
         return -1;
     }
-    m->rows[0].cluster = calloc(1, 1);
-    if (m->rows[0].cluster == NULL) {
+    t->capacity = capacity;
+    t->rows[0].name = calloc(1, 1);
+    if (t->rows[0].name == NULL) {
         return -1;
     }
-    atomic_init(&m->row_count, 1);
+    atomic_init(&t->count, 1);
     return 0;
 }
 
-static size_t row_for(srv_metrics *m, authz_slice name)
+int srv_metrics_init(srv_metrics *m)
 {
-    size_t count = atomic_load_explicit(&m->row_count, memory_order_relaxed);
+    memset(m, 0, sizeof(*m));
+    if (rows_init(&m->clusters, SRV_METRICS_CLUSTER_ROWS) != 0 ||
+        rows_init(&m->providers, SRV_METRICS_PROVIDER_ROWS) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static size_t row_for(srv_metrics_rows *t, authz_slice name)
+{
+    size_t count = atomic_load_explicit(&t->count, memory_order_relaxed);
     char *copy;
 
     for (size_t i = 1; i < count; i++) {
-        if (strlen(m->rows[i].cluster) == name.len && memcmp(m->rows[i].cluster, name.ptr, name.len) == 0) {
+        if (strlen(t->rows[i].name) == name.len && memcmp(t->rows[i].name, name.ptr, name.len) == 0) {
             return i;
         }
     }
-    if (count == SRV_METRICS_CLUSTER_ROWS || (copy = malloc(name.len + 1u)) == NULL) {
+    if (count == t->capacity || (copy = malloc(name.len + 1u)) == NULL) {
         return 0;
     }
     memcpy(copy, name.ptr, name.len);
     copy[name.len] = '\0';
-    m->rows[count].cluster = copy;
+    t->rows[count].name = copy;
     /* Release: a scrape that sees the count sees the name. */
-    atomic_store_explicit(&m->row_count, count + 1u, memory_order_release);
+    atomic_store_explicit(&t->count, count + 1u, memory_order_release);
     return count;
+}
+
+/* A fresh index -> row map of |n| entries for |t| (row 0 each), or NULL
+ * without memory. */
+static size_t *rows_remap(srv_metrics_rows *t, size_t n)
+{
+    free(t->row_of);
+    t->row_of = calloc(n + 1u, sizeof(*t->row_of));
+    return t->row_of;
 }
 
 int srv_metrics_bind(srv_metrics *m, const pol_snapshot *snap)
 {
-    size_t *map = calloc(snap->cluster_count + 1u, sizeof(*map));
+    size_t *clusters = rows_remap(&m->clusters, snap->cluster_count);
+    size_t *providers = rows_remap(&m->providers, snap->provider_count);
 
-    if (map == NULL) {
-        free(m->row_of_cluster);
-        m->row_of_cluster = NULL;
-        return -1;
+    for (size_t i = 0; clusters != NULL && i < snap->cluster_count; i++) {
+        clusters[i] = row_for(&m->clusters, snap->clusters[i].name);
     }
-    for (size_t i = 0; i < snap->cluster_count; i++) {
-        map[i] = row_for(m, snap->clusters[i].name);
+    for (size_t i = 0; providers != NULL && i < snap->provider_count; i++) {
+        providers[i] = row_for(&m->providers, snap->providers[i].name);
     }
-    free(m->row_of_cluster);
-    m->row_of_cluster = map;
-    return 0;
+    return clusters != NULL && providers != NULL ? 0 : -1;
 }
 
 void srv_metrics_count_check(srv_metrics *m, const pol_snapshot *snap, const pol_decision *d,
@@ -74,15 +90,21 @@ void srv_metrics_count_check(srv_metrics *m, const pol_snapshot *snap, const pol
     size_t bucket = 0;
     authz_reason reason = srv_log_decision_reason(d);
 
-    if (d->cluster != NULL && m->row_of_cluster != NULL) {
-        row = m->row_of_cluster[pol_snapshot_cluster_index(snap, d->cluster)];
+    if (d->cluster != NULL && m->clusters.row_of != NULL) {
+        row = m->clusters.row_of[pol_snapshot_cluster_index(snap, d->cluster)];
     }
     if (reason >= AUTHZ_REASON_COUNT) {
         reason = AUTHZ_REASON_INTERNAL_ERROR;
     }
-    srv_counter_add(&m->rows[row].decisions[kind][reason], 1);
+    srv_counter_add(&m->clusters.rows[row].decisions[kind][reason], 1);
     if (d->peer_result != POL_PEER_RESULT_NONE && d->peer_result < POL_PEER_RESULT_COUNT) {
-        srv_counter_add(&m->rows[row].peer_binding[d->peer_result], 1);
+        srv_counter_add(&m->clusters.rows[row].peer_binding[d->peer_result], 1);
+    }
+    if (d->provider != NULL && m->providers.row_of != NULL) {
+        size_t provider_row = m->providers.row_of[pol_snapshot_provider_index(snap, d->provider)];
+        if (provider_row != 0) {
+            srv_counter_add(&m->providers.rows[provider_row].decisions[kind][reason], 1);
+        }
     }
     while (bucket < SRV_METRICS_DURATION_BUCKETS && duration_ns > duration_le_ns[bucket]) {
         bucket++;
@@ -115,14 +137,21 @@ static uint64_t sum(srv_metrics *const *workers, size_t count, size_t offset)
     return total;
 }
 
-/* True when a worker before |w| has a row named |cluster|: its series were
- * written with that worker's. */
-static bool named_before(srv_metrics *const *workers, size_t w, const char *cluster)
+/* The rows at |table| (offsetof a srv_metrics_rows) of worker |w|. */
+static const srv_metrics_rows *rows_of(srv_metrics *const *workers, size_t w, size_t table)
+{
+    return (const srv_metrics_rows *)((const char *)workers[w] + table);
+}
+
+/* True when a worker before |w| has a row named |name| in |table|: its
+ * series were written with that worker's. */
+static bool named_before(srv_metrics *const *workers, size_t w, size_t table, const char *name)
 {
     for (size_t v = 0; v < w; v++) {
-        size_t rows = atomic_load_explicit(&workers[v]->row_count, memory_order_acquire);
+        const srv_metrics_rows *t = rows_of(workers, v, table);
+        size_t rows = atomic_load_explicit(&t->count, memory_order_acquire);
         for (size_t k = 0; k < rows; k++) {
-            if (strcmp(workers[v]->rows[k].cluster, cluster) == 0) {
+            if (strcmp(t->rows[k].name, name) == 0) {
                 return true;
             }
         }
@@ -130,56 +159,66 @@ static bool named_before(srv_metrics *const *workers, size_t w, const char *clus
     return false;
 }
 
-/* The counter at |offset| within every row named |cluster|, summed over
- * workers |first|..|count| - 1 (rows are per worker: the same cluster may
+/* The counter at |offset| within every row named |name| in |table|, summed
+ * over workers |first|..|count| - 1 (rows are per worker: the same name may
  * sit on different rows). */
-static uint64_t sum_rows(srv_metrics *const *workers, size_t first, size_t count, const char *cluster,
+static uint64_t sum_rows(srv_metrics *const *workers, size_t first, size_t count, size_t table, const char *name,
                          size_t offset)
 {
     uint64_t n = 0;
     for (size_t v = first; v < count; v++) {
-        size_t rows = atomic_load_explicit(&workers[v]->row_count, memory_order_acquire);
+        const srv_metrics_rows *t = rows_of(workers, v, table);
+        size_t rows = atomic_load_explicit(&t->count, memory_order_acquire);
         for (size_t k = 0; k < rows; k++) {
-            if (strcmp(workers[v]->rows[k].cluster, cluster) == 0) {
-                n += srv_counter_get((const srv_counter *)((const char *)&workers[v]->rows[k] + offset));
+            if (strcmp(t->rows[k].name, name) == 0) {
+                n += srv_counter_get((const srv_counter *)((const char *)&t->rows[k] + offset));
             }
         }
     }
     return n;
 }
 
-/* Writes the series of one cluster (rows named |cluster| of workers |first|
- * on; earlier workers have no row of that name). */
-typedef void (*cluster_series)(FILE *out, srv_metrics *const *workers, size_t first, size_t count,
-                               const char *cluster);
+/* A family's label ("cluster" or "provider") and the rows it reads. */
+typedef struct row_label {
+    const char *family;
+    const char *label;
+    size_t table;
+} row_label;
 
-/* Calls |series| once per distinct cluster name over all workers' rows. */
-static void for_each_cluster(FILE *out, srv_metrics *const *workers, size_t count, cluster_series series)
+/* Writes the series of one name (rows named |name| of workers |first| on;
+ * earlier workers have no row of that name). */
+typedef void (*name_series)(FILE *out, srv_metrics *const *workers, size_t first, size_t count,
+                            const row_label *label, const char *name);
+
+/* Calls |series| once per distinct name over all workers' rows of |label|. */
+static void for_each_name(FILE *out, srv_metrics *const *workers, size_t count, const row_label *label,
+                          name_series series)
 {
     for (size_t w = 0; w < count; w++) {
-        size_t rows = atomic_load_explicit(&workers[w]->row_count, memory_order_acquire);
+        const srv_metrics_rows *t = rows_of(workers, w, label->table);
+        size_t rows = atomic_load_explicit(&t->count, memory_order_acquire);
         for (size_t r = 0; r < rows; r++) {
-            const char *cluster = workers[w]->rows[r].cluster;
-            if (!named_before(workers, w, cluster)) {
-                series(out, workers, w, count, cluster);
+            const char *name = t->rows[r].name;
+            if (!named_before(workers, w, label->table, name)) {
+                series(out, workers, w, count, label, name);
             }
         }
     }
 }
 
 static void decision_series(FILE *out, srv_metrics *const *workers, size_t first, size_t count,
-                            const char *cluster)
+                            const row_label *label, const char *name)
 {
     for (size_t kind = 0; kind < SRV_DECISION_KINDS; kind++) {
         for (size_t reason = 0; reason < AUTHZ_REASON_COUNT; reason++) {
-            uint64_t n = sum_rows(workers, first, count, cluster,
+            uint64_t n = sum_rows(workers, first, count, label->table, name,
                                   offsetof(srv_metrics_row, decisions) +
                                       (kind * AUTHZ_REASON_COUNT + reason) * sizeof(srv_counter));
             if (n == 0) {
                 continue;
             }
-            fputs("tokengate_decisions_total{cluster=\"", out);
-            put_label(out, cluster);
+            fprintf(out, "%s{%s=\"", label->family, label->label);
+            put_label(out, name);
             fprintf(out, "\",decision=\"%s\",reason=\"%s\"} %llu\n", decision_names[kind],
                     authz_reason_name((authz_reason)reason), (unsigned long long)n);
         }
@@ -187,16 +226,16 @@ static void decision_series(FILE *out, srv_metrics *const *workers, size_t first
 }
 
 static void peer_binding_series(FILE *out, srv_metrics *const *workers, size_t first, size_t count,
-                                const char *cluster)
+                                const row_label *label, const char *name)
 {
     for (size_t result = POL_PEER_RESULT_BOUND; result < POL_PEER_RESULT_COUNT; result++) {
-        uint64_t n = sum_rows(workers, first, count, cluster,
+        uint64_t n = sum_rows(workers, first, count, label->table, name,
                               offsetof(srv_metrics_row, peer_binding) + result * sizeof(srv_counter));
         if (n == 0) {
             continue;
         }
-        fputs("tokengate_peer_binding_total{cluster=\"", out);
-        put_label(out, cluster);
+        fprintf(out, "%s{%s=\"", label->family, label->label);
+        put_label(out, name);
         fprintf(out, "\",result=\"%s\"} %llu\n", pol_peer_result_name((pol_peer_result)result),
                 (unsigned long long)n);
     }
@@ -227,14 +266,25 @@ static void write_one(FILE *out, const char *name, const char *type, const char 
 
 void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count)
 {
+    static const row_label by_cluster = {"tokengate_decisions_total", "cluster", offsetof(srv_metrics, clusters)};
+    static const row_label by_provider = {"tokengate_provider_decisions_total", "provider",
+                                          offsetof(srv_metrics, providers)};
+    static const row_label peer_by_cluster = {"tokengate_peer_binding_total", "cluster",
+                                              offsetof(srv_metrics, clusters)};
+
     fputs("# HELP tokengate_decisions_total Checks decided, by target cluster, decision and reason.\n"
           "# TYPE tokengate_decisions_total counter\n",
           out);
-    for_each_cluster(out, workers, count, decision_series);
+    for_each_name(out, workers, count, &by_cluster, decision_series);
+    fputs("# HELP tokengate_provider_decisions_total Checks of identity provider tokens decided, by provider, "
+          "decision and reason.\n"
+          "# TYPE tokengate_provider_decisions_total counter\n",
+          out);
+    for_each_name(out, workers, count, &by_provider, decision_series);
     fputs("# HELP tokengate_peer_binding_total Peer binding checks, by target cluster and result.\n"
           "# TYPE tokengate_peer_binding_total counter\n",
           out);
-    for_each_cluster(out, workers, count, peer_binding_series);
+    for_each_name(out, workers, count, &peer_by_cluster, peer_binding_series);
     write_duration(out, workers, count);
     write_one(out, "tokengate_token_cache_hits_total", "counter", "Token cache lookups that found the token.",
               sum(workers, count, offsetof(srv_metrics, cache_hits)));
@@ -259,13 +309,19 @@ void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count)
     }
 }
 
+static void rows_free(srv_metrics_rows *t)
+{
+    for (size_t i = 0; t->rows != NULL && i < t->capacity; i++) {
+        free(t->rows[i].name);
+    }
+    free(t->rows);
+    free(t->row_of);
+    t->rows = NULL;
+    t->row_of = NULL;
+}
+
 void srv_metrics_free(srv_metrics *m)
 {
-    for (size_t i = 0; m->rows != NULL && i < SRV_METRICS_CLUSTER_ROWS; i++) {
-        free(m->rows[i].cluster);
-    }
-    free(m->rows);
-    free(m->row_of_cluster);
-    m->rows = NULL;
-    m->row_of_cluster = NULL;
+    rows_free(&m->clusters);
+    rows_free(&m->providers);
 }

@@ -18,6 +18,10 @@
 /* Distinct cluster names a worker counts decisions for; row 0 is "" (no
  * cluster). Clusters beyond it are counted on row 0. */
 #define SRV_METRICS_CLUSTER_ROWS 256u
+/* Distinct identity provider names: a full config's, as many again for
+ * names that reloads replace, and row 0 (""), never written: providers
+ * beyond it are not counted. */
+#define SRV_METRICS_PROVIDER_ROWS (2u * POL_CONFIG_MAX_PROVIDERS + 1u)
 /* tokengate_check_duration_seconds upper bounds, 10 us to 1 s, then +Inf. */
 #define SRV_METRICS_DURATION_BUCKETS 16u
 /* gRPC status codes 0-16. */
@@ -33,16 +37,24 @@ typedef enum srv_decision_kind {
 typedef atomic_uint_least64_t srv_counter;
 
 typedef struct srv_metrics_row {
-    char *cluster; /* owned, NUL-terminated; immutable once the row is published */
+    char *name; /* cluster or provider; owned, NUL-terminated; immutable once published */
     srv_counter decisions[SRV_DECISION_KINDS][AUTHZ_REASON_COUNT];
-    srv_counter peer_binding[POL_PEER_RESULT_COUNT]; /* by pol_peer_result; NONE unused */
+    srv_counter peer_binding[POL_PEER_RESULT_COUNT]; /* clusters' only; by pol_peer_result */
 } srv_metrics_row;
 
+/* Rows of one label (cluster or provider), a name each, added by the writer
+ * and read by a scrape. */
+typedef struct srv_metrics_rows {
+    srv_metrics_row *rows; /* |capacity|, own allocation */
+    size_t capacity;
+    atomic_size_t count; /* rows below it are published (release) */
+    size_t *row_of;      /* the bound snapshot's cluster or provider index -> row; writer only */
+} srv_metrics_rows;
+
 typedef struct srv_metrics {
-    char pad_front[64];      /* keeps the neighbour's hot fields off these cache lines */
-    srv_metrics_row *rows;   /* SRV_METRICS_CLUSTER_ROWS, own allocation */
-    atomic_size_t row_count; /* rows below it are published (release) */
-    size_t *row_of_cluster;  /* the bound snapshot's cluster index -> row; writer only */
+    char pad_front[64];         /* keeps the neighbour's hot fields off these cache lines */
+    srv_metrics_rows clusters;  /* by target cluster, every Check */
+    srv_metrics_rows providers; /* by identity provider, its tokens' Checks */
     srv_counter duration_buckets[SRV_METRICS_DURATION_BUCKETS + 1u]; /* not cumulative; last = +Inf */
     srv_counter duration_sum_ns;
     srv_counter cache_hits;
@@ -73,19 +85,22 @@ static inline uint64_t srv_counter_get(const srv_counter *c)
 /* Prepares |m| with the "" row. Returns 0 or -1 (then srv_metrics_free). */
 int srv_metrics_init(srv_metrics *m);
 
-/* Maps the clusters of |snap| to rows, adding rows for new names (the
- * writer's thread, or before it starts). Returns 0, or -1 without memory
- * (the old mapping stays when it fits, else everything counts on row 0). */
+/* Maps the clusters and providers of |snap| to rows, adding rows for new
+ * names (the writer's thread, or before it starts). Returns 0, or -1
+ * without memory (then every cluster counts on row 0 and providers are not
+ * counted until a bind succeeds). */
 int srv_metrics_bind(srv_metrics *m, const pol_snapshot *snap);
 
 /* Counts one decided Check: |d| decided on |snap| (the bound one) as
- * |kind|, taking |duration_ns|, and its peer binding result when checked. */
+ * |kind|, taking |duration_ns|, on its cluster's row and, for a token of an
+ * identity provider, on the provider's; and its peer binding result when
+ * checked. */
 void srv_metrics_count_check(srv_metrics *m, const pol_snapshot *snap, const pol_decision *d,
                              srv_decision_kind kind, uint64_t duration_ns);
 
 /* Writes the families summed over |workers| (|count| pointers) in the
- * Prometheus text format 0.0.4: decisions, peer bindings, check duration, token cache,
- * connections, streams, gRPC errors. */
+ * Prometheus text format 0.0.4: decisions by cluster and by provider, peer
+ * bindings, check duration, token cache, connections, streams, gRPC errors. */
 void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count);
 
 void srv_metrics_free(srv_metrics *m);

@@ -8,6 +8,7 @@ and explain; a key shared by a provider and a cluster refused at load."""
 import json
 import os
 import subprocess
+import time
 import unittest
 
 import tg_harness as h
@@ -49,7 +50,8 @@ class FederationTest(h.DecisionAsserts, unittest.TestCase):
         cls.world = h.World(cls.folder)
         cls.dex_key = h.Key(cls.folder, "dex", "rsa2048", jwks_kid="dex-2026")
         cls.kc_key = h.Key(cls.folder, "keycloak", "p256")
-        cfg = cls.world.config(rules=RULES, deny_details="full",
+        cls.admin_port = h.free_port()
+        cfg = cls.world.config(rules=RULES, deny_details="full", admin_listen=f"127.0.0.1:{cls.admin_port}",
                                identity_providers=providers(cls.world, cls.dex_key, cls.kc_key))
         cls.server = h.Server(cls.folder, cfg, "federation").start()
         cls.channel = cls.server.channel()
@@ -217,6 +219,34 @@ class FederationTest(h.DecisionAsserts, unittest.TestCase):
                          [("allow", "ok", "dex", "corp:alice@example.com"),
                           ("deny", "provider_not_allowed", "dex", None)])
         self.assertIsNone(lines[0]["issuer_cluster"])
+
+    def provider_decisions(self):
+        return {(s.labels["provider"], s.labels["decision"], s.labels["reason"]): s.value
+                for s in self.server.metric_samples(self.admin_port, "tokengate_provider_decisions_total")}
+
+    def cluster_decisions(self):
+        return {(s.labels["cluster"], s.labels["decision"], s.labels["reason"]): s.value
+                for s in self.server.metric_samples(self.admin_port, "tokengate_decisions_total")}
+
+    def test_metrics_count_decisions_per_provider(self):
+        before, before_clusters = self.provider_decisions(), self.cluster_decisions()
+        self.check(self.dex_token())
+        self.check(self.dex_token(), cluster="cluster-c")
+        self.check(self.keycloak_token(typ="Refresh"))
+        self.check(self.world.token_a())  # a service-account token counts on its cluster alone
+        want = {("dex", "allow", "ok"): 1, ("dex", "deny", "provider_not_allowed"): 1,
+                ("keycloak", "deny", "claim_mismatch"): 1}
+        want_clusters = {("cluster-a", "allow", "ok"): 2, ("cluster-c", "deny", "provider_not_allowed"): 1,
+                         ("cluster-a", "deny", "claim_mismatch"): 1}
+
+        def grown(now, then):
+            return {k: v - then.get(k, 0) for k, v in now.items() if v != then.get(k, 0)}
+
+        deadline = time.monotonic() + 5
+        while grown(self.provider_decisions(), before) != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(grown(self.provider_decisions(), before), want)
+        self.assertEqual(grown(self.cluster_decisions(), before_clusters), want_clusters)
 
     def test_explain_shows_provider_user_groups_and_rule(self):
         out = subprocess.run([h.tokengate_bin(), "explain", "-c", self.server.config_path, "--cluster",
