@@ -1,3 +1,8 @@
+/* EVP_PKEY_get0_RSA and EVP_PKEY_get0_EC_KEY, deprecated in OpenSSL 3.0,
+ * give authz_jws_verify the keys it verifies on directly (see
+ * authz_key.priv). */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include "authz_key.h"
 
 #include <jansson.h>
@@ -90,8 +95,7 @@ static void key_clear(authz_key *key)
     free(key->kid);
     EVP_MD_free(key->priv.md);
     BN_free(key->priv.ec_order);
-    EVP_PKEY_CTX_free(key->priv.verify_ctx[0]);
-    EVP_PKEY_CTX_free(key->priv.verify_ctx[1]);
+    EVP_PKEY_CTX_free(key->priv.pss_verify_ctx);
     memset(key, 0, sizeof *key);
 }
 
@@ -178,9 +182,11 @@ static int key_finish_rsa(authz_key *key, char *msg, size_t msg_size)
     key->bits = (unsigned)bits;
     key->priv.sig_len = (size_t)BN_num_bytes(n);
     key->priv.coord_len = 0;
+    key->priv.md_nid = NID_sha256;
     key->priv.md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (!key->priv.md) {
-        key_msg(msg, msg_size, "SHA-256 unavailable");
+    key->priv.rsa = EVP_PKEY_get0_RSA(key->pkey);
+    if (!key->priv.md || !key->priv.rsa) {
+        key_msg(msg, msg_size, "cannot prepare RSA verification");
         goto cleanup;
     }
     snprintf(key->priv.describe, sizeof key->priv.describe, "RSA-%u", key->bits);
@@ -226,8 +232,9 @@ static int key_finish_ec(authz_key *key, char *msg, size_t msg_size)
     group = EC_GROUP_new_by_curve_name(OBJ_sn2nid(curve->group));
     const BIGNUM *order = group ? EC_GROUP_get0_order(group) : NULL;
     key->priv.ec_order = order ? BN_dup(order) : NULL;
-    key->priv.md = EVP_MD_fetch(NULL, curve->md, NULL);
-    if (!key->priv.ec_order || !key->priv.md) {
+    key->priv.md_nid = OBJ_sn2nid(curve->md);
+    key->priv.ec = EVP_PKEY_get0_EC_KEY(key->pkey);
+    if (!key->priv.ec_order || !key->priv.ec || key->priv.md_nid == NID_undef) {
         key_msg(msg, msg_size, "cannot prepare %s verification", curve->crv);
         goto cleanup;
     }
@@ -253,22 +260,19 @@ cleanup:
     return ret;
 }
 
-/* A verify context for |key| with its digest and, for RSA, |padding| set
- * (PSS: MGF1 with the same digest and KEY_PSS_SALT_LEN salt bytes). */
-static EVP_PKEY_CTX *key_verify_template(const authz_key *key, int padding)
+/* A PS256 verify context for the RSA |key|: its digest, PSS padding, MGF1
+ * with the same digest and KEY_PSS_SALT_LEN salt bytes. */
+static EVP_PKEY_CTX *key_pss_verify_template(const authz_key *key)
 {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
-    if (!ctx || EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, key->priv.md) != 1)
-        goto fail;
-    if (key->kty == AUTHZ_KTY_RSA && EVP_PKEY_CTX_set_rsa_padding(ctx, padding) != 1)
-        goto fail;
-    if (padding == RSA_PKCS1_PSS_PADDING && (EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, key->priv.md) != 1 ||
-                                             EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, KEY_PSS_SALT_LEN) != 1))
-        goto fail;
+    if (!ctx || EVP_PKEY_verify_init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, key->priv.md) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, key->priv.md) != 1 ||
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, KEY_PSS_SALT_LEN) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
-fail:
-    EVP_PKEY_CTX_free(ctx);
-    return NULL;
 }
 
 /* Fills |key| from its |key->pkey| (already set, owned by |key|): checks type
@@ -302,13 +306,7 @@ static int key_finish(authz_key *key, const char *kid, size_t kid_len, authz_alg
         return -1;
     }
     key->alg_pinned = jwk_alg != AUTHZ_ALG_UNSUPPORTED;
-    if (key->kty == AUTHZ_KTY_RSA) {
-        key->priv.verify_ctx[0] = key_verify_template(key, RSA_PKCS1_PADDING);
-        key->priv.verify_ctx[1] = key_verify_template(key, RSA_PKCS1_PSS_PADDING);
-    } else {
-        key->priv.verify_ctx[0] = key_verify_template(key, 0);
-    }
-    if (!key->priv.verify_ctx[0] || (key->kty == AUTHZ_KTY_RSA && !key->priv.verify_ctx[1])) {
+    if (key->kty == AUTHZ_KTY_RSA && !(key->priv.pss_verify_ctx = key_pss_verify_template(key))) {
         key_msg(msg, msg_size, "cannot prepare verification for %s", key->priv.describe);
         return -1;
     }

@@ -8,6 +8,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/evp.h>
+#include <openssl/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -44,15 +45,22 @@ typedef struct authz_key {
     /* Private to authz_key.c and authz_jws.c: computed once at load so that
      * authz_jws_verify does no lookups or parameter queries per token. */
     struct {
-        EVP_MD *md;       /* owned, explicitly fetched: SHA-256 for RSA and P-256, SHA-384, SHA-512 */
+        int md_nid;       /* NID_sha256, NID_sha384 or NID_sha512: RSA and P-256, P-384, P-521 */
+        EVP_MD *md;       /* owned, explicitly fetched SHA-256 for the PS256 context; NULL for EC */
         size_t sig_len;   /* exact JWS signature length: modulus bytes, or 2 * coord_len */
         size_t coord_len; /* EC field element bytes (32, 48, 66); 0 for RSA */
         BIGNUM *ec_order; /* owned, EC group order n for the 0 < r, s < n check; NULL for RSA */
-        /* owned, verify-initialised contexts (digest, padding, PSS salt set):
-         * [0] RS256 or ECDSA, [1] PS256 (RSA only, else NULL). Never used
-         * directly: authz_jws_verify works on a duplicate, which skips
-         * OpenSSL's per-call algorithm fetches and keeps the key shareable. */
-        EVP_PKEY_CTX *verify_ctx[2];
+        /* Borrowed from |pkey| (its legacy form, made once here): RS256 and
+         * ECDSA verify on these directly, the same RSA_verify and
+         * ECDSA_do_verify calls OpenSSL's providers make, without a context
+         * duplicated and freed per token. */
+        const RSA *rsa;   /* RSA keys, else NULL */
+        const EC_KEY *ec; /* EC keys, else NULL */
+        /* owned, verify-initialised PS256 context (digest, PSS padding and
+         * salt set), RSA only: never used directly, authz_jws_verify works on
+         * a duplicate, which skips OpenSSL's per-call algorithm fetches and
+         * keeps the key shareable. */
+        EVP_PKEY_CTX *pss_verify_ctx;
         char describe[24]; /* authz_key_describe's text */
     } priv;
 } authz_key;
