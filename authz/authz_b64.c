@@ -3,28 +3,41 @@
 #include <limits.h>
 #include <stdint.h>
 
-/* 1 + the digit's value (0..63) for the base64url alphabet, 0 for every other
- * byte, so the decoder tells an invalid byte by a -1 after subtracting one. */
-static const uint8_t b64url_value1[256] = {
-    /* clang-format off */
-    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
-    ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
-    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
-    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
-    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
-    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
-    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
-    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
-    /* clang-format on */
-};
+/* A base64url digit's value (0..63), or -1 for a byte outside the alphabet. */
+#define B64URL_VALUE(c)                                                                                      \
+    ((c) >= 'A' && (c) <= 'Z'   ? (c) - 'A'                                                                  \
+     : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26                                                             \
+     : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52                                                             \
+     : (c) == '-'               ? 62                                                                         \
+     : (c) == '_'               ? 63                                                                         \
+                                : -1)
+
+/* Set in a table entry for a byte outside the alphabet: above the 24 bits
+ * four digits fill, so one test of the OR of four entries finds any. */
+#define B64URL_INVALID 0x80000000u
+
+/* Tables of each digit's value already shifted to its place in a group of
+ * four (18, 12, 6, 0 bits): a group decodes as four loads ORed together. */
+#define B64URL_ENTRY(c, shift) (B64URL_VALUE(c) < 0 ? B64URL_INVALID : (uint32_t)B64URL_VALUE(c) << (shift))
+#define B64URL_ROW(r, shift)                                                                                 \
+    B64URL_ENTRY((r) + 0, shift), B64URL_ENTRY((r) + 1, shift), B64URL_ENTRY((r) + 2, shift),                \
+        B64URL_ENTRY((r) + 3, shift), B64URL_ENTRY((r) + 4, shift), B64URL_ENTRY((r) + 5, shift),            \
+        B64URL_ENTRY((r) + 6, shift), B64URL_ENTRY((r) + 7, shift), B64URL_ENTRY((r) + 8, shift),            \
+        B64URL_ENTRY((r) + 9, shift), B64URL_ENTRY((r) + 10, shift), B64URL_ENTRY((r) + 11, shift),          \
+        B64URL_ENTRY((r) + 12, shift), B64URL_ENTRY((r) + 13, shift), B64URL_ENTRY((r) + 14, shift),         \
+        B64URL_ENTRY((r) + 15, shift)
+#define B64URL_TABLE(shift)                                                                                  \
+    {                                                                                                        \
+        B64URL_ROW(0, shift), B64URL_ROW(16, shift), B64URL_ROW(32, shift), B64URL_ROW(48, shift),           \
+            B64URL_ROW(64, shift), B64URL_ROW(80, shift), B64URL_ROW(96, shift), B64URL_ROW(112, shift),     \
+            B64URL_ROW(128, shift), B64URL_ROW(144, shift), B64URL_ROW(160, shift), B64URL_ROW(176, shift),  \
+            B64URL_ROW(192, shift), B64URL_ROW(208, shift), B64URL_ROW(224, shift), B64URL_ROW(240, shift)   \
+    }
+
+static const uint32_t b64url_shifted[4][256] = {B64URL_TABLE(18), B64URL_TABLE(12), B64URL_TABLE(6),
+                                                B64URL_TABLE(0)};
 
 static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* The digit's value, or -1 for a byte outside the alphabet: one load, no branch. */
-static int b64url_digit(unsigned char c)
-{
-    return (int)b64url_value1[c] - 1;
-}
 
 size_t authz_b64url_decoded_max(size_t len)
 {
@@ -39,22 +52,21 @@ long authz_b64url_decode(authz_slice in, unsigned char *out, size_t out_size)
     size_t o = 0;
     size_t i = 0;
     for (; i + 4 <= in.len; i += 4) {
-        int a = b64url_digit(src[i]), b = b64url_digit(src[i + 1]);
-        int c = b64url_digit(src[i + 2]), d = b64url_digit(src[i + 3]);
-        if ((a | b | c | d) < 0)
+        uint32_t v = b64url_shifted[0][src[i]] | b64url_shifted[1][src[i + 1]] |
+                     b64url_shifted[2][src[i + 2]] | b64url_shifted[3][src[i + 3]];
+        if (v & B64URL_INVALID)
             return -1;
-        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
-        out[o++] = (unsigned char)(v >> 16);
-        out[o++] = (unsigned char)(v >> 8);
-        out[o++] = (unsigned char)v;
+        out[o] = (unsigned char)(v >> 16);
+        out[o + 1] = (unsigned char)(v >> 8);
+        out[o + 2] = (unsigned char)v;
+        o += 3;
     }
     size_t rest = in.len - i;
     if (rest) {
-        int a = b64url_digit(src[i]), b = b64url_digit(src[i + 1]);
-        int c = rest == 3 ? b64url_digit(src[i + 2]) : 0;
-        if ((a | b | c) < 0)
+        uint32_t v = b64url_shifted[0][src[i]] | b64url_shifted[1][src[i + 1]] |
+                     (rest == 3 ? b64url_shifted[2][src[i + 2]] : 0);
+        if (v & B64URL_INVALID)
             return -1;
-        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
         /* Canonical form only: the bits below the last whole byte must be zero. */
         if ((rest == 2 && (v & 0xffff)) || (rest == 3 && (v & 0xff)))
             return -1;

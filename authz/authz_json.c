@@ -402,6 +402,13 @@ static int parse_literal(parser *p, authz_json *node)
 
 static int parse_value(parser *p, size_t depth);
 
+/* Whether the |n| bytes at |a| and |b| are equal: keys of equal length
+ * mostly differ in their first byte, tested before calling memcmp. */
+static bool same_bytes(const char *a, const char *b, size_t n)
+{
+    return n == 0 || (a[0] == b[0] && memcmp(a, b, n) == 0);
+}
+
 /* The node after |v|'s subtree. */
 static const authz_json *after(const authz_json *v)
 {
@@ -462,7 +469,7 @@ static int parse_object(parser *p, authz_json *node, size_t depth)
             /* Quadratic, but members are bounded; lengths are compared first. */
             const authz_json *k = p->nodes + self + 1;
             for (uint32_t m = 0; m < count; m++) {
-                if (k->n == key->n && memcmp(k->u.str, key->u.str, key->n) == 0)
+                if (k->n == key->n && same_bytes(k->u.str, key->u.str, key->n))
                     return fail(p, AUTHZ_JSON_ESYNTAX, key_at, "duplicate key");
                 k = after(k + 1);
             }
@@ -591,7 +598,7 @@ const authz_json *authz_json_get(const authz_json *obj, authz_slice key)
         return NULL;
     const authz_json *k = obj + 1;
     for (uint32_t m = 0; m < obj->n; m++) {
-        if (k->n == key.len && (key.len == 0 || memcmp(k->u.str, key.ptr, key.len) == 0))
+        if (k->n == key.len && same_bytes(k->u.str, key.ptr, key.len))
             return k + 1;
         k = after(k + 1);
     }

@@ -103,7 +103,8 @@ int authz_jws_verify(const authz_key *key, authz_alg alg, authz_slice signing_in
     if (key->kty == AUTHZ_KTY_EC) {
         ret = jws_ecdsa_verify(key, sig, digest, digest_len);
     } else if (alg == AUTHZ_ALG_PS256) {
-        /* A duplicate of the key's prepared context: the template stays untouched, so threads may share it. */
+        /* A duplicate of the key's prepared context: the template stays
+         * untouched, so threads may share it. */
         ctx = EVP_PKEY_CTX_dup(key->priv.pss_verify_ctx);
         if (ctx && EVP_PKEY_verify(ctx, sig, sig_len, digest, digest_len) == 1)
             ret = 0;

@@ -97,10 +97,14 @@ static int decode_json(authz_slice segment, const char *what, const authz_jwt_li
     return 0;
 }
 
+/* No enclosing kubernetes.io member, for get_str. */
+#define NO_REF ((authz_slice){"", 0})
+
 /* Reads optional string member |key| of |obj|. Returns -1 (status set) when
- * present but not a string. */
-static int get_str(const authz_json *obj, authz_slice key, const char *where, authz_jwt_str *out,
-                   authz_status *status)
+ * present but not a string; the message names it |where| (and |ref|, a
+ * kubernetes.io member the object is, when not empty) followed by |key|. */
+static int get_str(const authz_json *obj, authz_slice key, const char *where, authz_slice ref,
+                   authz_jwt_str *out, authz_status *status)
 {
     const authz_json *v = authz_json_get(obj, key);
     out->present = false;
@@ -109,8 +113,8 @@ static int get_str(const authz_json *obj, authz_slice key, const char *where, au
     if (!v)
         return 0;
     if (!authz_json_string(v, &out->value))
-        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "%s%.*s is not a string", where,
-                                (int)key.len, key.ptr);
+        return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "%s%.*s%s%.*s is not a string", where,
+                                (int)ref.len, ref.ptr, ref.len ? "." : "", (int)key.len, key.ptr);
     out->present = true;
     return 0;
 }
@@ -149,10 +153,8 @@ static int get_ref(const authz_json *k8s, authz_slice key, authz_jwt_str *name, 
     if (authz_json_type_of(ref) != AUTHZ_JSON_OBJECT)
         return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "kubernetes.io.%.*s is not an object",
                                 (int)key.len, key.ptr);
-    char where[48];
-    snprintf(where, sizeof where, "kubernetes.io.%.*s.", (int)key.len, key.ptr);
-    if (get_str(ref, AUTHZ_SLICE_LIT("name"), where, name, status) != 0 ||
-        get_str(ref, AUTHZ_SLICE_LIT("uid"), where, uid, status) != 0)
+    if (get_str(ref, AUTHZ_SLICE_LIT("name"), "kubernetes.io.", key, name, status) != 0 ||
+        get_str(ref, AUTHZ_SLICE_LIT("uid"), "kubernetes.io.", key, uid, status) != 0)
         return -1;
     return 0;
 }
@@ -167,8 +169,8 @@ static int parse_header(authz_jwt *jwt, authz_status *status)
         return authz_status_set(status, AUTHZ_REASON_UNSUPPORTED_ALG, "token header has no alg");
     if (!authz_json_string(alg, &jwt->alg_name))
         return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "header alg is not a string");
-    if (get_str(h, AUTHZ_SLICE_LIT("kid"), "header ", &jwt->kid, status) != 0 ||
-        get_str(h, AUTHZ_SLICE_LIT("typ"), "header ", &jwt->typ, status) != 0)
+    if (get_str(h, AUTHZ_SLICE_LIT("kid"), "header ", NO_REF, &jwt->kid, status) != 0 ||
+        get_str(h, AUTHZ_SLICE_LIT("typ"), "header ", NO_REF, &jwt->typ, status) != 0)
         return -1;
     /* jwk, jku, x5u and x5c are never read: keys come from configuration only. */
     jwt->alg = authz_alg_from_name(jwt->alg_name);
@@ -221,7 +223,8 @@ static int parse_kubernetes(authz_jwt *jwt, const authz_json *k8s, authz_status 
     if (authz_json_type_of(k8s) != AUTHZ_JSON_OBJECT)
         return authz_status_set(status, AUTHZ_REASON_MALFORMED_TOKEN, "kubernetes.io is not an object");
     jwt->k8s_present = true;
-    if (get_str(k8s, AUTHZ_SLICE_LIT("namespace"), "kubernetes.io.", &jwt->k8s_namespace, status) != 0 ||
+    if (get_str(k8s, AUTHZ_SLICE_LIT("namespace"), "kubernetes.io.", NO_REF, &jwt->k8s_namespace, status) !=
+            0 ||
         get_ref(k8s, AUTHZ_SLICE_LIT("serviceaccount"), &jwt->k8s_sa_name, &jwt->k8s_sa_uid, status) != 0 ||
         get_ref(k8s, AUTHZ_SLICE_LIT("pod"), &jwt->k8s_pod_name, &jwt->k8s_pod_uid, status) != 0 ||
         get_ref(k8s, AUTHZ_SLICE_LIT("node"), &jwt->k8s_node_name, &jwt->k8s_node_uid, status) != 0)
@@ -236,8 +239,8 @@ static int parse_kubernetes(authz_jwt *jwt, const authz_json *k8s, authz_status 
 static int parse_payload(authz_jwt *jwt, authz_arena *arena, authz_status *status)
 {
     const authz_json *p = jwt->payload;
-    if (get_str(p, AUTHZ_SLICE_LIT("iss"), "", &jwt->iss, status) != 0 ||
-        get_str(p, AUTHZ_SLICE_LIT("sub"), "", &jwt->sub, status) != 0)
+    if (get_str(p, AUTHZ_SLICE_LIT("iss"), "", NO_REF, &jwt->iss, status) != 0 ||
+        get_str(p, AUTHZ_SLICE_LIT("sub"), "", NO_REF, &jwt->sub, status) != 0)
         return -1;
     if (parse_audience(jwt, authz_json_get(p, AUTHZ_SLICE_LIT("aud")), arena, status) != 0)
         return -1;

@@ -162,8 +162,8 @@ static bool named_before(srv_metrics *const *workers, size_t w, size_t table, co
 /* The counter at |offset| within every row named |name| in |table|, summed
  * over workers |first|..|count| - 1 (rows are per worker: the same name may
  * sit on different rows). */
-static uint64_t sum_rows(srv_metrics *const *workers, size_t first, size_t count, size_t table, const char *name,
-                         size_t offset)
+static uint64_t sum_rows(srv_metrics *const *workers, size_t first, size_t count, size_t table,
+                         const char *name, size_t offset)
 {
     uint64_t n = 0;
     for (size_t v = first; v < count; v++) {
@@ -266,7 +266,8 @@ static void write_one(FILE *out, const char *name, const char *type, const char 
 
 void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count)
 {
-    static const row_label by_cluster = {"tokengate_decisions_total", "cluster", offsetof(srv_metrics, clusters)};
+    static const row_label by_cluster = {"tokengate_decisions_total", "cluster",
+                                         offsetof(srv_metrics, clusters)};
     static const row_label by_provider = {"tokengate_provider_decisions_total", "provider",
                                           offsetof(srv_metrics, providers)};
     static const row_label peer_by_cluster = {"tokengate_peer_binding_total", "cluster",
@@ -276,10 +277,11 @@ void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count)
           "# TYPE tokengate_decisions_total counter\n",
           out);
     for_each_name(out, workers, count, &by_cluster, decision_series);
-    fputs("# HELP tokengate_provider_decisions_total Checks of identity provider tokens decided, by provider, "
-          "decision and reason.\n"
-          "# TYPE tokengate_provider_decisions_total counter\n",
-          out);
+    fputs(
+        "# HELP tokengate_provider_decisions_total Checks of identity provider tokens decided, by provider, "
+        "decision and reason.\n"
+        "# TYPE tokengate_provider_decisions_total counter\n",
+        out);
     for_each_name(out, workers, count, &by_provider, decision_series);
     fputs("# HELP tokengate_peer_binding_total Peer binding checks, by target cluster and result.\n"
           "# TYPE tokengate_peer_binding_total counter\n",
