@@ -508,6 +508,7 @@ def main():
            "nghttpd_p99_9_ms": percentile(ng_durations, 99.9) / 1000}
     c, ng = results["cached"], results["nghttpd"]
     ues, urs = results["uncached_es256"], results["uncached_rs256"]
+    rsa_us = 1e6 / rsa2048  # one RSA-2048 verification, as openssl speed times it
     ct, ngt = results["cached_tls"], results["nghttpd_tls"]
     rows = [
         ("cached Check req/s / nghttpd req/s", c["rate"] / ng["rate"], ">= 0.8",
@@ -518,8 +519,13 @@ def main():
          f"{ct['rate']:.0f} / {ngt['rate']:.0f} (CPU {ct['cpu_us_per_req']:.2f} / {ngt['cpu_us_per_req']:.2f} us/req)"),
         ("uncached ES256 req/s / openssl P-256 verify/s", ues["rate"] / p256, ">= 0.8",
          f"{ues['rate']:.0f} / {p256:.0f} (CPU {ues['cpu_us_per_req']:.1f} us/req)"),
-        ("uncached RS256 req/s / openssl RSA-2048 verify/s", urs["rate"] / rsa2048, ">= 0.5",
+        ("uncached RS256 req/s / openssl RSA-2048 verify/s", urs["rate"] / rsa2048, ">= 0.8",
          f"{urs['rate']:.0f} / {rsa2048:.0f} (CPU {urs['cpu_us_per_req']:.1f} us/req)"),
+        # What the ratio would be if parsing, hashing and the decision cost
+        # nothing: one verification plus what a cached Check costs (HTTP/2,
+        # gRPC, the decision), the same request nghttpd pays for.
+        ("  ceiling: verify / (verify + cached Check CPU)", rsa_us / (rsa_us + c["cpu_us_per_req"]), "(bound)",
+         f"{rsa_us:.1f} us / ({rsa_us:.1f} + {c['cpu_us_per_req']:.2f}) us"),
         ("p99 at half max rate (ms)", lat["p99_ms"], "<= 1",
          f"p50 {lat['p50_ms']:.3f}, p99.9 {lat['p99_9_ms']:.3f}; asked {half:.0f}, got {lat_rate:.0f} req/s "
          f"({LAT_CLIENTS}x{LAT_STREAMS})"),
