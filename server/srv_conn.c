@@ -7,6 +7,7 @@
 #include "srv_log.h"
 #include "srv_rpc.h"
 #include "srv_tls.h"
+#include "srv_transport.h"
 
 #define STREAM_POOL_MAX 1024u
 /* After an idle GOAWAY: how long a peer that does not read gets before the
@@ -35,12 +36,7 @@ struct srv_conn {
     srv_stream *streams;    /* open streams, returned to the pool on close */
     srv_stream *ready_head; /* complete requests, answered after the read is consumed */
     srv_stream *ready_tail;
-    uint8_t *out; /* gathered output not yet handed to the socket */
-    size_t out_len;
-    size_t out_cap;
-    uint8_t *inflight; /* buffer owned by the pending uv_write */
-    size_t inflight_cap;
-    uv_write_t wreq;
+    srv_sendbuf send;         /* output: gathered, and the batch in flight */
     uint64_t write_since_ms;  /* uv_now the pending uv_write was started */
     srv_budget request_bytes; /* max_buffered_bytes_per_connection */
     uv_timer_t timer;         /* request, send and idle timeouts; timer.data = this */
@@ -48,7 +44,6 @@ struct srv_conn {
     uint64_t last_recv_ms;    /* uv_now of the last read with bytes */
     unsigned open_handles;    /* tcp and timer: freed when both are closed */
     bool idle_goaway;         /* idle GOAWAY sent: the next expiry closes */
-    bool writing;
     bool reading;
     bool closing;
     bool broken;               /* a stream could be neither answered nor reset: close after this read */
@@ -405,7 +400,7 @@ static void on_write(uv_write_t *req, int status)
 {
     srv_conn *c = req->data;
 
-    c->writing = false;
+    srv_sendbuf_written(&c->send);
     if (status < 0) {
         conn_close(c);
         return;
@@ -420,26 +415,7 @@ static void on_write(uv_write_t *req, int status)
  * over the bound or out of memory. */
 static int out_append(srv_conn *c, const uint8_t *data, size_t len)
 {
-    if (len > SRV_CONN_OUT_MAX - c->out_len) {
-        return -1;
-    }
-    if (len > c->out_cap - c->out_len) {
-        size_t need = c->out_len + len;
-        size_t cap = c->out_cap > 0 ? c->out_cap : 16u * 1024u;
-        uint8_t *p;
-        while (cap < need) {
-            cap = cap > SRV_CONN_OUT_MAX / 2 ? SRV_CONN_OUT_MAX : cap * 2;
-        }
-        p = realloc(c->out, cap);
-        if (p == NULL) {
-            return -1;
-        }
-        c->out = p;
-        c->out_cap = cap;
-    }
-    memcpy(c->out + c->out_len, data, len);
-    c->out_len += len;
-    return 0;
+    return srv_bytes_append(&c->send.out, SRV_CONN_OUT_MAX, data, len);
 }
 
 /* ---- the TLS transport (srv_tls), only with the config's "tls" ---- */
@@ -474,9 +450,8 @@ static bool conn_can_send(const srv_conn *c)
  * offered to the socket first (best effort: never waited for). */
 static void conn_abort(srv_conn *c)
 {
-    if (c->tls != NULL && c->out_len > 0 && !c->writing) {
-        uv_buf_t buf = {.base = (char *)c->out, .len = c->out_len};
-        (void)uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    if (c->tls != NULL) {
+        srv_sendbuf_offer(&c->send, (uv_stream_t *)&c->tcp);
     }
     conn_close(c);
 }
@@ -503,43 +478,19 @@ static int conn_tls_start(srv_conn *c)
     return 0;
 }
 
-/* Hands the gathered output to the socket: uv_try_write first, uv_write for
- * the rest (the buffers swap, so gathering goes on into the other one).
- * uv_buf_t's length is a size_t on Unix: nothing is narrowed. */
+/* Hands the gathered output to the socket; a write left pending is timed
+ * by the send timeout. Returns 0 or -1. */
 static int out_write(srv_conn *c)
 {
-    uv_buf_t buf = {.base = (char *)c->out, .len = c->out_len};
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-    uint8_t *tmp;
-    size_t tmp_cap;
+    int rc = srv_sendbuf_write(&c->send, (uv_stream_t *)&c->tcp, c, on_write);
 
-    if (n < 0 && n != UV_EAGAIN) {
+    if (rc < 0) {
         return -1;
     }
-    if (n > 0) {
-        size_t done = (size_t)n;
-        memmove(c->out, c->out + done, c->out_len - done);
-        c->out_len -= done;
+    if (rc > 0) {
+        c->write_since_ms = uv_now(&c->w->loop);
+        conn_timer_at_most(c, c->write_since_ms + send_timeout_ms(c));
     }
-    if (c->out_len == 0) {
-        return 0;
-    }
-    tmp = c->inflight;
-    tmp_cap = c->inflight_cap;
-    c->inflight = c->out;
-    c->inflight_cap = c->out_cap;
-    buf.base = (char *)c->inflight;
-    buf.len = c->out_len;
-    c->out = tmp;
-    c->out_cap = tmp_cap;
-    c->out_len = 0;
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
-        return -1;
-    }
-    c->writing = true;
-    c->write_since_ms = uv_now(&c->w->loop);
-    conn_timer_at_most(c, c->write_since_ms + send_timeout_ms(c));
     return 0;
 }
 
@@ -555,7 +506,7 @@ static int conn_gather_tls(srv_conn *c)
     if (!srv_tls_conn_established(c->tls)) {
         return 0;
     }
-    while (c->out_len < SRV_CONN_HIGH_WATER) {
+    while (c->send.out.len < SRV_CONN_HIGH_WATER) {
         const uint8_t *data = NULL;
         ssize_t n = nghttp2_session_mem_send(c->session, &data);
         if (n < 0) {
@@ -589,7 +540,7 @@ static int conn_gather(srv_conn *c)
     if (c->tls != NULL) {
         return conn_gather_tls(c);
     }
-    while (c->out_len < SRV_CONN_HIGH_WATER) {
+    while (c->send.out.len < SRV_CONN_HIGH_WATER) {
         const uint8_t *data = NULL;
         ssize_t n = nghttp2_session_mem_send(c->session, &data);
         if (n < 0) {
@@ -615,30 +566,31 @@ static void conn_flush(srv_conn *c)
             conn_close(c);
             return;
         }
-        if (c->out_len == 0 || c->writing) {
+        if (c->send.out.len == 0 || c->send.writing) {
             break;
         }
         if (out_write(c) != 0) {
             conn_close(c);
             return;
         }
-        if (c->writing) {
+        if (c->send.writing) {
             break;
         }
     }
     /* Back-pressure: a peer that does not read its answers stops being read. */
-    if (c->out_len >= SRV_CONN_HIGH_WATER && c->reading) {
+    if (c->send.out.len >= SRV_CONN_HIGH_WATER && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
-    } else if (c->out_len < SRV_CONN_HIGH_WATER && !c->reading && nghttp2_session_want_read(c->session)) {
+    } else if (c->send.out.len < SRV_CONN_HIGH_WATER && !c->reading &&
+               nghttp2_session_want_read(c->session)) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
             conn_close(c);
             return;
         }
         c->reading = true;
     }
-    if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session) && !c->writing &&
-        c->out_len == 0) {
+    if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session) &&
+        !c->send.writing && c->send.out.len == 0) {
         conn_close(c);
     }
 }
@@ -658,7 +610,7 @@ static void conn_timer_arm(srv_conn *c, uint64_t due_ms)
  * or the socket backed up) and bytes the pending uv_write has not sent. */
 static uint64_t oldest_unsent_ms(const srv_conn *c)
 {
-    uint64_t oldest = c->writing ? c->write_since_ms : UINT64_MAX;
+    uint64_t oldest = c->send.writing ? c->write_since_ms : UINT64_MAX;
 
     for (const srv_stream *s = c->streams; s != NULL; s = s->next) {
         if (s->answered_ms != 0 && s->answered_ms < oldest) {
@@ -772,58 +724,21 @@ static void on_conn_closed(uv_handle_t *handle)
         c->next->prev = c->prev;
     }
     srv_tls_conn_free(c->tls);
-    free(c->out);
-    free(c->inflight);
+    srv_sendbuf_free(&c->send);
     free(c);
     srv_worker_conn_closed(w);
 }
 
 static void conn_close(srv_conn *c)
 {
-    if (c->closing) {
-        return;
-    }
-    c->closing = true;
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+    srv_transport_close(&c->tcp, &c->timer, &c->closing, false, on_conn_closed);
 }
 
 /* Closes with a TCP reset: what the kernel still holds for the peer is
  * dropped too, rather than lingering for a peer that does not read. */
 static void conn_reset(srv_conn *c)
 {
-    if (c->closing) {
-        return;
-    }
-    if (uv_tcp_close_reset(&c->tcp, on_conn_closed) != 0) {
-        conn_close(c);
-        return;
-    }
-    c->closing = true;
-    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
-}
-
-static void on_reject_closed(uv_handle_t *handle)
-{
-    free(handle);
-}
-
-static int reject(srv_worker *w)
-{
-    uv_tcp_t *tmp = malloc(sizeof(*tmp));
-    int rc;
-
-    if (tmp == NULL) {
-        return UV_ENOMEM;
-    }
-    rc = uv_tcp_init(&w->loop, tmp);
-    if (rc != 0) {
-        free(tmp);
-        return rc;
-    }
-    rc = uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)tmp);
-    uv_close((uv_handle_t *)tmp, on_reject_closed);
-    return rc;
+    srv_transport_close(&c->tcp, &c->timer, &c->closing, true, on_conn_closed);
 }
 
 int srv_conn_accept(srv_worker *w)
@@ -833,11 +748,11 @@ int srv_conn_accept(srv_worker *w)
     nghttp2_settings_entry settings[3];
 
     if (w->draining || w->conn_count >= w->max_conns) {
-        return reject(w);
+        return srv_transport_refuse(&w->loop, &w->listener);
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        return reject(w);
+        return srv_transport_refuse(&w->loop, &w->listener);
     }
     c->w = w;
     c->request_bytes.max = w->snap->server.max_buffered_bytes_per_connection;

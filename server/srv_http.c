@@ -9,11 +9,11 @@
 #include "srv_httpauth.h"
 #include "srv_log.h"
 #include "srv_tls.h"
+#include "srv_transport.h"
 
 /* Most plaintext kept while the parser is paused: what one read (or its
  * decryption) can leave behind, twice for a TLS record's slack. */
 #define PENDING_MAX (2u * SRV_READ_BUF_SIZE)
-#define HEAD_INITIAL (4u * 1024u)
 
 /* A header line: offsets into the connection's head buffer. */
 typedef struct head_line {
@@ -34,9 +34,7 @@ struct srv_http_conn {
     uint64_t handshake_due_ms;
     /* The request being read: target, then header names and values, in
      * arrival order (pieces of one item arrive back to back). */
-    char *head;
-    size_t head_len;
-    size_t head_cap;
+    srv_bytes head;
     size_t url_len;
     head_line lines[SRV_HTTP_HEADERS_MAX];
     size_t line_count;
@@ -45,18 +43,9 @@ struct srv_http_conn {
     bool in_request;         /* a request has begun and is not answered */
     uint64_t request_due_ms; /* uv_now by which it must be complete */
     int error_status;        /* a protocol error found while parsing (400, 413, 414, 431) */
-    /* Output */
-    uint8_t *out;
-    size_t out_len;
-    size_t out_cap;
-    uint8_t *inflight;
-    size_t inflight_cap;
-    uv_write_t wreq;
-    bool writing;
+    srv_sendbuf send;        /* output: gathered, and the batch in flight */
     uint64_t write_since_ms;
-    uint8_t *pending; /* bytes not parsed while the parser is paused */
-    size_t pending_len;
-    size_t pending_cap;
+    srv_bytes pending; /* bytes not parsed while the parser is paused */
     uint64_t last_recv_ms;
     unsigned open_handles;
     bool reading;
@@ -73,34 +62,9 @@ static void conn_rearm(srv_http_conn *c);
 
 /* ---- buffers ---- */
 
-/* Appends to a buffer that never grows past |max|. Returns 0 or -1. */
-static int buf_append(uint8_t **buf, size_t *len, size_t *cap, size_t max, const void *data, size_t n)
-{
-    if (n > max - *len) {
-        return -1;
-    }
-    if (n > *cap - *len) {
-        size_t need = *len + n;
-        size_t size = *cap > 0 ? *cap : 4096u;
-        uint8_t *p;
-        while (size < need) {
-            size = size > max / 2 ? max : size * 2;
-        }
-        p = realloc(*buf, size);
-        if (p == NULL) {
-            return -1;
-        }
-        *buf = p;
-        *cap = size;
-    }
-    memcpy(*buf + *len, data, n);
-    *len += n;
-    return 0;
-}
-
 static int out_append(srv_http_conn *c, const void *data, size_t n)
 {
-    return buf_append(&c->out, &c->out_len, &c->out_cap, SRV_HTTP_OUT_MAX, data, n);
+    return srv_bytes_append(&c->send.out, SRV_HTTP_OUT_MAX, data, n);
 }
 
 /* Plaintext to send: through TLS when the connection has it. */
@@ -116,7 +80,7 @@ static int send_plain(srv_http_conn *c, const uint8_t *data, size_t n)
 
 static int head_append(srv_http_conn *c, const char *at, size_t n)
 {
-    return buf_append((uint8_t **)&c->head, &c->head_len, &c->head_cap, SRV_HTTP_HEAD_MAX, at, n);
+    return srv_bytes_append(&c->head, SRV_HTTP_HEAD_MAX, at, n);
 }
 
 /* Stops the parser with |status| to answer. */
@@ -132,7 +96,7 @@ static int on_message_begin(http_parser *p)
 {
     srv_http_conn *c = p->data;
 
-    c->head_len = 0;
+    c->head.len = 0;
     c->url_len = 0;
     c->line_count = 0;
     c->in_value = false;
@@ -167,7 +131,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
         if (c->line_count == SRV_HTTP_HEADERS_MAX) {
             return fail(c, 431);
         }
-        c->lines[c->line_count++] = (head_line){c->head_len, 0, 0, 0};
+        c->lines[c->line_count++] = (head_line){c->head.len, 0, 0, 0};
         c->in_value = false;
     }
     if (head_append(c, at, n) != 0) {
@@ -187,7 +151,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     }
     line = &c->lines[c->line_count - 1];
     if (!c->in_value) {
-        line->value_off = c->head_len;
+        line->value_off = c->head.len;
         c->in_value = true;
     }
     if (head_append(c, at, n) != 0) {
@@ -236,11 +200,13 @@ static int answer_request(srv_http_conn *c)
     int rc;
 
     for (size_t i = 0; i < c->line_count; i++) {
-        headers[i].name = (authz_slice){c->head + c->lines[i].name_off, c->lines[i].name_len};
-        headers[i].value = (authz_slice){c->head + c->lines[i].value_off, c->lines[i].value_len};
+        headers[i].name =
+            (authz_slice){(const char *)c->head.data + c->lines[i].name_off, c->lines[i].name_len};
+        headers[i].value =
+            (authz_slice){(const char *)c->head.data + c->lines[i].value_off, c->lines[i].value_len};
     }
     in.method = authz_slice_from_cstr(http_method_str((enum http_method)c->parser.method));
-    in.target = (authz_slice){c->head, c->url_len};
+    in.target = (authz_slice){(const char *)c->head.data, c->url_len};
     in.headers = headers;
     in.header_count = c->line_count;
     srv_httpauth_decide(w->snap, &in, (int64_t)time(NULL), &ctx, &view, &d);
@@ -266,7 +232,7 @@ static int on_message_complete(http_parser *p)
         return -1;
     }
     /* Output backed up, or nothing more will be read: parse no further. */
-    if (c->out_len >= SRV_HTTP_HIGH_WATER || c->close_after_write) {
+    if (c->send.out.len >= SRV_HTTP_HIGH_WATER || c->close_after_write) {
         http_parser_pause(p, 1);
     }
     return 0;
@@ -323,8 +289,8 @@ static int feed(srv_http_conn *c, const uint8_t *data, size_t len)
     if (c->close_after_write) {
         return 0; /* after "connection: close" nothing more is read */
     }
-    if (c->pending_len > 0 || HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
-        return buf_append(&c->pending, &c->pending_len, &c->pending_cap, PENDING_MAX, data, len);
+    if (c->pending.len > 0 || HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
+        return srv_bytes_append(&c->pending, PENDING_MAX, data, len);
     }
     used = parse(c, data, len);
     if (used == SIZE_MAX) {
@@ -333,7 +299,7 @@ static int feed(srv_http_conn *c, const uint8_t *data, size_t len)
     if (used == len || c->close_after_write) {
         return 0;
     }
-    return buf_append(&c->pending, &c->pending_len, &c->pending_cap, PENDING_MAX, data + used, len - used);
+    return srv_bytes_append(&c->pending, PENDING_MAX, data + used, len - used);
 }
 
 /* Output drained: parse what a pause kept (reading resumes once it is all
@@ -346,21 +312,21 @@ static void resume(srv_http_conn *c)
         return;
     }
     http_parser_pause(&c->parser, 0);
-    if (c->pending_len == 0 || c->close_after_write) {
-        c->pending_len = 0;
+    if (c->pending.len == 0 || c->close_after_write) {
+        c->pending.len = 0;
         return;
     }
-    used = parse(c, c->pending, c->pending_len);
+    used = parse(c, c->pending.data, c->pending.len);
     if (used == SIZE_MAX) {
         conn_close(c);
         return;
     }
-    if (used >= c->pending_len || c->close_after_write) {
-        c->pending_len = 0;
+    if (used >= c->pending.len || c->close_after_write) {
+        c->pending.len = 0;
         return;
     }
-    memmove(c->pending, c->pending + used, c->pending_len - used);
-    c->pending_len -= used;
+    memmove(c->pending.data, c->pending.data + used, c->pending.len - used);
+    c->pending.len -= used;
 }
 
 /* ---- socket I/O ---- */
@@ -405,10 +371,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                         : feed(c, (const uint8_t *)buf->base, (size_t)nread);
     srv_log_flush(&c->w->log);
     if (rc != 0) {
-        if (c->tls != NULL && c->out_len > 0 && !c->writing) {
+        if (c->tls != NULL) {
             /* The alert of a refused handshake, best effort. */
-            uv_buf_t alert = {.base = (char *)c->out, .len = c->out_len};
-            (void)uv_try_write((uv_stream_t *)&c->tcp, &alert, 1);
+            srv_sendbuf_offer(&c->send, (uv_stream_t *)&c->tcp);
         }
         conn_close(c);
         return;
@@ -420,7 +385,7 @@ static void on_write(uv_write_t *req, int status)
 {
     srv_http_conn *c = req->data;
 
-    c->writing = false;
+    srv_sendbuf_written(&c->send);
     if (status < 0) {
         conn_close(c);
         return;
@@ -428,41 +393,16 @@ static void on_write(uv_write_t *req, int status)
     conn_flush(c);
 }
 
-/* Hands the gathered output to the socket (uv_try_write, then uv_write for
- * the rest with the buffers swapped). Returns 0 or -1. */
+/* Hands the gathered output to the socket; a write left pending is timed
+ * by the send timeout. Returns 0 or -1. */
 static int out_write(srv_http_conn *c)
 {
-    uv_buf_t buf = {.base = (char *)c->out, .len = c->out_len};
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-    uint8_t *tmp;
-    size_t tmp_cap;
+    int rc = srv_sendbuf_write(&c->send, (uv_stream_t *)&c->tcp, c, on_write);
 
-    if (n < 0 && n != UV_EAGAIN) {
-        return -1;
+    if (rc > 0) {
+        c->write_since_ms = uv_now(&c->w->loop);
     }
-    if (n > 0) {
-        memmove(c->out, c->out + n, c->out_len - (size_t)n);
-        c->out_len -= (size_t)n;
-    }
-    if (c->out_len == 0) {
-        return 0;
-    }
-    tmp = c->inflight;
-    tmp_cap = c->inflight_cap;
-    c->inflight = c->out;
-    c->inflight_cap = c->out_cap;
-    buf.base = (char *)c->inflight;
-    buf.len = c->out_len;
-    c->out = tmp;
-    c->out_cap = tmp_cap;
-    c->out_len = 0;
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
-        return -1;
-    }
-    c->writing = true;
-    c->write_since_ms = uv_now(&c->w->loop);
-    return 0;
+    return rc < 0 ? -1 : 0;
 }
 
 static void conn_flush(srv_http_conn *c)
@@ -470,11 +410,11 @@ static void conn_flush(srv_http_conn *c)
     if (c->closing) {
         return;
     }
-    if (c->out_len > 0 && !c->writing && out_write(c) != 0) {
+    if (c->send.out.len > 0 && !c->send.writing && out_write(c) != 0) {
         conn_close(c);
         return;
     }
-    if (!c->writing && c->out_len == 0) {
+    if (!c->send.writing && c->send.out.len == 0) {
         if (c->close_after_write) {
             conn_close(c);
             return;
@@ -483,14 +423,14 @@ static void conn_flush(srv_http_conn *c)
         if (c->closing) {
             return;
         }
-        if (c->out_len > 0) {
+        if (c->send.out.len > 0) {
             /* What the kept bytes asked for: write it before reading on. */
             conn_flush(c);
             return;
         }
     }
     /* Back-pressure: reading waits while answers wait or the parser is paused. */
-    bool want_read = !c->writing && c->out_len == 0 && !c->close_after_write &&
+    bool want_read = !c->send.writing && c->send.out.len == 0 && !c->close_after_write &&
                      HTTP_PARSER_ERRNO(&c->parser) != HPE_PAUSED;
     if (want_read && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
@@ -498,7 +438,7 @@ static void conn_flush(srv_http_conn *c)
             return;
         }
         c->reading = true;
-    } else if (!want_read && c->reading && (c->writing || c->out_len > 0)) {
+    } else if (!want_read && c->reading && (c->send.writing || c->send.out.len > 0)) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
@@ -521,7 +461,7 @@ static void on_timer(uv_timer_t *t)
     if (c->closing) {
         return;
     }
-    if (c->writing && now - c->write_since_ms >= seconds_ms(cfg->send_timeout_seconds)) {
+    if (c->send.writing && now - c->write_since_ms >= seconds_ms(cfg->send_timeout_seconds)) {
         /* The peer does not take its answers: free its slot now. */
         conn_reset(c);
         return;
@@ -535,7 +475,7 @@ static void on_timer(uv_timer_t *t)
         conn_flush(c);
         return;
     }
-    if (!c->in_request && !c->writing && c->out_len == 0 && cfg->idle_timeout_seconds > 0 &&
+    if (!c->in_request && !c->send.writing && c->send.out.len == 0 && cfg->idle_timeout_seconds > 0 &&
         now - c->last_recv_ms >= seconds_ms(cfg->idle_timeout_seconds)) {
         conn_close(c);
         return;
@@ -553,7 +493,7 @@ static void conn_rearm(srv_http_conn *c)
     if (c->closing) {
         return;
     }
-    if (c->writing) {
+    if (c->send.writing) {
         due = c->write_since_ms + seconds_ms(cfg->send_timeout_seconds);
     }
     if (c->tls != NULL && !srv_tls_conn_established(c->tls) && c->handshake_due_ms < due) {
@@ -592,60 +532,23 @@ static void on_closed(uv_handle_t *handle)
         c->next->prev = c->prev;
     }
     srv_tls_conn_free(c->tls);
-    free(c->head);
-    free(c->out);
-    free(c->inflight);
-    free(c->pending);
+    srv_bytes_free(&c->head);
+    srv_sendbuf_free(&c->send);
+    srv_bytes_free(&c->pending);
     free(c);
     srv_worker_conn_closed(w);
 }
 
 static void conn_close(srv_http_conn *c)
 {
-    if (c->closing) {
-        return;
-    }
-    c->closing = true;
-    uv_close((uv_handle_t *)&c->tcp, on_closed);
-    uv_close((uv_handle_t *)&c->timer, on_closed);
+    srv_transport_close(&c->tcp, &c->timer, &c->closing, false, on_closed);
 }
 
 /* Closes with a TCP reset: what the kernel holds for a peer that does not
  * read is dropped too. */
 static void conn_reset(srv_http_conn *c)
 {
-    if (c->closing) {
-        return;
-    }
-    if (uv_tcp_close_reset(&c->tcp, on_closed) != 0) {
-        conn_close(c);
-        return;
-    }
-    c->closing = true;
-    uv_close((uv_handle_t *)&c->timer, on_closed);
-}
-
-static void on_reject_closed(uv_handle_t *handle)
-{
-    free(handle);
-}
-
-static int reject(srv_worker *w)
-{
-    uv_tcp_t *tmp = malloc(sizeof(*tmp));
-    int rc;
-
-    if (tmp == NULL) {
-        return UV_ENOMEM;
-    }
-    rc = uv_tcp_init(&w->loop, tmp);
-    if (rc != 0) {
-        free(tmp);
-        return rc;
-    }
-    rc = uv_accept((uv_stream_t *)&w->http_listener, (uv_stream_t *)tmp);
-    uv_close((uv_handle_t *)tmp, on_reject_closed);
-    return rc;
+    srv_transport_close(&c->tcp, &c->timer, &c->closing, true, on_closed);
 }
 
 /* With "tls": the handshake must finish within the idle timeout (the
@@ -675,11 +578,11 @@ int srv_http_accept(srv_worker *w)
     int rc;
 
     if (w->draining || w->conn_count >= w->max_conns) {
-        return reject(w);
+        return srv_transport_refuse(&w->loop, &w->http_listener);
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        return reject(w);
+        return srv_transport_refuse(&w->loop, &w->http_listener);
     }
     c->w = w;
     rc = uv_tcp_init(&w->loop, &c->tcp);
@@ -719,7 +622,7 @@ void srv_http_drain_all(srv_worker *w)
 {
     for (srv_http_conn *c = w->http_conns; c != NULL; c = c->next) {
         c->draining = true;
-        if (!c->in_request && !c->writing && c->out_len == 0) {
+        if (!c->in_request && !c->send.writing && c->send.out.len == 0) {
             conn_close(c);
         }
     }

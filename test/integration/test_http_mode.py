@@ -473,6 +473,52 @@ class DirectStyleTests(unittest.TestCase):
         statuses = re.findall(rb"HTTP/1\.1 (\d{3})", out)
         self.assertEqual(statuses, [b"200"] * 20 + [b"401"])
 
+    def test_slow_reader_gets_every_answer_once_in_order(self):
+        # A client that sends thousands of pipelined requests and reads late
+        # through a small receive buffer: the server's writes go partial and
+        # the rest waits in one uv_write while it stops reading. Every answer
+        # must arrive exactly once, whole and in order.
+        token = self.world.token_a()
+        one = (f"GET /clusters/cluster-a/p HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+               "X-Forwarded-For: 127.0.0.1\r\nConnection: close\r\n\r\n").encode()
+        answer_bytes = len(self.raw(self.envoy, one))
+        # Twice what the kernel may buffer for the server's socket, so its
+        # writes must go partial and wait (tcp_wmem's largest size).
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            send_buffer_max = int(f.read().split()[2])
+        count = 2 * send_buffer_max // answer_bytes + 1
+        req = (f"GET /clusters/cluster-a/p{{}} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+               "X-Forwarded-For: 127.0.0.1\r\n\r\n")
+        data = "".join(req.format(i) for i in range(count)).encode()
+        data += b"GET /clusters/cluster-a/last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(20)
+        sock.connect(("127.0.0.1", self.envoy.http_port))
+        sender = threading.Thread(target=sock.sendall, args=(data,))
+        sender.start()
+        time.sleep(0.5)
+        chunks = []
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        sender.join()
+        sock.close()
+        out = b"".join(chunks)
+        statuses = []
+        while out:
+            head, sep, rest = out.partition(b"\r\n\r\n")
+            self.assertTrue(sep, f"answer {len(statuses)} has no end of head: {out[:120]!r}")
+            match = re.match(rb"HTTP/1\.1 (\d{3}) ", head)
+            self.assertIsNotNone(match, f"answer {len(statuses)} starts with {head[:60]!r}")
+            length = re.search(rb"\r\ncontent-length: (\d+)", head, re.IGNORECASE)
+            body = int(length.group(1)) if length else 0
+            statuses.append(match.group(1))
+            out = rest[body:]
+        self.assertEqual(statuses, [b"200"] * count + [b"401"])
+
     def test_head_answer_has_no_body(self):
         # A HEAD request's answer carries no body (its content-length still
         # says how long it would be): the next answer follows its blank line.
