@@ -1,0 +1,133 @@
+"""`tokengate explain` and `tokengate check --fetch` use the keys a cluster
+fetches over HTTPS (jwks_uri), through the server's own fetcher, against the
+local HTTPS server and test-time CA of test_jwks: explain decides on the
+fetched keys and shows them with their url; --no-fetch decides offline
+(unknown_key); a fetch that fails is reported and explain still decides,
+within the fetch timeout; check stays offline unless --fetch, which fails
+naming the source when a fetch does."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+import unittest
+
+import tg_harness as h
+from test_jwks import ISSUER_R, KeyServer, jwks_of
+from test_tls import Pki
+
+FETCH_TIMEOUT = 2
+
+
+class ExplainFetchTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = h.new_folder("tg-explain-fetch-")
+        cls.pki = Pki(cls.folder)
+        cls.key = h.Key(cls.folder, "remote-1", "rsa2048", jwks_kid="remote-2026-1")
+        cls.keys = KeyServer(cls.pki)
+        cls.keys.serve_json("/jwks", jwks_of(cls.key))
+        cls.token = h.mint(cls.key, iss=ISSUER_R, namespace="shop", service_account="web")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.keys.close()
+
+    def config(self, url, ca="ca.pem"):
+        """A config with one cluster "remote" fetching |url| (trusting |ca|)."""
+        path = os.path.join(self.folder, f"{self.id().rsplit('.', 1)[-1]}.json")
+        cluster = {"name": "remote", "issuer": ISSUER_R, "audiences": [h.AUDIENCE], "jwks_uri": url,
+                   "ca_file": self.pki.path(ca), "fetch_timeout_seconds": FETCH_TIMEOUT,
+                   "source_cidrs": ["0.0.0.0/0"]}
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"clusters": [cluster], "rules": []}, f)
+        return path
+
+    def run_tg(self, *args, timeout=30):
+        start = time.monotonic()
+        out = subprocess.run([h.tokengate_bin(), *args], capture_output=True, text=True, timeout=timeout)
+        return out, time.monotonic() - start
+
+    def explain(self, config, *extra):
+        out, elapsed = self.run_tg("explain", "-c", config, "--cluster", "remote", "--source", "10.0.0.1", "--json", *extra, self.token)
+        self.assertIn(out.returncode, (0, 1), out.stderr)
+        return json.loads(out.stdout), out, elapsed
+
+    def test_explain_decides_on_the_fetched_keys_and_shows_their_url(self):
+        url = self.keys.url("/jwks")
+        report, out, _ = self.explain(self.config(url))
+        self.assertEqual((out.returncode, report["reason"]), (0, "ok"), report)
+        [source] = report["remote_keys"]
+        self.assertEqual((source["cluster"], source["url"], source["error"]), ("remote", url, None))
+        self.assertEqual([(k["kid"], k["url"]) for k in source["keys"]], [("remote-2026-1", url)])
+        # The text report names the key and where it came from.
+        out, _ = self.run_tg("explain", "-c", self.config(url), "--cluster", "remote", "--source", "10.0.0.1", self.token)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn(f"kid remote-2026-1 RSA-2048 {url}", out.stdout)
+        self.assertIn("decision: ALLOW", out.stdout)
+
+    def test_no_fetch_decides_offline_unknown_key(self):
+        before = self.keys.count("/jwks")
+        report, out, _ = self.explain(self.config(self.keys.url("/jwks")), "--no-fetch")
+        self.assertEqual((out.returncode, report["reason"], report["remote_keys"]), (1, "unknown_key", None))
+        self.assertEqual(self.keys.count("/jwks"), before, "--no-fetch fetched")
+
+    def test_server_gone_is_reported_and_decides_unknown_key(self):
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            url = f"https://127.0.0.1:{s.getsockname()[1]}/jwks"
+        report, out, elapsed = self.explain(self.config(url))
+        self.assertEqual((out.returncode, report["reason"]), (1, "unknown_key"), report)
+        [source] = report["remote_keys"]
+        self.assertEqual((source["cluster"], source["keys"]), ("remote", []))
+        self.assertIn(url, source["error"])
+        self.assertLess(elapsed, FETCH_TIMEOUT + 5)
+        out, _ = self.run_tg("explain", "-c", self.config(url), "--cluster", "remote", "--source", "10.0.0.1", self.token)
+        self.assertIn(f"cluster remote: FETCH FAILED: {url}", out.stdout)
+
+    def test_server_that_never_answers_is_bounded_by_fetch_timeout(self):
+        with socket.socket() as s:  # accepts connections (the backlog), never speaks TLS
+            s.bind(("127.0.0.1", 0))
+            s.listen(8)
+            url = f"https://127.0.0.1:{s.getsockname()[1]}/jwks"
+            report, out, elapsed = self.explain(self.config(url))
+        self.assertEqual((out.returncode, report["reason"]), (1, "unknown_key"), report)
+        self.assertIn("timed out", report["remote_keys"][0]["error"].lower())
+        self.assertGreaterEqual(elapsed, FETCH_TIMEOUT - 0.5)
+        self.assertLess(elapsed, FETCH_TIMEOUT + 5)
+
+    def test_check_fetch_passes_against_the_served_jwks(self):
+        url = self.keys.url("/jwks")
+        out, _ = self.run_tg("check", "-c", self.config(url), "--fetch")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("1 fetched key from 1 source", out.stdout)
+        out, _ = self.run_tg("check", "-c", self.config(url), "--fetch", "--json")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        [cluster] = json.loads(out.stdout)["clusters"]
+        self.assertEqual([(k["kid"], k["url"]) for k in cluster["keys"]], [("remote-2026-1", url)])
+
+    def test_check_fetch_fails_naming_the_source_with_a_wrong_ca(self):
+        out, _ = self.run_tg("check", "-c", self.config(self.keys.url("/jwks"), ca="rogue-ca.pem"), "--fetch")
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertIn("cluster remote: fetch failed: " + self.keys.url("/jwks"), out.stderr)
+        self.assertIn("SSL certificate", out.stderr)
+        self.assertNotIn("ok:", out.stdout)
+
+    def test_check_without_fetch_stays_offline(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            url = f"https://127.0.0.1:{s.getsockname()[1]}/jwks"
+        before = self.keys.count("/jwks")
+        for args in ([], ["--json"]):
+            out, _ = self.run_tg("check", "-c", self.config(url), *args)
+            self.assertEqual(out.returncode, 0, out.stderr)
+        out, _ = self.run_tg("check", "-c", self.config(self.keys.url("/jwks")))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.keys.count("/jwks"), before, "check without --fetch fetched")
+        out, _ = self.run_tg("check", "-c", self.config(url), "--fetch")
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
