@@ -17,7 +17,7 @@ import tg_harness as h
 from test_jwks import ISSUER_R, KeyServer, jwks_of
 from test_tls import Pki
 
-FETCH_TIMEOUT = 2
+FETCH_TIMEOUT = 3
 
 
 class ExplainFetchTest(unittest.TestCase):
@@ -34,14 +34,16 @@ class ExplainFetchTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.keys.close()
 
-    def config(self, url, ca="ca.pem"):
-        """A config with one cluster "remote" fetching |url| (trusting |ca|)."""
+    def config(self, url, ca="ca.pem", more_urls=()):
+        """A config with cluster "remote" fetching |url| (trusting |ca|), and
+        a cluster "remote-N" (issuer ISSUER_R/N) fetching each of |more_urls|."""
         path = os.path.join(self.folder, f"{self.id().rsplit('.', 1)[-1]}.json")
-        cluster = {"name": "remote", "issuer": ISSUER_R, "audiences": [h.AUDIENCE], "jwks_uri": url,
-                   "ca_file": self.pki.path(ca), "fetch_timeout_seconds": FETCH_TIMEOUT,
-                   "source_cidrs": ["0.0.0.0/0"]}
+        clusters = [{"name": "remote" if n == 0 else f"remote-{n}",
+                     "issuer": ISSUER_R if n == 0 else f"{ISSUER_R}/{n}", "audiences": [h.AUDIENCE],
+                     "jwks_uri": u, "ca_file": self.pki.path(ca), "fetch_timeout_seconds": FETCH_TIMEOUT,
+                     "source_cidrs": ["0.0.0.0/0"]} for n, u in enumerate([url, *more_urls])]
         with open(path, "w", encoding="utf-8") as f:
-            json.dump({"clusters": [cluster], "rules": []}, f)
+            json.dump({"clusters": clusters, "rules": []}, f)
         return path
 
     def run_tg(self, *args, timeout=30):
@@ -86,16 +88,22 @@ class ExplainFetchTest(unittest.TestCase):
         out, _ = self.run_tg("explain", "-c", self.config(url), "--cluster", "remote", "--source", "10.0.0.1", self.token)
         self.assertIn(f"cluster remote: FETCH FAILED: {url}", out.stdout)
 
-    def test_server_that_never_answers_is_bounded_by_fetch_timeout(self):
-        with socket.socket() as s:  # accepts connections (the backlog), never speaks TLS
-            s.bind(("127.0.0.1", 0))
-            s.listen(8)
-            url = f"https://127.0.0.1:{s.getsockname()[1]}/jwks"
-            report, out, elapsed = self.explain(self.config(url))
+    def test_servers_that_never_answer_are_fetched_in_parallel_within_fetch_timeout(self):
+        with socket.socket() as s, socket.socket() as s2:  # accept (the backlog), never speak TLS
+            urls = []
+            for sock in (s, s2):
+                sock.bind(("127.0.0.1", 0))
+                sock.listen(8)
+                urls.append(f"https://127.0.0.1:{sock.getsockname()[1]}/jwks")
+            report, out, elapsed = self.explain(self.config(urls[0], more_urls=urls[1:]))
         self.assertEqual((out.returncode, report["reason"]), (1, "unknown_key"), report)
-        self.assertIn("timed out", report["remote_keys"][0]["error"].lower())
+        self.assertEqual([src["cluster"] for src in report["remote_keys"]], ["remote", "remote-1"])
+        for src, url in zip(report["remote_keys"], urls):
+            self.assertIn(url, src["error"])
+            self.assertIn("timed out", src["error"].lower())
+        # Both time out together: one fetch timeout, not two in a row.
         self.assertGreaterEqual(elapsed, FETCH_TIMEOUT - 0.5)
-        self.assertLess(elapsed, FETCH_TIMEOUT + 5)
+        self.assertLess(elapsed, 2 * FETCH_TIMEOUT - 0.5)
 
     def test_check_fetch_passes_against_the_served_jwks(self):
         url = self.keys.url("/jwks")
