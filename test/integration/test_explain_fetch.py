@@ -105,6 +105,36 @@ class ExplainFetchTest(unittest.TestCase):
         self.assertGreaterEqual(elapsed, FETCH_TIMEOUT - 0.5)
         self.assertLess(elapsed, 2 * FETCH_TIMEOUT - 0.5)
 
+    def test_explain_fetches_an_identity_providers_keys_by_discovery(self):
+        issuer = self.keys.url("/dex")
+        self.keys.serve_json("/dex/.well-known/openid-configuration",
+                             {"issuer": issuer, "jwks_uri": self.keys.url("/dex/keys")})
+        dex_key = h.Key(self.folder, "dex-1", "p256", jwks_kid="dex-2026-1")
+        self.keys.serve_json("/dex/keys", jwks_of(dex_key))
+        path = self.config(self.keys.url("/jwks"))
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg["identity_providers"] = [{
+            "name": "dex", "issuer": issuer, "audiences": ["tokengate"], "discovery": True,
+            "ca_file": self.pki.path("ca.pem"), "fetch_timeout_seconds": FETCH_TIMEOUT,
+            "claim_mappings": {"username": {"claim": "email", "prefix": "dex:"},
+                               "groups": {"claim": "groups", "prefix": "dex:"}},
+            "clusters": ["remote"]}]
+        cfg["rules"] = [{"name": "admins", "groups": ["dex:platform-admins"]}]
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(cfg, f)
+        token = h.mint(dex_key, iss=issuer, aud=("tokengate",), namespace=None,
+                       claims={"sub": "alice", "email": "alice@example.com", "groups": ["platform-admins"]})
+        out, _ = self.run_tg("explain", "-c", path, "--cluster", "remote", "--source", "10.0.0.1", "--json", token)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        report = json.loads(out.stdout)
+        self.assertEqual((out.returncode, report["provider"], report["username"]), (0, "dex", "dex:alice@example.com"),
+                         report)
+        dex = [src for src in report["remote_keys"] if src.get("provider") == "dex"]
+        self.assertEqual([(k["kid"], k["url"]) for k in dex[0]["keys"]], [("dex-2026-1", self.keys.url("/dex/keys"))])
+        out, _ = self.run_tg("explain", "-c", path, "--cluster", "remote", "--source", "10.0.0.1", token)
+        self.assertIn(f"identity provider dex: fetched {self.keys.url('/dex/keys')}", out.stdout)
+
     def test_check_fetch_passes_against_the_served_jwks(self):
         url = self.keys.url("/jwks")
         out, _ = self.run_tg("check", "-c", self.config(url), "--fetch")
