@@ -18,6 +18,8 @@ from test_jwks import ISSUER_R, KeyServer, jwks_of
 from test_tls import Pki
 
 FETCH_TIMEOUT = 3
+# The request explain decides: for cluster "remote", from an address its source_cidrs hold.
+TARGET = ("--cluster", "remote", "--source", "10.0.0.1")
 
 
 class ExplainFetchTest(unittest.TestCase):
@@ -52,7 +54,7 @@ class ExplainFetchTest(unittest.TestCase):
         return out, time.monotonic() - start
 
     def explain(self, config, *extra):
-        out, elapsed = self.run_tg("explain", "-c", config, "--cluster", "remote", "--source", "10.0.0.1", "--json", *extra, self.token)
+        out, elapsed = self.run_tg("explain", "-c", config, *TARGET, "--json", *extra, self.token)
         self.assertIn(out.returncode, (0, 1), out.stderr)
         return json.loads(out.stdout), out, elapsed
 
@@ -64,7 +66,7 @@ class ExplainFetchTest(unittest.TestCase):
         self.assertEqual((source["cluster"], source["url"], source["error"]), ("remote", url, None))
         self.assertEqual([(k["kid"], k["url"]) for k in source["keys"]], [("remote-2026-1", url)])
         # The text report names the key and where it came from.
-        out, _ = self.run_tg("explain", "-c", self.config(url), "--cluster", "remote", "--source", "10.0.0.1", self.token)
+        out, _ = self.run_tg("explain", "-c", self.config(url), *TARGET, self.token)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn(f"kid remote-2026-1 RSA-2048 {url}", out.stdout)
         self.assertIn("decision: ALLOW", out.stdout)
@@ -85,7 +87,7 @@ class ExplainFetchTest(unittest.TestCase):
         self.assertEqual((source["cluster"], source["keys"]), ("remote", []))
         self.assertIn(url, source["error"])
         self.assertLess(elapsed, FETCH_TIMEOUT + 5)
-        out, _ = self.run_tg("explain", "-c", self.config(url), "--cluster", "remote", "--source", "10.0.0.1", self.token)
+        out, _ = self.run_tg("explain", "-c", self.config(url), *TARGET, self.token)
         self.assertIn(f"cluster remote: FETCH FAILED: {url}", out.stdout)
 
     def test_servers_that_never_answer_are_fetched_in_parallel_within_fetch_timeout(self):
@@ -125,14 +127,15 @@ class ExplainFetchTest(unittest.TestCase):
             json.dump(cfg, f)
         token = h.mint(dex_key, iss=issuer, aud=("tokengate",), namespace=None,
                        claims={"sub": "alice", "email": "alice@example.com", "groups": ["platform-admins"]})
-        out, _ = self.run_tg("explain", "-c", path, "--cluster", "remote", "--source", "10.0.0.1", "--json", token)
+        out, _ = self.run_tg("explain", "-c", path, *TARGET, "--json", token)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         report = json.loads(out.stdout)
-        self.assertEqual((out.returncode, report["provider"], report["username"]), (0, "dex", "dex:alice@example.com"),
-                         report)
+        self.assertEqual((out.returncode, report["provider"], report["username"]),
+                         (0, "dex", "dex:alice@example.com"), report)
         dex = [src for src in report["remote_keys"] if src.get("provider") == "dex"]
-        self.assertEqual([(k["kid"], k["url"]) for k in dex[0]["keys"]], [("dex-2026-1", self.keys.url("/dex/keys"))])
-        out, _ = self.run_tg("explain", "-c", path, "--cluster", "remote", "--source", "10.0.0.1", token)
+        self.assertEqual([(k["kid"], k["url"]) for k in dex[0]["keys"]],
+                         [("dex-2026-1", self.keys.url("/dex/keys"))])
+        out, _ = self.run_tg("explain", "-c", path, *TARGET, token)
         self.assertIn(f"identity provider dex: fetched {self.keys.url('/dex/keys')}", out.stdout)
 
     def test_check_fetch_passes_against_the_served_jwks(self):
