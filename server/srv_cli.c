@@ -232,12 +232,14 @@ static pol_snapshot *load_config(const char *path)
 
 /* ---- remote keys ------------------------------------------------------------ */
 
+#define KEYS_REFUSED "fetched, but refused: the set holds a key of another cluster or provider (keys_refused)"
+
 /* What fetching a config's remote keys once gave (explain, check --fetch). */
 typedef struct fetch_report {
     json_t *sources; /* owned: one object per remote cluster or provider, config order */
     size_t owners[SRV_KEYFETCH_MAX_OWNERS]; /* key owner index of each source */
     size_t failed;                          /* sources without keys */
-    size_t keys;                            /* keys fetched */
+    size_t keys;                            /* fetched keys put in force */
     bool out_of_memory;
 } fetch_report;
 
@@ -810,7 +812,6 @@ static void on_fetched(void *ctx, const srv_keyfetch_outcome *outcome)
     if (json_array_append_new(r->sources, src) != 0)
         r->out_of_memory = true;
     r->failed += outcome->error ? 1u : 0u;
-    r->keys += outcome->key_count;
 }
 
 /* |snap| with the keys of its jwks_uri and discovery sources fetched once,
@@ -834,8 +835,15 @@ static pol_snapshot *fetch_remote_keys(pol_snapshot *snap, fetch_report *r)
         goto done;
     out = srv_keyfetch_attach(&fetcher, snap);
     for (size_t i = 0; out && i < json_array_size(r->sources); i++) {
+        json_t *src = json_array_get(r->sources, i);
         pol_key_owner owner = pol_snapshot_key_owner(out, r->owners[i]);
-        if (json_object_set_new(json_array_get(r->sources, i), "keys", key_list(&owner)) != 0) {
+        /* Fetched but not put in force (one key, one owner): serve would
+         * not use it either. */
+        bool refused = json_is_null(json_object_get(src, "error")) && owner.remote_keys == NULL;
+        r->failed += refused ? 1u : 0u;
+        r->keys += owner.remote_keys ? owner.remote_keys->keys.count : 0u;
+        if (json_object_set_new(src, "keys", key_list(&owner)) != 0 ||
+            (refused && json_object_set_new(src, "error", json_string(KEYS_REFUSED)) != 0)) {
             pol_snapshot_release(out);
             out = NULL;
         }

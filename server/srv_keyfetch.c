@@ -897,7 +897,6 @@ int srv_keyfetch_fetch_now(srv_keyfetch *f, srv_keyfetch_report_fn *report, void
             .owner_index = f->entries[i].index,
             .uri = job->uri,
             .error = job->keys == NULL ? job->cause : NULL,
-            .key_count = job->keys != NULL ? job->keys->keys.count : 0u,
         };
         failed += job->keys == NULL ? 1 : 0;
         (void)apply_result(f, job, now_ms(), false);

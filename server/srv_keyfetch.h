@@ -103,7 +103,6 @@ typedef struct srv_keyfetch_outcome {
     size_t owner_index; /* key owner index in the configured snapshot */
     const char *uri;    /* the JWKS URL fetched; "" when discovery failed before one */
     const char *error;  /* the cause, as a jwks_refresh line gives it; NULL on success */
-    size_t key_count;   /* keys fetched; 0 on failure */
 } srv_keyfetch_outcome;
 
 typedef void srv_keyfetch_report_fn(void *ctx, const srv_keyfetch_outcome *outcome);

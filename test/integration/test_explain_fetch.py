@@ -138,6 +138,19 @@ class ExplainFetchTest(unittest.TestCase):
         out, _ = self.run_tg("explain", "-c", path, *TARGET, token)
         self.assertIn(f"identity provider dex: fetched {self.keys.url('/dex/keys')}", out.stdout)
 
+    def test_check_fetch_fails_when_a_fetched_set_holds_another_owners_key(self):
+        # cluster "remote-1" serves the same key as "remote": one key, one owner.
+        self.keys.serve_json("/copy", jwks_of(self.key))
+        path = self.config(self.keys.url("/jwks"), more_urls=[self.keys.url("/copy")])
+        out, _ = self.run_tg("check", "-c", path, "--fetch")
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertIn("fetch failed: fetched, but refused", out.stderr)
+        self.assertIn('"event":"keys_refused"', out.stderr)
+        out, _ = self.run_tg("explain", "-c", path, *TARGET, "--json", self.token)
+        report = json.loads(out.stdout)
+        refused = [src["cluster"] for src in report["remote_keys"] if src["error"]]
+        self.assertEqual(len(refused), 1, report["remote_keys"])
+
     def test_check_fetch_passes_against_the_served_jwks(self):
         url = self.keys.url("/jwks")
         out, _ = self.run_tg("check", "-c", self.config(url), "--fetch")
