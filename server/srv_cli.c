@@ -13,6 +13,7 @@
 #include "authz_reason.h"
 #include "pol_config.h"
 #include "pol_decide.h"
+#include "srv_keyfetch.h"
 #include "srv_tls.h"
 
 #ifndef TOKENGATE_VERSION
@@ -25,32 +26,37 @@
 #define CONFIG_ERR_MAX 8192u
 #define EXPLAIN_ARENA_LIMIT (4u * 1024u * 1024u)
 
-static const char usage_text[] = "usage: tokengate <command> [options]\n"
-                                 "\n"
-                                 "commands:\n"
-                                 "  serve -c FILE       run the ext_authz gRPC server\n"
-                                 "  check -c FILE [--strict] [--json]\n"
-                                 "                      validate a config file and print a summary\n"
-                                 "  explain -c FILE [--cluster NAME] [--host H] [--source IP] [--method M]\n"
-                                 "          [--path P] [--peer SPIFFE_ID] [--now EPOCH] [--json] TOKEN|-\n"
-                                 "                      decide one request and report every check\n"
-                                 "                      ('-' reads the token from stdin)\n"
-                                 "\n"
-                                 "  --help, -h          this text (also after any command)\n"
-                                 "  --version, -V       print the version\n"
-                                 "\n"
-                                 "exit codes: 0 ok/allowed, 1 denied (explain), 2 usage or config error\n";
+static const char usage_text[] =
+    "usage: tokengate <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve -c FILE       run the ext_authz gRPC server\n"
+    "  check -c FILE [--strict] [--json] [--fetch]\n"
+    "                      validate a config file and print a summary\n"
+    "  explain -c FILE [--cluster NAME] [--host H] [--source IP] [--method M]\n"
+    "          [--path P] [--peer SPIFFE_ID] [--now EPOCH] [--json] [--no-fetch]\n"
+    "          TOKEN|-\n"
+    "                      decide one request and report every check\n"
+    "                      ('-' reads the token from stdin)\n"
+    "\n"
+    "  --help, -h          this text (also after any command)\n"
+    "  --version, -V       print the version\n"
+    "\n"
+    "exit codes: 0 ok/allowed, 1 denied (explain) or a failed fetch (check --fetch),\n"
+    "            2 usage or config error\n";
 
 static const char check_usage[] =
-    "usage: tokengate check -c FILE [--strict] [--json]\n"
+    "usage: tokengate check -c FILE [--strict] [--json] [--fetch]\n"
     "  --strict         warnings are fatal (exit 2)\n"
     "  --json           print what was loaded as one JSON document (clusters, keys, rules, warnings)\n"
-    "exit codes: 0 valid (warnings go to stderr), 2 usage or config error, or warnings with --strict\n";
+    "  --fetch          also fetch the keys of every jwks_uri or discovery source once (network)\n"
+    "exit codes: 0 valid (warnings go to stderr), 1 a fetch failed or gave no key (--fetch),\n"
+    "            2 usage or config error, or warnings with --strict\n";
 
 static const char explain_usage[] =
     "usage: tokengate explain -c FILE [--cluster NAME] [--host H] [--source IP]\n"
     "                         [--method M] [--path P] [--peer SPIFFE_ID] [--now EPOCH] [--json]\n"
-    "                         TOKEN|-\n"
+    "                         [--no-fetch] TOKEN|-\n"
     "  --cluster NAME   routing hint, as Envoy's context_extensions[\"cluster\"]\n"
     "  --host H         :authority of the request (used when --cluster is absent)\n"
     "  --source IP      client address\n"
@@ -59,6 +65,7 @@ static const char explain_usage[] =
     "  --peer SPIFFE_ID the caller's mesh identity, as Envoy's source.principal (default: none)\n"
     "  --now EPOCH      decide at this time (default: now)\n"
     "  --json           print one JSON object instead of the text report\n"
+    "  --no-fetch       decide without fetching the keys of jwks_uri or discovery sources (offline)\n"
     "exit codes: 0 allowed, 1 denied, 2 usage or config error\n";
 
 const char *srv_cli_version(void)
@@ -94,6 +101,8 @@ typedef struct cli_opts {
     const char *now;
     bool json;
     bool strict;
+    bool fetch;    /* check: fetch remote keys */
+    bool no_fetch; /* explain: do not */
     const char *positional[2];
     size_t positional_count;
 } cli_opts;
@@ -107,6 +116,10 @@ static bool *flag_slot(cli_opts *o, const char *name, bool explain)
         return &o->json;
     if (!explain && strcmp(name, "--strict") == 0)
         return &o->strict;
+    if (!explain && strcmp(name, "--fetch") == 0)
+        return &o->fetch;
+    if (explain && strcmp(name, "--no-fetch") == 0)
+        return &o->no_fetch;
     return NULL;
 }
 
@@ -216,6 +229,21 @@ static pol_snapshot *load_config(const char *path)
     free(err);
     return snap;
 }
+
+/* ---- remote keys ------------------------------------------------------------ */
+
+#define KEYS_REFUSED "fetched, but refused: the set holds a key of another cluster or provider (keys_refused)"
+
+/* What fetching a config's remote keys once gave (explain, check --fetch). */
+typedef struct fetch_report {
+    json_t *sources; /* owned: one object per remote cluster or provider, config order */
+    size_t owners[SRV_KEYFETCH_MAX_OWNERS]; /* key owner index of each source */
+    size_t failed;                          /* sources without keys */
+    size_t keys;                            /* fetched keys put in force */
+    bool out_of_memory;
+} fetch_report;
+
+static pol_snapshot *fetch_remote_keys(pol_snapshot *snap, fetch_report *r);
 
 /* ---- explain -------------------------------------------------------------- */
 
@@ -329,11 +357,47 @@ static const char *or_none(const char *s)
     return s ? s : "(none)";
 }
 
-static void print_report(const cli_opts *o, const explain_trace *t, const pol_decision *d)
+/* The remote keys fetched before deciding: each source with its keys (kid,
+ * type, url) or why it has none; NULL |sources|: not fetched. */
+static void print_remote_keys(const json_t *sources, bool any_remote)
+{
+    size_t i, k;
+    json_t *src, *key;
+
+    if (!any_remote)
+        return;
+    if (!sources) {
+        printf("remote keys: not fetched (--no-fetch): jwks_uri and discovery sources hold no key\n");
+        return;
+    }
+    printf("remote keys:\n");
+    json_array_foreach(sources, i, src)
+    {
+        const json_t *cluster = json_object_get(src, "cluster");
+        const json_t *error = json_object_get(src, "error");
+        printf("  %s %s: ", cluster ? "cluster" : "identity provider",
+               json_string_value(cluster ? cluster : json_object_get(src, "provider")));
+        if (json_is_string(error))
+            printf("FETCH FAILED: %s\n", json_string_value(error));
+        else
+            printf("fetched %s\n", json_string_value(json_object_get(src, "url")));
+        json_array_foreach(json_object_get(src, "keys"), k, key)
+        {
+            const json_t *url = json_object_get(key, "url");
+            printf("    kid %s %s %s\n", json_string_value(json_object_get(key, "kid")),
+                   json_string_value(json_object_get(key, "type")),
+                   json_is_string(url) ? json_string_value(url) : "(file)");
+        }
+    }
+}
+
+static void print_report(const cli_opts *o, const explain_trace *t, const pol_decision *d,
+                         const json_t *sources, bool any_remote)
 {
     printf("config:  %s\n", o->config);
     printf("request: cluster=%s host=%s source=%s method=%s path=%s peer=%s\n", or_none(o->cluster),
            or_none(o->host), or_none(o->source), o->method, o->path, or_none(o->peer));
+    print_remote_keys(sources, any_remote);
     print_json_block("header", t->header);
     print_json_block("claims", t->claims);
     printf("checks:\n");
@@ -378,7 +442,7 @@ static json_t *group_list(const pol_decision *d)
     return out;
 }
 
-static int print_json_report(const explain_trace *t, const pol_decision *d)
+static int print_json_report(const explain_trace *t, const pol_decision *d, json_t *sources)
 {
     json_t *report = json_pack(
         "{s:b, s:s, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:O, s:O*, s:O*}",
@@ -396,7 +460,8 @@ static int print_json_report(const explain_trace *t, const pol_decision *d)
     if (report && (json_object_set_new(report, "provider",
                                        d->provider ? slice_or_null(d->provider->name) : json_null()) != 0 ||
                    json_object_set_new(report, "username", slice_or_null(d->username)) != 0 ||
-                   json_object_set_new(report, "groups", group_list(d)) != 0)) {
+                   json_object_set_new(report, "groups", group_list(d)) != 0 ||
+                   json_object_set(report, "remote_keys", sources ? sources : json_null()) != 0)) {
         json_decref(report);
         report = NULL;
     }
@@ -423,6 +488,8 @@ int srv_cli_explain_main(int argc, char **argv)
     pol_snapshot *snap = NULL;
     authz_arena arena;
     explain_trace t = {NULL, NULL, NULL, false};
+    fetch_report fetched = {.sources = NULL};
+    bool any_remote = false;
     cli_opts o;
     memset(&o, 0, sizeof o);
     authz_arena_init(&arena, NULL, 0, EXPLAIN_ARENA_LIMIT);
@@ -455,6 +522,18 @@ int srv_cli_explain_main(int argc, char **argv)
     snap = load_config(o.config);
     if (!snap)
         goto cleanup;
+    for (size_t i = 0; i < pol_key_owner_count(snap); i++)
+        any_remote = any_remote || pol_snapshot_key_owner(snap, i).remote;
+    /* Decide on the keys `serve` would have: those of jwks_uri and
+     * discovery fetched once; a failed fetch leaves them out, as it
+     * leaves a starting server without them. */
+    if (any_remote && !o.no_fetch) {
+        pol_snapshot *with_keys = fetch_remote_keys(snap, &fetched);
+        if (!with_keys)
+            goto cleanup;
+        pol_snapshot_release(snap);
+        snap = with_keys;
+    }
 
     /* The header exactly as Envoy would pass it; a value pasted with its
      * scheme ("Bearer eyJ...") is taken as the whole header. */
@@ -490,16 +569,17 @@ int srv_cli_explain_main(int argc, char **argv)
         goto cleanup;
     }
     if (o.json) {
-        if (print_json_report(&t, &d) != 0)
+        if (print_json_report(&t, &d, fetched.sources) != 0)
             goto cleanup;
     } else {
-        print_report(&o, &t, &d);
+        print_report(&o, &t, &d, fetched.sources, any_remote);
     }
     rc = d.allowed ? 0 : 1;
 cleanup:
     json_decref(t.header);
     json_decref(t.claims);
     json_decref(t.checks);
+    json_decref(fetched.sources);
     authz_arena_free(&arena);
     pol_snapshot_release(snap);
     free(authorization);
@@ -715,6 +795,67 @@ json_t *srv_cli_config_json(const pol_snapshot *snap)
                      "identity_providers", providers, "rules", rules, "warnings", warnings);
 }
 
+static void on_fetched(void *ctx, const srv_keyfetch_outcome *outcome)
+{
+    fetch_report *r = ctx;
+    json_t *src = json_pack(
+        "{s:o, s:o, s:o}", outcome->provider ? "provider" : "cluster",
+        config_string(authz_slice_from_cstr(outcome->name)), "url",
+        outcome->uri[0] ? printable_string(outcome->uri, strlen(outcome->uri)) : json_null(), "error",
+        outcome->error ? printable_string(outcome->error, strlen(outcome->error)) : json_null());
+    if (!src || json_array_size(r->sources) >= SRV_KEYFETCH_MAX_OWNERS) {
+        json_decref(src);
+        r->out_of_memory = true;
+        return;
+    }
+    r->owners[json_array_size(r->sources)] = outcome->owner_index;
+    if (json_array_append_new(r->sources, src) != 0)
+        r->out_of_memory = true;
+    r->failed += outcome->error ? 1u : 0u;
+}
+
+/* |snap| with the keys of its jwks_uri and discovery sources fetched once,
+ * all in parallel (srv_keyfetch_fetch_now: the server's fetcher), in force
+ * as `serve` would put them: a new reference. |r| (zeroed) receives a
+ * source object per remote cluster or provider ({"cluster" or "provider",
+ * "url", "error", "keys" as /config shows them}); the caller releases
+ * r->sources. NULL (message printed) when out of memory or the fetcher
+ * cannot start. */
+static pol_snapshot *fetch_remote_keys(pol_snapshot *snap, fetch_report *r)
+{
+    srv_keyfetch fetcher;
+    pol_snapshot *out = NULL;
+
+    memset(&fetcher, 0, sizeof fetcher); /* srv_keyfetch_free is safe on it */
+    memset(r, 0, sizeof *r);
+    r->sources = json_array();
+    if (!r->sources || srv_keyfetch_init(&fetcher, NULL) != 0 ||
+        srv_keyfetch_configure(&fetcher, snap) != 0 || srv_keyfetch_fetch_now(&fetcher, on_fetched, r) < 0 ||
+        r->out_of_memory)
+        goto done;
+    out = srv_keyfetch_attach(&fetcher, snap);
+    for (size_t i = 0; out && i < json_array_size(r->sources); i++) {
+        json_t *src = json_array_get(r->sources, i);
+        pol_key_owner owner = pol_snapshot_key_owner(out, r->owners[i]);
+        /* Fetched but not put in force (one key, one owner): serve would
+         * not use it either. */
+        bool refused = json_is_null(json_object_get(src, "error")) && owner.remote_keys == NULL;
+        r->failed += refused ? 1u : 0u;
+        r->keys += owner.remote_keys ? owner.remote_keys->keys.count : 0u;
+        if (json_object_set_new(src, "keys", key_list(&owner)) != 0 ||
+            (refused && json_object_set_new(src, "error", json_string(KEYS_REFUSED)) != 0)) {
+            pol_snapshot_release(out);
+            out = NULL;
+        }
+    }
+done:
+    if (!out)
+        fprintf(stderr, "tokengate: cannot fetch the remote keys: out of memory or no fetcher\n");
+    srv_keyfetch_stop(&fetcher);
+    srv_keyfetch_free(&fetcher);
+    return out;
+}
+
 int srv_cli_check_main(int argc, char **argv)
 {
     cli_opts o;
@@ -740,6 +881,30 @@ int srv_cli_check_main(int argc, char **argv)
         }
         srv_tls_free(tls);
     }
+    /* Offline unless asked: CI validates configs without network. */
+    fetch_report fetched = {.sources = NULL};
+    if (o.fetch) {
+        pol_snapshot *with_keys = fetch_remote_keys(snap, &fetched);
+        if (!with_keys) {
+            json_decref(fetched.sources);
+            pol_snapshot_release(snap);
+            return 2;
+        }
+        pol_snapshot_release(snap);
+        snap = with_keys;
+        size_t i;
+        json_t *src;
+        json_array_foreach(fetched.sources, i, src)
+        {
+            const json_t *cluster = json_object_get(src, "cluster");
+            const json_t *error = json_object_get(src, "error");
+            if (json_is_string(error))
+                fprintf(stderr, "tokengate: %s %s: fetch failed: %s\n",
+                        cluster ? "cluster" : "identity provider",
+                        json_string_value(cluster ? cluster : json_object_get(src, "provider")),
+                        json_string_value(error));
+        }
+    }
     int rc = 0;
     if (o.json) {
         json_t *doc = srv_cli_config_json(snap);
@@ -747,6 +912,7 @@ int srv_cli_check_main(int argc, char **argv)
         json_decref(doc);
         if (!text) {
             fprintf(stderr, "tokengate: out of memory while printing the config\n");
+            json_decref(fetched.sources);
             pol_snapshot_release(snap);
             return 2;
         }
@@ -761,18 +927,26 @@ int srv_cli_check_main(int argc, char **argv)
         fprintf(stderr, "tokengate: %s: %zu warning%s, fatal with --strict\n", o.config, w,
                 w == 1 ? "" : "s");
         rc = 2;
+    } else if (fetched.failed > 0) {
+        fprintf(stderr, "tokengate: %s: %zu of %zu remote key source%s failed\n", o.config, fetched.failed,
+                json_array_size(fetched.sources), json_array_size(fetched.sources) == 1 ? "" : "s");
+        rc = 1;
     } else if (!o.json) {
         printf("ok: %s: %zu cluster%s, %zu key%s, %zu rule%s", o.config, snap->cluster_count,
                snap->cluster_count == 1 ? "" : "s", snap->key_count, snap->key_count == 1 ? "" : "s",
                snap->rule_count, snap->rule_count == 1 ? "" : "s");
         if (snap->provider_count > 0)
             printf(", %zu identity provider%s", snap->provider_count, snap->provider_count == 1 ? "" : "s");
+        if (o.fetch)
+            printf(", %zu fetched key%s from %zu source%s", fetched.keys, fetched.keys == 1 ? "" : "s",
+                   json_array_size(fetched.sources), json_array_size(fetched.sources) == 1 ? "" : "s");
         if (snap->server.tls.enabled)
             printf(snap->server.tls.client_ca_file.len > 0 ? ", mutual TLS" : ", TLS");
         if (w > 0)
             printf(", %zu warning%s", w, w == 1 ? "" : "s");
         printf("\n");
     }
+    json_decref(fetched.sources);
     pol_snapshot_release(snap);
     return rc;
 }

@@ -506,6 +506,8 @@ done:
     return rc;
 }
 
+/* Fetches |job|'s keys; on return job->keys is set, or job->cause says why
+ * not. */
 static void run_job(fetch_job *job, atomic_bool *stop)
 {
     body_buf b = {.max_age = -1, .stop = stop};
@@ -514,7 +516,7 @@ static void run_job(fetch_job *job, atomic_bool *stop)
     job->max_age = -1;
     if (job->discovery) {
         if (discover(job, stop) != 0) {
-            return;
+            goto done;
         }
     } else {
         snprintf(job->uri, sizeof(job->uri), "%s", job->jwks_uri);
@@ -533,6 +535,9 @@ static void run_job(fetch_job *job, atomic_bool *stop)
         memset(job->digest, 0, sizeof(job->digest));
     }
 done:
+    if (job->keys == NULL && job->cause[0] == '\0') {
+        snprintf(job->cause, sizeof(job->cause), "fetch did not complete");
+    }
     free(b.data);
 }
 
@@ -559,6 +564,30 @@ static srv_keyfetch_entry *find_entry(srv_keyfetch *f, const fetch_job *job)
         }
     }
     return NULL;
+}
+
+/* Copies what fetching |e| needs into |job| (zeroed first). Lock held.
+ * Returns 0, or -1 when out of memory (|job| then holds nothing). */
+static int job_from_entry(const srv_keyfetch_entry *e, fetch_job *job)
+{
+    memset(job, 0, sizeof(*job));
+    job->provider = e->provider;
+    job->name = dup_text(e->name);
+    job->issuer = dup_text(e->issuer);
+    job->jwks_uri = dup_text(e->jwks_uri);
+    job->ca_file = dup_text(e->ca_file);
+    job->bearer_token_file = dup_text(e->bearer_token_file);
+    job->discovery = e->discovery;
+    job->timeout = (long)e->fetch_timeout_seconds;
+    job->trigger = e->trigger;
+    if (job->name == NULL || job->issuer == NULL || (e->jwks_uri != NULL && job->jwks_uri == NULL) ||
+        (e->ca_file != NULL && job->ca_file == NULL) ||
+        (e->bearer_token_file != NULL && job->bearer_token_file == NULL)) {
+        job_free(job);
+        memset(job, 0, sizeof(*job));
+        return -1;
+    }
+    return 0;
 }
 
 /* Marks the key owners a kid miss named as due now, unless one was fetched
@@ -600,26 +629,13 @@ static bool take_due(srv_keyfetch *f, uint64_t now, fetch_job *job)
     if (best == NULL) {
         return false;
     }
-    memset(job, 0, sizeof(*job));
-    job->provider = best->provider;
-    job->name = dup_text(best->name);
-    job->issuer = dup_text(best->issuer);
-    job->jwks_uri = dup_text(best->jwks_uri);
-    job->ca_file = dup_text(best->ca_file);
-    job->bearer_token_file = dup_text(best->bearer_token_file);
-    job->discovery = best->discovery;
-    job->timeout = (long)best->fetch_timeout_seconds;
-    job->trigger = best->trigger;
     /* Not due again until this fetch's outcome says when. */
     best->due_ms = UINT64_MAX;
-    best->trigger = "schedule";
-    if (job->name == NULL || job->issuer == NULL || (best->jwks_uri != NULL && job->jwks_uri == NULL) ||
-        (best->ca_file != NULL && job->ca_file == NULL) ||
-        (best->bearer_token_file != NULL && job->bearer_token_file == NULL)) {
+    if (job_from_entry(best, job) != 0) {
         best->due_ms = now + FIRST_BACKOFF_MS;
-        job_free(job);
         return false;
     }
+    best->trigger = "schedule";
     return true;
 }
 
@@ -641,8 +657,9 @@ static uint64_t next_backoff(srv_keyfetch_entry *e)
 }
 
 /* Records |job|'s outcome in its entry (if the config still has it) and
- * logs it. Returns true when the cluster's key set changed. */
-static bool apply_result(srv_keyfetch *f, fetch_job *job, uint64_t now)
+ * logs it when |emit| (a command line reports it itself). Returns true when
+ * the cluster's key set changed. */
+static bool apply_result(srv_keyfetch *f, fetch_job *job, uint64_t now, bool emit)
 {
     bool changed = false;
     uint64_t delay = 0;
@@ -683,9 +700,9 @@ static bool apply_result(srv_keyfetch *f, fetch_job *job, uint64_t now)
         e->due_ms = now + delay;
     }
     uv_mutex_unlock(&f->lock);
-    if (e == NULL) {
-        json_decref(ev);
-        return false; /* a reload removed or replaced the owner meanwhile */
+    if (e == NULL || !emit) {
+        json_decref(ev); /* e NULL: a reload removed or replaced the owner meanwhile */
+        return changed;
     }
     json_object_set_new(ev, job->provider ? "provider" : "cluster", json_string(job->name));
     json_object_set_new(ev, "result", json_string(job->cause[0] == '\0' ? "success" : "failure"));
@@ -723,10 +740,7 @@ static void service(srv_keyfetch *f)
             break;
         }
         run_job(&job, &f->stop);
-        if (job.keys == NULL && job.cause[0] == '\0') {
-            snprintf(job.cause, sizeof(job.cause), "fetch did not complete");
-        }
-        changed |= apply_result(f, &job, now_ms());
+        changed |= apply_result(f, &job, now_ms(), true);
         job_free(&job);
     }
     if (changed) {
@@ -823,6 +837,79 @@ void srv_keyfetch_stop(srv_keyfetch *f)
     uv_async_send(&f->wake);
     uv_thread_join(&f->thread);
     f->thread_started = false;
+}
+
+/* srv_keyfetch_fetch_now's jobs, shared by its threads. */
+typedef struct fetch_run {
+    fetch_job *jobs;
+    size_t count;
+    atomic_size_t next; /* the next job to take */
+    atomic_bool *stop;
+} fetch_run;
+
+static void fetch_run_main(void *arg)
+{
+    fetch_run *run = arg;
+
+    for (;;) {
+        size_t i = atomic_fetch_add(&run->next, 1u);
+        if (i >= run->count) {
+            return;
+        }
+        run_job(&run->jobs[i], run->stop);
+    }
+}
+
+int srv_keyfetch_fetch_now(srv_keyfetch *f, srv_keyfetch_report_fn *report, void *ctx)
+{
+    uv_thread_t threads[SRV_KEYFETCH_NOW_THREADS];
+    size_t started = 0, prepared = 0;
+    int failed = -1;
+    fetch_run run = {.count = f->entry_count, .stop = &f->stop};
+
+    atomic_init(&run.next, 0);
+    run.jobs = calloc(run.count > 0 ? run.count : 1u, sizeof(*run.jobs));
+    if (run.jobs == NULL) {
+        return -1;
+    }
+    uv_mutex_lock(&f->lock);
+    while (prepared < run.count && job_from_entry(&f->entries[prepared], &run.jobs[prepared]) == 0) {
+        prepared++;
+    }
+    uv_mutex_unlock(&f->lock);
+    if (prepared < run.count) {
+        goto done;
+    }
+    while (started < run.count && started < SRV_KEYFETCH_NOW_THREADS &&
+           uv_thread_create(&threads[started], fetch_run_main, &run) == 0) {
+        started++;
+    }
+    fetch_run_main(&run); /* this thread helps, and alone does it all when none started */
+    for (size_t t = 0; t < started; t++) {
+        uv_thread_join(&threads[t]);
+    }
+    failed = 0;
+    for (size_t i = 0; i < run.count; i++) {
+        fetch_job *job = &run.jobs[i];
+        srv_keyfetch_outcome out = {
+            .provider = job->provider,
+            .name = job->name,
+            .owner_index = f->entries[i].index,
+            .uri = job->uri,
+            .error = job->keys == NULL ? job->cause : NULL,
+        };
+        failed += job->keys == NULL ? 1 : 0;
+        (void)apply_result(f, job, now_ms(), false);
+        if (report != NULL) {
+            report(ctx, &out);
+        }
+    }
+done:
+    for (size_t i = 0; i < prepared; i++) {
+        job_free(&run.jobs[i]);
+    }
+    free(run.jobs);
+    return failed;
 }
 
 void srv_keyfetch_free(srv_keyfetch *f)

@@ -92,6 +92,32 @@ void srv_keyfetch_write_metrics(srv_keyfetch *f, FILE *out);
  * srv_keyfetch_kid_miss may follow. Safe on a failed or unstarted fetcher. */
 void srv_keyfetch_stop(srv_keyfetch *f);
 
+/* Threads srv_keyfetch_fetch_now fetches on, besides the caller's. */
+#define SRV_KEYFETCH_NOW_THREADS 7u
+
+/* One remote owner's fetch by srv_keyfetch_fetch_now. Every pointer is
+ * borrowed, valid during the report call only. */
+typedef struct srv_keyfetch_outcome {
+    bool provider;      /* else a cluster */
+    const char *name;   /* the cluster's or provider's */
+    size_t owner_index; /* key owner index in the configured snapshot */
+    const char *uri;    /* the JWKS URL fetched; "" when discovery failed before one */
+    const char *error;  /* the cause, as a jwks_refresh line gives it; NULL on success */
+} srv_keyfetch_outcome;
+
+typedef void srv_keyfetch_report_fn(void *ctx, const srv_keyfetch_outcome *outcome);
+
+/* Fetches every remote owner srv_keyfetch_configure gave |f| once, now, for
+ * a command (explain, check --fetch) rather than a server: up to
+ * SRV_KEYFETCH_NOW_THREADS + 1 at a time on threads of their own, each
+ * bounded by its fetch_timeout_seconds, and returns when all have answered
+ * or failed. The fetch thread must not be running. Results are kept as the
+ * fetch thread keeps them (srv_keyfetch_attach then puts them in force) and
+ * each is passed to |report| (may be NULL) in config order; nothing is
+ * logged. Returns the number of failed fetches, or -1 when out of memory
+ * (nothing fetched). */
+int srv_keyfetch_fetch_now(srv_keyfetch *f, srv_keyfetch_report_fn *report, void *ctx);
+
 /* Releases everything (after srv_keyfetch_stop). */
 void srv_keyfetch_free(srv_keyfetch *f);
 

@@ -262,7 +262,8 @@ class CliTest(unittest.TestCase):
     def test_check_usage_errors(self):
         for args in (["check"], ["check", "-c"], ["check", "-c", self.config, "extra"],
                      ["check", "--bogus", "-c", self.config], ["check", "-c", "/nonexistent.json"],
-                     ["check", "--strict=yes", "-c", self.config], ["check", "--json=1", "-c", self.config]):
+                     ["check", "--strict=yes", "-c", self.config], ["check", "--json=1", "-c", self.config],
+                     ["check", "--fetch=1", "-c", self.config], ["check", "--no-fetch", "-c", self.config]):
             with self.subTest(args=args):
                 out = run(*args)
                 self.assertEqual(out.returncode, 2)
@@ -373,6 +374,8 @@ class CliTest(unittest.TestCase):
                      ["explain", "-c", self.config, "--now", "soon", self.token_a],
                      ["explain", "-c", self.config, "--bogus", self.token_a],
                      ["explain", "-c", self.config, "--json=yes", self.token_a],
+                     ["explain", "-c", self.config, "--fetch", self.token_a],
+                     ["explain", "-c", self.config, "--no-fetch=1", self.token_a],
                      ["explain", self.token_a],
                      ["explain", "-c", os.path.join(self.dir, "missing.json"), self.token_a]):
             with self.subTest(args=args):
