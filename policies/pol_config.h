@@ -5,7 +5,12 @@
  * duplicate cluster names. Every error names the file, the JSON path (e.g.
  * clusters[1].source_cidrs[0]) and the offending value; syntax errors give
  * line and column. Relative paths are resolved against the config file's
- * folder. */
+ * folder.
+ *
+ * pol_config reads the server settings (listeners, limits, timeouts, TLS)
+ * and wires the section loaders: pol_cluster_load, pol_provider_load and
+ * pol_rule_load, with the key sources in pol_keysrc, all on the context,
+ * reports and typed readers of pol_cfg and the validators of pol_cfgcheck. */
 #ifndef POL_CONFIG_H
 #define POL_CONFIG_H
 

@@ -2,7 +2,7 @@
 and the examples:
 
 - its key set is the loader's: every `static const char *const ...[]` key
-  list in policies/pol_config.c is compared with the schema object it
+  list in the config loader (LOADER_FILES) is compared with the schema object it
   describes (a new list must be mapped here), and the README's configuration
   tables list the same keys;
 - every example config (examples/**/*.json, the ConfigMaps) and every config
@@ -48,7 +48,12 @@ def schema_object(path):
     return node
 
 
-# (function of pol_config.c, name of its key list) -> the object it checks.
+# The config loader's files under policies/: pol_config.c reads the server
+# settings and wires the section loaders.
+LOADER_FILES = ("pol_config.c", "pol_cluster_load.c", "pol_provider_load.c", "pol_rule_load.c", "pol_keysrc.c",
+                "pol_cfg.c")
+
+# (function of the loader, name of its key list) -> the object it checks.
 LOADER_LISTS = {
     ("parse_top", "keys"): "",
     ("parse_top", "cache_keys"): "token_cache",
@@ -56,7 +61,7 @@ LOADER_LISTS = {
     ("parse_cluster", "keys"): "clusters",
     ("get_claim_headers", "keys"): "clusters.claim_to_headers",
     ("parse_rule", "keys"): "rules",
-    ("get_peer_binding", "keys"): "clusters.peer_binding",
+    ("pol_rule_load_peer_binding", "keys"): "clusters.peer_binding",
     ("parse_provider", "keys"): "identity_providers",
     ("parse_provider", "mapping_keys"): "identity_providers.claim_mappings",
     ("parse_claim_mapping", "keys"): "identity_providers.claim_mappings.username",
@@ -66,21 +71,22 @@ LOADER_LISTS = {
 # Lists of a key's allowed string values: -> that key (a dotted path), whose schema is an enum.
 LOADER_CHOICES = {
     ("parse_top", "deny_details"): "deny_details",
-    ("get_peer_binding", "modes"): "clusters.peer_binding.mode",
+    ("pol_rule_load_peer_binding", "modes"): "clusters.peer_binding.mode",
     ("parse_top", "http_styles"): "http_style",
 }
 
 
 def loader_key_lists():
-    """{(function, list name): [keys]} from pol_config.c's source."""
-    source = read_text("policies", "pol_config.c")
+    """{(function, list name): [keys]} from the loader's sources (LOADER_FILES)."""
     lists = {}
-    for m in re.finditer(r"static const char \*const (\w+)\[\] = \{(.*?)\};", source, re.S):
-        head = source[:m.start()]
-        fm = list(re.finditer(r"^(?:static\s+)?[a-z_ ]+\**\s*\b([a-z_0-9]+)\([^;]*?\)\s*\{", head, re.M | re.S))
-        function = fm[-1].group(1) if fm else None
-        keys = re.findall(r'"([^"]*)"', m.group(2))
-        lists[(function, m.group(1))] = keys
+    for name in LOADER_FILES:
+        source = read_text("policies", name)
+        for m in re.finditer(r"static const char \*const (\w+)\[\] = \{(.*?)\};", source, re.S):
+            head = source[:m.start()]
+            fm = list(re.finditer(r"^(?:static\s+)?[a-z_ ]+\**\s*\b([a-z_0-9]+)\([^;]*?\)\s*\{", head, re.M | re.S))
+            function = fm[-1].group(1) if fm else None
+            keys = re.findall(r'"([^"]*)"', m.group(2))
+            lists[(function, m.group(1))] = keys
     return lists
 
 
@@ -190,7 +196,7 @@ class KeySets(unittest.TestCase):
                 continue
             with self.subTest(list=where):
                 self.assertIn(where, LOADER_LISTS,
-                              f"pol_config.c has a new key list {where}: map it to its object in the schema")
+                              f"the loader has a new key list {where}: map it to its object in the schema")
                 props = schema_object(LOADER_LISTS[where])["properties"]
                 self.assertEqual(sorted(keys), sorted(props), f"{where} vs schema {LOADER_LISTS[where]!r}")
                 self.assertIs(schema_object(LOADER_LISTS[where]).get("additionalProperties"), False)
