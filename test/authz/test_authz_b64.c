@@ -125,3 +125,38 @@ Test(b64, encode_buffer_too_small)
     cr_assert_eq(authz_b64url_encode(in, sizeof in, text, 8), 0);
     cr_assert_eq(text[0], '\0', "a refused encode leaves an empty string");
 }
+
+/* Every byte value at every place of a group of four and of the two- and
+ * three-digit tails: accepted exactly when it is a base64url digit (whose
+ * bits below the last whole byte are zero, in a tail), and then decoded to
+ * its value at that place. The alphabet here is written out independently
+ * of the decoder's tables. */
+Test(b64, every_byte_at_every_place)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t len = 2; len <= 4; len++) {
+        for (size_t place = 0; place < len; place++) {
+            for (int b = 0; b < 256; b++) {
+                char text[4] = {'A', 'A', 'A', 'A'};
+                unsigned char out[8] = {0};
+                text[place] = (char)b;
+                const char *at = b != 0 ? memchr(alphabet, b, 64) : NULL;
+                unsigned value = at ? (unsigned)(at - alphabet) : 0;
+                /* Bits of this digit that fall below the last whole byte of a tail. */
+                unsigned dropped =
+                    len == 4 ? 0u : (place == len - 1 ? (len == 2 ? value & 0xfu : value & 0x3u) : 0u);
+                bool valid = at != NULL && dropped == 0;
+                long n = authz_b64url_decode((authz_slice){text, len}, out, sizeof out);
+                if (!valid) {
+                    cr_assert_eq(n, -1, "byte 0x%02x at %zu of %zu accepted", (unsigned)b, place, len);
+                    continue;
+                }
+                cr_assert_eq(n, (long)(len * 3 / 4), "byte 0x%02x at %zu of %zu", (unsigned)b, place, len);
+                uint32_t got = (uint32_t)out[0] << 16 | (uint32_t)out[1] << 8 | out[2];
+                cr_assert_eq(got, (uint32_t)value << (18 - 6 * place),
+                             "byte 0x%02x at %zu of %zu decoded 0x%06x", (unsigned)b, place, len,
+                             (unsigned)got);
+            }
+        }
+    }
+}
