@@ -253,6 +253,7 @@ static void protocol_error(srv_http_conn *c, int status)
 {
     authz_slice a = srv_httpauth_protocol_error(status);
 
+    srv_metrics_count_http_error(&c->w->metrics, status);
     c->close_after_write = true;
     c->in_request = false;
     if (send_plain(c, (const uint8_t *)a.ptr, a.len) != 0) {

@@ -13,6 +13,7 @@ static const char *const duration_le[SRV_METRICS_DURATION_BUCKETS] = {
     "1e-05", "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025",
     "0.005", "0.01",    "0.025", "0.05",   "0.1",     "0.25",   "0.5",   "1.0"};
 static const char *const decision_names[SRV_DECISION_KINDS] = {"allow", "deny", "shadow_deny"};
+static const int http_error_statuses[SRV_METRICS_HTTP_ERRORS] = {400, 408, 413, 414, 431};
 
 static int rows_init(srv_metrics_rows *t, size_t capacity)
 {
@@ -111,6 +112,16 @@ void srv_metrics_count_check(srv_metrics *m, const pol_snapshot *snap, const pol
     }
     srv_counter_add(&m->duration_buckets[bucket], 1);
     srv_counter_add(&m->duration_sum_ns, duration_ns);
+}
+
+void srv_metrics_count_http_error(srv_metrics *m, int status)
+{
+    for (size_t i = 0; i < SRV_METRICS_HTTP_ERRORS; i++) {
+        if (http_error_statuses[i] == status) {
+            srv_counter_add(&m->http_errors[i], 1);
+            return;
+        }
+    }
 }
 
 /* Label values as the text format wants them: \\, \" and \n escaped. */
@@ -264,6 +275,22 @@ static void write_one(FILE *out, const char *name, const char *type, const char 
             (unsigned long long)value);
 }
 
+/* Writes counter family |name| with a series per nonzero counter of the
+ * array at |offset|, from index |first| to |n| - 1, labelled code=|codes|[i]
+ * (code=i when |codes| is NULL). */
+static void write_by_code(FILE *out, const char *name, const char *help, srv_metrics *const *workers,
+                          size_t count, size_t offset, const int *codes, size_t first, size_t n)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t i = first; i < n; i++) {
+        uint64_t v = sum(workers, count, offset + i * sizeof(srv_counter));
+        if (v > 0) {
+            fprintf(out, "%s{code=\"%d\"} %llu\n", name, codes != NULL ? codes[i] : (int)i,
+                    (unsigned long long)v);
+        }
+    }
+}
+
 void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count)
 {
     static const row_label by_cluster = {"tokengate_decisions_total", "cluster",
@@ -299,16 +326,12 @@ void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count)
               sum(workers, count, offsetof(srv_metrics, connections)));
     write_one(out, "tokengate_streams_in_flight", "gauge", "HTTP/2 streams open.",
               sum(workers, count, offsetof(srv_metrics, streams)));
-    fputs(
-        "# HELP tokengate_grpc_errors_total Calls answered with a gRPC error status instead of a decision.\n"
-        "# TYPE tokengate_grpc_errors_total counter\n",
-        out);
-    for (size_t code = 1; code < SRV_METRICS_GRPC_CODES; code++) {
-        uint64_t n = sum(workers, count, offsetof(srv_metrics, grpc_errors) + code * sizeof(srv_counter));
-        if (n > 0) {
-            fprintf(out, "tokengate_grpc_errors_total{code=\"%zu\"} %llu\n", code, (unsigned long long)n);
-        }
-    }
+    write_by_code(out, "tokengate_grpc_errors_total",
+                  "Calls answered with a gRPC error status instead of a decision.", workers, count,
+                  offsetof(srv_metrics, grpc_errors), NULL, 1, SRV_METRICS_GRPC_CODES);
+    write_by_code(out, "tokengate_http_errors_total",
+                  "HTTP listener requests answered with a protocol error instead of a decision.", workers,
+                  count, offsetof(srv_metrics, http_errors), http_error_statuses, 0, SRV_METRICS_HTTP_ERRORS);
 }
 
 static void rows_free(srv_metrics_rows *t)

@@ -26,6 +26,8 @@
 #define SRV_METRICS_DURATION_BUCKETS 16u
 /* gRPC status codes 0-16. */
 #define SRV_METRICS_GRPC_CODES 17u
+/* The HTTP listener's protocol error statuses: 400, 408, 413, 414, 431. */
+#define SRV_METRICS_HTTP_ERRORS 5u
 
 typedef enum srv_decision_kind {
     SRV_DECISION_ALLOW,
@@ -63,6 +65,7 @@ typedef struct srv_metrics {
     srv_counter connections;
     srv_counter streams;
     srv_counter grpc_errors[SRV_METRICS_GRPC_CODES];
+    srv_counter http_errors[SRV_METRICS_HTTP_ERRORS]; /* by srv_metrics_count_http_error's status */
     char pad_back[64];
 } srv_metrics;
 
@@ -98,9 +101,14 @@ int srv_metrics_bind(srv_metrics *m, const pol_snapshot *snap);
 void srv_metrics_count_check(srv_metrics *m, const pol_snapshot *snap, const pol_decision *d,
                              srv_decision_kind kind, uint64_t duration_ns);
 
+/* Counts one HTTP listener request answered with the protocol error
+ * |status| (400, 408, 413, 414 or 431; another status is not counted). */
+void srv_metrics_count_http_error(srv_metrics *m, int status);
+
 /* Writes the families summed over |workers| (|count| pointers) in the
  * Prometheus text format 0.0.4: decisions by cluster and by provider, peer
- * bindings, check duration, token cache, connections, streams, gRPC errors. */
+ * bindings, check duration, token cache, connections, streams, gRPC errors,
+ * HTTP listener protocol errors. */
 void srv_metrics_write(FILE *out, srv_metrics *const *workers, size_t count);
 
 void srv_metrics_free(srv_metrics *m);

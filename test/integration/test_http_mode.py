@@ -564,6 +564,16 @@ class DirectStyleTests(unittest.TestCase):
             self.assertEqual(status, 200)
             self.assertIn(b'tokengate_decisions_total{cluster="cluster-a",decision="deny",reason="missing_token"} 3',
                           body)
+            # Protocol errors are no decisions: counted by status on their own.
+            many = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
+            for _ in range(2):
+                self.raw(server, b"GET /clusters/cluster-a/x HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+            self.raw(server, b"POST /clusters/cluster-a/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            self.raw(server, b"\x16\x03\x01 not http\r\n\r\n")
+            errors = {s.labels["code"]: s.value for s in server.metric_samples(admin, "tokengate_http_errors_total")}
+            self.assertEqual(errors, {"431": 2, "413": 1, "400": 1})
+            decided = sum(s.value for s in server.metric_samples(admin, "tokengate_decisions_total"))
+            self.assertEqual(decided, 3)
         finally:
             server.stop()
             shutil.rmtree(folder, ignore_errors=True)
